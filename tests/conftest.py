@@ -1,0 +1,22 @@
+"""Shared pytest fixtures.
+
+``data`` gives the shared recordings folder. When it is absent the test is skipped with
+the reason, except under ``CI=true``, where absence is a failure.
+"""
+
+import os
+
+import pytest
+
+from earshot.paths import data_dir
+
+
+@pytest.fixture(scope="session")
+def data():
+    path = data_dir(required=False)
+    if path is None:
+        msg = "shared recordings absent: set EARSHOT_DATA (default ../shared/data)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI=true requires them)")
+        pytest.skip(msg)
+    return path
