@@ -1,0 +1,41 @@
+# Earshot: the two commands a user needs are `make demo` and `make test`.
+# Everything else here is a step they run.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUILD := build
+CC ?= cc
+CORE_CFLAGS ?= -std=c99 -O2 -g -Wall -Wextra -fPIC
+
+include firmware/core/core.mk
+
+.PHONY: all setup build lib natmod demo test clean
+
+all: build
+
+# Create .venv and install the host tools with every extra (TensorFlow, the virtual board,
+# the reference engines), plus the Debian packages the tools call (when run as root).
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/setup.sh
+	touch $@
+
+# The C core as a shared library for CPython (ctypes): training features, scoring, parity tests.
+lib: $(BUILD)/libearshot.so
+
+$(BUILD)/libearshot.so: $(EARSHOT_CORE_SRC) $(EARSHOT_CORE_HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(CORE_CFLAGS) -shared -o $@ $(EARSHOT_CORE_SRC)
+
+build: lib
+
+demo: setup build
+	$(VENV)/bin/earshot demo
+
+test: setup build
+	$(VENV)/bin/pytest -ra
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Set up a fresh machine for Earshot: Debian packages the tools call, then .venv with the host
+# tools and every extra. Idempotent; safe to run again. Called by `make setup`.
+set -eu
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+# Debian packages: the Xtensa cross compiler (build proof and code size), TTS engines for the
+# synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile).
+APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festival \
+festvox-kallpc16k festvox-us-slt-hts sox libsndfile1 valgrind"
+
+missing=""
+for p in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian packages:$missing"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+    else
+        echo "setup: missing Debian packages:$missing (run as root: apt-get install$missing)" >&2
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[board,train,peers,test]"
+echo "setup: done ($VENV)"
