@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from earshot import audio, core, modelpkg
+from earshot.model import Model
 from earshot.paths import MODELS
 
 HOP_S = core.HOP_SAMPLES / core.SAMPLE_RATE_HZ  # 0.01 s
@@ -28,7 +29,7 @@ def score_samples(samples: np.ndarray, model_dir=None, *, vad: bool = True) -> d
     hops in which the model ran). Raises ValueError for a bad model package.
     """
     manifest, blob = modelpkg.load(model_dir or default_model_dir())
-    model = core.Model(blob) if hasattr(core, "Model") else _model(blob)
+    model = Model(blob)
     det = core.Detector(model, vad=vad)
     res = det.run(np.ascontiguousarray(samples, dtype=np.int16))
     n_hops = len(res.probs)
@@ -43,12 +44,6 @@ def score_samples(samples: np.ndarray, model_dir=None, *, vad: bool = True) -> d
         "detections": [round((int(i) + 1) * HOP_S, 2) for i in res.detections],
         "vad_duty": round(stats["model_hops"] / stats["hops"], 4) if stats["hops"] else 0.0,
     }
-
-
-def _model(blob):
-    from earshot.model import Model
-
-    return Model(blob)
 
 
 def score_file(path, model_dir=None, *, vad: bool = True, notify=None) -> dict:
