@@ -13,7 +13,7 @@ import sys
 from earshot import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "score", "board"]
+COMMANDS = ["demo", "score", "board", "train", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

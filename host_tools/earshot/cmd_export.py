@@ -1,0 +1,40 @@
+"""``earshot export``: write a model package's int8 .tflite or Earshot blob to a file."""
+
+import argparse
+import shutil
+
+
+def register(sub):
+    p = sub.add_parser(
+        "export",
+        help="export a model as int8 .tflite or Earshot blob",
+        description="Copy a checked model out of its package: --format tflite gives the int8 "
+        "TFLite flatbuffer (runs in TFLite / TFLite Micro), --format blob the Earshot blob.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--format", choices=("tflite", "blob"), default="tflite")
+    p.add_argument("--model", metavar="DIR", default="models/alexa", help="package folder")
+    p.add_argument("--out", metavar="FILE", required=True, help="output file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import sys
+
+    from earshot import modelpkg
+
+    try:
+        if args.format == "tflite":
+            src = modelpkg.tflite_path(args.model)
+            shutil.copyfile(src, args.out)
+            n = src.stat().st_size
+        else:
+            _, blob = modelpkg.load(args.model)
+            with open(args.out, "wb") as f:
+                f.write(blob)
+            n = len(blob)
+    except (ValueError, OSError) as exc:
+        print(f"earshot export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({n} B, {args.format})")
+    return 0

@@ -1,0 +1,494 @@
+"""Train a wake-word model and package it: synthetic positives, real negatives, int8 export.
+
+Pipeline (:func:`train`):
+
+1. Synthetic speech (:mod:`earshot.synth`): positives of the wake word, filtered by
+   :func:`earshot.synth.check_positive`; confusable words and sentences as negatives. Cached
+   under ``build/synth/``.
+2. Windows of ``T = arch.receptive_field(cfg)`` feature rows, features from the C core
+   (:func:`earshot.dataset.features`):
+
+   - positives: each clip, preceded by silence or real negative speech and augmented
+     (:func:`earshot.synth.augment`) several times; windows whose last row lies 0..``max_shift_ms``
+     after the end of the word (label 1), and one window ending well before it (label 0: an
+     unfinished word);
+   - synthetic negatives, augmented, windows at random ends (label 0);
+   - real negatives (:func:`earshot.dataset.training_negatives`, never the held-out part or the
+     development positives), joined into streams, windows every ``stride_hops`` (label 0), plus
+     an augmented copy;
+   - noise-only windows (coloured noise, hum) at random levels (label 0).
+3. Keras training (binary cross-entropy on the logit, class weights), then hard-negative
+   mining: score every real-negative window at the streaming output stride, add the
+   highest-scoring ones and fine-tune.
+4. Int8 conversion (:func:`earshot.arch.to_tflite_int8`), detector settings chosen on the
+   training side only (synthetic validation positives and training negative streams), the blob
+   (:func:`earshot.blob.from_tflite`) and the package (:func:`earshot.modelpkg.write`).
+
+The development clips ``wake-word-benchmark/alexa`` are never read here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earshot import dataset, synth
+from earshot.paths import BUILD
+
+HOP = 160  # samples per hop (ES_HOP_SAMPLES)
+
+#: Training configuration defaults; a JSON config overrides any subset (deep merge).
+DEFAULT_CONFIG = {
+    "wake_word": "alexa",
+    "seed": 1,
+    "arch": None,  # None: earshot.arch.DEFAULT_ARCH
+    "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True},
+    "positives": {"copies": 3, "shifts": 3, "max_shift_ms": 250, "early_negative": True},
+    "synth_negatives": {"copies": 2, "windows": 3},
+    "real_negatives": {
+        "sources": ["wwb", "precise", "wuw"],
+        "max_clips": None,
+        "stride_hops": 12,
+        "augmented_copy": True,
+    },
+    "noise_windows": 3000,
+    "validation_fraction": 0.1,
+    "epochs": 12,
+    "batch_size": 256,
+    "learning_rate": 0.003,
+    "positive_weight": 1.0,
+    "mining": {"rounds": 1, "top_k": 3000, "epochs": 4, "learning_rate": 0.0005},
+    "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05},
+    "threads": 2,
+}
+
+
+def load_config(path=None, overrides: dict | None = None) -> dict:
+    """DEFAULT_CONFIG deep-merged with the JSON file ``path`` and then ``overrides``.
+
+    Raises ValueError for an unknown key (a typo would otherwise be silently ignored).
+    """
+
+    def merge(base: dict, new: dict, where: str) -> dict:
+        out = copy.deepcopy(base)
+        for k, v in new.items():
+            if k not in base:
+                raise ValueError(f"config: unknown key {where}{k!r}")
+            if isinstance(base[k], dict) and isinstance(v, dict):
+                out[k] = merge(base[k], v, f"{where}{k}.")
+            else:
+                out[k] = v
+        return out
+
+    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read config ({exc})") from exc
+        data.pop("comment", None)
+        cfg = merge(cfg, data, "")
+    if overrides:
+        cfg = merge(cfg, overrides, "")
+    return cfg
+
+
+# --- windows ----------------------------------------------------------------------------------
+
+
+def end_row(end_sample: int) -> int:
+    """Feature row whose 30 ms window is the first to contain sample ``end_sample - 1``.
+
+    Row i covers the window ending with the last sample of hop i (earshot.h), so the row
+    holding sample s is s // HOP.
+    """
+    return max(0, (int(end_sample) - 1) // HOP)
+
+
+def windows_ending(feats: np.ndarray, rows, frames: int) -> np.ndarray:
+    """Windows of ``frames`` rows ending (inclusive) at each of ``rows``: int8 (k, frames, 40).
+    Rows with too little history or beyond the end are skipped."""
+    rows = [r for r in rows if frames - 1 <= r < len(feats)]
+    if not rows:
+        return np.zeros((0, frames, feats.shape[1]), np.int8)
+    return np.stack([feats[r - frames + 1 : r + 1] for r in rows])
+
+
+class _Context:
+    """Real negative speech used as preceding context and babble noise."""
+
+    def __init__(self, clips: list[np.ndarray]):
+        self.clips = clips
+
+    def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
+        """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
+        n = frames * HOP + int(rng.integers(0, 8000))
+        if rng.random() < 0.5 or not self.clips:
+            return np.zeros(n, np.int16)
+        clip = self.clips[rng.integers(len(self.clips))]
+        seg = np.resize(clip, max(n, len(clip)))[-n:].astype(np.float32)
+        gap = np.zeros(int(rng.integers(800, 8000)), np.float32)
+        level = 10 ** (rng.uniform(-20, 0) / 20) * 16000 / (np.max(np.abs(seg)) + 1)
+        return np.concatenate([seg * level, gap])[-n:].astype(np.int16)
+
+
+def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, seed: int):
+    """Windows of synthetic positives ``cache`` clips ``idx``; returns (x int8, y uint8)."""
+    pc = cfg["positives"]
+    max_shift = int(pc["max_shift_ms"] // 10)
+    xs, ys = [], []
+    for i in idx:
+        clip, end = cache["audio"][i], int(cache["end"][i])
+        for c in range(pc["copies"]):
+            rng = np.random.default_rng([seed, 3, int(i), c])
+            pre = ctx.pre(rng, frames)
+            post = np.zeros(int(rng.integers(3200, 8000)), np.int16)
+            raw = np.concatenate([pre, clip, post])
+            aug, aug_end = synth.augment(raw, len(pre) + end, rng, speech=ctx.clips)
+            feats = dataset.features(aug)
+            e = end_row(aug_end)
+            n_shifts = min(pc["shifts"], max_shift + 1)
+            shifts = np.sort(rng.choice(max_shift + 1, size=n_shifts, replace=False))
+            w = windows_ending(feats, e + shifts, frames)
+            xs.append(w)
+            ys.append(np.ones(len(w), np.uint8))
+            if pc["early_negative"]:
+                w = windows_ending(feats, [e - int(rng.integers(25, 50))], frames)
+                xs.append(w)
+                ys.append(np.zeros(len(w), np.uint8))
+    return xs, ys
+
+
+def synth_negative_windows(cache: dict, cfg: dict, frames: int, ctx: _Context, seed: int):
+    nc = cfg["synth_negatives"]
+    xs = []
+    for i, clip in enumerate(cache["audio"]):
+        for c in range(nc["copies"]):
+            rng = np.random.default_rng([seed, 4, i, c])
+            pre = ctx.pre(rng, frames)
+            raw = np.concatenate([pre, clip, np.zeros(4800, np.int16)])
+            aug, _ = synth.augment(raw, len(raw), rng, speech=ctx.clips)
+            feats = dataset.features(aug)
+            lo, hi = end_row(len(pre)) + 20, len(feats) - 1
+            if hi <= lo:
+                continue
+            xs.append(windows_ending(feats, rng.integers(lo, hi + 1, nc["windows"]), frames))
+    return xs
+
+
+def stream(clips: list[np.ndarray], rng: np.random.Generator, gap: int = 4800) -> np.ndarray:
+    """Clips in a random order joined with ``gap`` samples of silence: int16 (n,)."""
+    out = []
+    silence = np.zeros(gap, np.int16)
+    for k in rng.permutation(len(clips)):
+        out += [clips[k], silence]
+    return np.concatenate(out) if out else np.zeros(0, np.int16)
+
+
+def noise_windows(n: int, frames: int, seed: int) -> np.ndarray:
+    """``n`` noise-only windows (coloured noise or hum, -60..-10 dBFS RMS)."""
+    xs = []
+    per = 20  # windows per generated noise stretch
+    for k in range(max(1, n // per)):
+        rng = np.random.default_rng([seed, 5, k])
+        length = (frames + per * 8) * HOP
+        if rng.random() < 0.8:
+            x = synth.colored_noise(length, rng.uniform(0, 2), rng)
+        else:
+            x = synth.hum(length, rng)
+        x = np.clip(x * 32768 * 10 ** (rng.uniform(-60, -10) / 20), -32768, 32767)
+        feats = dataset.features(x.astype(np.int16))
+        xs.append(windows_ending(feats, range(frames - 1, len(feats), 8), frames)[:per])
+    return np.concatenate(xs)[:n]
+
+
+def validation_probs(model, cache, idx, frames, stride, ctx, seed) -> list[np.ndarray]:
+    """Per validation positive: probabilities at the streaming outputs from 300 ms before to
+    400 ms after the end of the word (one augmented copy each, as in training)."""
+    out = []
+    for i in idx:
+        rng = np.random.default_rng([seed, 12, int(i)])
+        pre = ctx.pre(rng, frames)
+        raw = np.concatenate([pre, cache["audio"][i], np.zeros(8000, np.int16)])
+        aug, aug_end = synth.augment(raw, len(pre) + int(cache["end"][i]), rng, speech=ctx.clips)
+        feats = dataset.features(aug)
+        e = end_row(aug_end)
+        first = frames - 1 + ((max(frames - 1, e - 30) - (frames - 1)) // stride) * stride
+        rows = np.arange(first, min(len(feats), e + 41), stride)
+        out.append(_sigmoid(predict(model, windows_ending(feats, rows, frames))))
+    return out
+
+
+# --- model ------------------------------------------------------------------------------------
+
+
+def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None):
+    import keras
+
+    from earshot.arch import features_to_input
+
+    keras.utils.set_random_seed(seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(
+                lr, decay_steps=max(1, epochs * (len(x) // cfg["batch_size"] + 1))
+            )
+        ),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)],
+    )
+    batch = cfg["batch_size"]
+    rng = np.random.default_rng(seed)
+
+    class Data(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.order = rng.permutation(len(x))
+
+        def __len__(self):
+            return (len(x) + batch - 1) // batch
+
+        def __getitem__(self, k):
+            sel = np.sort(self.order[k * batch : (k + 1) * batch])
+            return features_to_input(x[sel]), y[sel].astype(np.float32), w[sel]
+
+        def on_epoch_end(self):
+            self.order = rng.permutation(len(x))
+
+    class Log(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            log(f"  epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f} acc "
+                f"{logs['binary_accuracy']:.4f}")
+
+    model.fit(Data(), epochs=epochs, verbose=0, callbacks=[Log()])
+
+
+def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
+    """Float logits of the Keras model for int8 windows (N, T, 40): float32 (N,)."""
+    from earshot.arch import features_to_input
+
+    out = [
+        model(features_to_input(x[k : k + batch]), training=False).numpy().ravel()
+        for k in range(0, len(x), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def stream_logits(model, feats: np.ndarray, frames: int, stride: int) -> np.ndarray:
+    """Logits at every streaming output of a feature stream (rows frames-1, +stride, ...)."""
+    rows = np.arange(frames - 1, len(feats), stride)
+    out = []
+    for k in range(0, len(rows), 2048):
+        out.append(predict(model, windows_ending(feats, rows[k : k + 2048], frames)))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def detections(probs: np.ndarray, cutoff: float, window: int, refractory: int) -> np.ndarray:
+    """Indices of outputs where the mean of the last ``window`` probabilities >= ``cutoff``,
+    skipping ``refractory`` outputs after each (the C core's posterior rule, in float)."""
+    if len(probs) < window:
+        return np.zeros(0, np.int64)
+    mean = np.convolve(probs, np.ones(window) / window, mode="valid")
+    hits, last = [], -(10**9)
+    for k in np.flatnonzero(mean >= cutoff):
+        if k - last > refractory:
+            hits.append(k + window - 1)
+            last = k
+    return np.asarray(hits, np.int64)
+
+
+def choose_cutoff(pos_probs, neg_stream_probs, hours: float, det: dict, stride: int, log):
+    """Lowest cutoff (0.50..0.99 in 0.01 steps) with false accepts per hour on the training
+    negative streams <= ``det["max_fa_per_hour"]``, plus ``det["margin"]``, at most 0.99.
+
+    ``pos_probs``: (N, k) probabilities of validation positives at their streaming outputs
+    around the word end; returns (cutoff, recall at it, false accepts at it).
+    """
+    refractory = int(np.ceil(det["refractory_ms"] / 10 / stride))
+    window = det["window"]
+    chosen = 0.99
+    for c in np.arange(0.50, 0.995, 0.01):
+        fa = sum(len(detections(p, c, window, refractory)) for p in neg_stream_probs)
+        if fa / hours <= det["max_fa_per_hour"]:
+            chosen = min(0.99, round(float(c) + det["margin"], 2))
+            break
+    fa = sum(len(detections(p, chosen, window, refractory)) for p in neg_stream_probs)
+    recall = float(np.mean([len(detections(p, chosen, window, 10**6)) > 0 for p in pos_probs]))
+    log(f"cutoff {chosen:.2f}: validation recall {recall:.3f}, {fa} false accepts in "
+        f"{hours:.2f} h of training negatives")
+    return chosen, recall, fa
+
+
+# --- pipeline ---------------------------------------------------------------------------------
+
+
+def train(cfg: dict, out_dir, log=print, cache_dir=None) -> dict:
+    """Run the whole pipeline for ``cfg`` (see :func:`load_config`) and write the model package
+    to ``out_dir``. Returns a summary dict (numbers measured during the run).
+
+    Raises ValueError for a bad config, FileNotFoundError when the recordings are missing.
+    """
+    t_start = time.monotonic()
+    threads = int(cfg["threads"])
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    from earshot import arch
+
+    seed = int(cfg["seed"])
+    wake_word = cfg["wake_word"]
+    arch_cfg = cfg["arch"] or arch.DEFAULT_ARCH
+    frames = arch.receptive_field(arch_cfg)
+    stride = arch.output_stride(arch_cfg)
+    cache_dir = Path(cache_dir or BUILD / "synth")
+    sc = cfg["synth"]
+
+    # 1. synthetic speech
+    log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
+    pos = synth.generate(
+        synth.positive_specs(sc["positives"], seed, wake_word),
+        cache_dir / f"{wake_word}-pos-s{seed}-n{sc['positives']}.npz",
+        check=sc["check"],
+        workers=sc["workers"],
+        progress="positives",
+    )
+    neg = synth.generate(
+        synth.negative_specs(sc["negatives"], seed),
+        cache_dir / f"neg-s{seed}-n{sc['negatives']}.npz",
+        check=False,
+        workers=sc["workers"],
+        progress="negatives",
+    )
+    log(f"positives kept {len(pos['audio'])}, dropped {len(pos['dropped'])}")
+    if len(pos["audio"]) < 2:
+        raise ValueError("fewer than 2 usable synthetic positives: check the TTS engines")
+
+    # 2. real negatives
+    rc = cfg["real_negatives"]
+    sources = dataset.training_negatives()
+    paths = [p for s in rc["sources"] for p in sources[s]]
+    rng = np.random.default_rng([seed, 6])
+    if rc["max_clips"] is not None:
+        paths = [paths[k] for k in sorted(rng.permutation(len(paths))[: rc["max_clips"]])]
+    real, failed = dataset.load_clips(paths)
+    log(f"real negatives: {len(real)} clips ({len(failed)} unreadable)")
+    ctx = _Context(real)
+
+    # split synthetic positives into train / validation by index (seeded)
+    n_pos = len(pos["audio"])
+    order = np.random.default_rng([seed, 7]).permutation(n_pos)
+    n_val = max(1, int(round(cfg["validation_fraction"] * n_pos)))
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+    t0 = time.monotonic()
+    xs, ys = positive_windows(pos, train_idx, cfg, frames, ctx, seed)
+    xs_neg = synth_negative_windows(neg, cfg, frames, ctx, seed)
+    ys += [np.zeros(len(a), np.uint8) for a in xs_neg]
+    xs += xs_neg
+    # real negative streams: clean, and an augmented copy (noise, reverb, level)
+    half = len(real) // 2
+    streams = [stream(real, np.random.default_rng([seed, 8]))]
+    if rc["augmented_copy"]:
+        arng = np.random.default_rng([seed, 9])
+        aug = [synth.augment(c, len(c), arng, speech=real, snr_db=(5, 30))[0] for c in real[:half]]
+        streams.append(stream(aug, arng))
+    stream_feats = [dataset.features(s) for s in streams]
+    hours = sum(len(s) for s in streams[:1]) / 16000 / 3600
+    for k, f in enumerate(stream_feats):
+        off = int(np.random.default_rng([seed, 10, k]).integers(rc["stride_hops"]))
+        w = windows_ending(f, range(frames - 1 + off, len(f), rc["stride_hops"]), frames)
+        xs.append(w)
+        ys.append(np.zeros(len(w), np.uint8))
+    xn = noise_windows(cfg["noise_windows"], frames, seed)
+    xs.append(xn)
+    ys.append(np.zeros(len(xn), np.uint8))
+    x = np.concatenate(xs)
+    y = np.concatenate(ys)
+    del xs, ys
+    n1 = int(y.sum())
+    log(f"windows: {n1} positive, {len(y) - n1} negative, T={frames} "
+        f"({time.monotonic() - t0:.0f} s)")
+    weight_pos = cfg["positive_weight"] * (len(y) - n1) / max(1, n1)
+    w = np.where(y == 1, weight_pos, 1.0).astype(np.float32)
+    w /= w.mean()
+
+    # 3. train, then mine hard negatives on the real negative streams
+    model = arch.build_model(arch_cfg)
+    t0 = time.monotonic()
+    log(f"training {cfg['epochs']} epochs on {len(x)} windows")
+    _fit(model, x, y, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
+    mc = cfg["mining"]
+    for r in range(mc["rounds"]):
+        cand = [windows_ending(f, range(frames - 1, len(f), stride), frames) for f in stream_feats]
+        cand = np.concatenate(cand)
+        logits = predict(model, cand)
+        top = np.argsort(-logits)[: mc["top_k"]]
+        log(f"mining round {r + 1}: {int(np.sum(logits > 0))} of {len(cand)} negative outputs "
+            f"above p=0.5; adding the top {len(top)}")
+        x = np.concatenate([x, cand[top]])
+        y = np.concatenate([y, np.zeros(len(top), np.uint8)])
+        w = np.concatenate([w, np.full(len(top), 2.0, np.float32)])
+        del cand
+        _fit(model, x, y, w, cfg, mc["epochs"], mc["learning_rate"], log, seed + r + 1)
+    train_s = time.monotonic() - t0
+
+    # 4. int8 conversion and detector settings (training side only)
+    rep = x[np.random.default_rng([seed, 11]).choice(len(x), size=min(500, len(x)), replace=False)]
+    tflite = arch.to_tflite_int8(model, rep)
+    pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed)
+    neg_probs = [_sigmoid(stream_logits(model, stream_feats[0], frames, stride))]
+    det = cfg["detector"]
+    cutoff, val_recall, val_fa = choose_cutoff(pos_probs, neg_probs, hours, det, stride, log)
+    refractory = int(np.ceil(det["refractory_ms"] / 10 / stride))
+    summary = {
+        "train_seconds": round(train_s, 1),
+        "total_seconds": round(time.monotonic() - t_start, 1),
+        "threads": threads,
+        "synthetic_positives": n_pos,
+        "synthetic_positives_dropped": len(pos["dropped"]),
+        "synthetic_negatives": len(neg["audio"]),
+        "real_negative_clips": len(real),
+        "real_negative_hours": round(hours, 3),
+        "windows": int(len(y)),
+        "validation_recall": round(val_recall, 4),
+        "validation_false_accepts": int(val_fa),
+        "cutoff": cutoff,
+        "window": det["window"],
+        "refractory": refractory,
+    }
+    # Keep the trained network before packaging, so packaging can be redone without training.
+    stage = BUILD / "train" / wake_word.replace(" ", "_")
+    stage.mkdir(parents=True, exist_ok=True)
+    (stage / "model.tflite").write_bytes(tflite)
+    (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    model.save(stage / "model.keras")
+    package(tflite, summary, out_dir, wake_word)
+    log(f"wrote {out_dir} in {time.monotonic() - t_start:.0f} s")
+    return summary
+
+
+def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:
+    """Blob from ``tflite`` with the detector settings in ``summary`` (cutoff 0..1, window,
+    refractory), written with the .tflite and manifest to ``out_dir``. Returns the manifest."""
+    from earshot import blob, modelpkg
+
+    model_blob = blob.from_tflite(
+        tflite,
+        cutoff=summary["cutoff"],
+        window=summary["window"],
+        refractory=summary["refractory"],
+    )
+    return modelpkg.write(out_dir, wake_word, model_blob, tflite, training=summary)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
