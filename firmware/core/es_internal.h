@@ -50,20 +50,22 @@ static inline int32_t es_clamp32(int32_t x, int32_t lo, int32_t hi) {
 // ---------------------------------------------------------------------------
 // Energy VAD on int8 log-mel features (es_vad.c).
 //
-// Per hop: level = sum of the ES_MEL_BINS features (int8 units: 8 per octave of
-// power, 0.376 dB, see es_tables.h). The noise floor (Q4 of level units) falls
-// fast and rises slowly:
+// Per hop: level = sum of the ES_MEL_BINS features (int8 steps of 0.376 dB, 8
+// per octave of power, see es_tables.h). The noise floor (Q4, level units)
+// falls fast and rises slowly:
 //   level < floor: floor += (level - floor) / 2^down_shift   (fast)
 //   otherwise:     floor += (level - floor) / 2^up_shift     (slow)
-// and never drops below min_floor. The gate opens at a hop whose level is at
-// least onset above the floor, and stays open for hangover hops after the last
-// such hop. About 60 integer operations per hop.
+// and never drops below ES_MEL_BINS * min_floor. A hop whose level is at least
+// ES_MEL_BINS * onset above the floor (before this hop's update) opens the gate;
+// it stays open for hangover hops after the last such hop. About 60 integer
+// operations per hop after the 40 additions of the level.
 typedef struct {
-    int16_t onset;       // level units above the floor that open the gate
-    int16_t min_floor;   // lowest floor, level units (quiet-room guard)
+    int8_t onset;        // per-bin steps above the floor that open the gate
+    int8_t min_floor;    // lowest floor, per-bin steps (int8 feature value)
     uint16_t hangover;   // hops the gate stays open after the last onset hop
     uint8_t down_shift;  // floor time constant while falling: 2^down_shift hops
     uint8_t up_shift;    // floor time constant while rising: 2^up_shift hops
+    uint8_t reserved[2];
 } es_vad_params_t;
 
 typedef struct {
@@ -76,8 +78,8 @@ typedef struct {
 
 // Writes the documented defaults (see es_vad.c) to *p.
 void es_vad_default_params(es_vad_params_t *p);
-// Initialises v with p (NULL: defaults). Returns ES_OK or ES_E_ARG (v NULL or
-// a shift above 15).
+// Initialises v with p (NULL: defaults). Returns ES_OK or ES_E_ARG (v NULL,
+// onset < 1 or a shift above 15).
 int es_vad_init(es_vad_t *v, const es_vad_params_t *p);
 void es_vad_reset(es_vad_t *v);
 // Updates the floor with one hop of ES_MEL_BINS features; returns 1 if the gate
@@ -105,7 +107,7 @@ typedef struct {
 // Returns ES_OK, or ES_E_ARG for s NULL, window outside 1..ES_MAX_WINDOW or
 // cutoff 0 (which would detect on silence).
 int es_posterior_init(es_posterior_t *s, uint8_t cutoff, uint8_t window, uint16_t refractory);
-// Empties the ring (zeros) and ends any refractory period.
+// Empties the ring (zeros) and ends any refractory period (as after init).
 void es_posterior_clear(es_posterior_t *s);
 // Adds one model output; returns 1 if a detection fires, else 0.
 int es_posterior_push(es_posterior_t *s, uint8_t prob);

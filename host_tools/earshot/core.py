@@ -84,11 +84,12 @@ class es_detector_stats_t(ctypes.Structure):  # noqa: N801
 
 class es_vad_params_t(ctypes.Structure):  # noqa: N801 (es_internal.h)
     _fields_ = [
-        ("onset", ctypes.c_int16),
-        ("min_floor", ctypes.c_int16),
+        ("onset", ctypes.c_int8),
+        ("min_floor", ctypes.c_int8),
         ("hangover", ctypes.c_uint16),
         ("down_shift", ctypes.c_uint8),
         ("up_shift", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 2),
     ]
 
 
@@ -198,3 +199,150 @@ def crc32(data: bytes, crc: int = 0) -> int:
     """CRC-32 of ``data`` continuing from ``crc`` (as ``zlib.crc32``), by es_crc32."""
     buf = bytes(data)
     return int(lib().es_crc32(crc & 0xFFFFFFFF, buf, len(buf)))
+
+
+def vad(features, *, onset=None, min_floor=None, hangover=None, down_shift=None, up_shift=None):
+    """Run the core's energy VAD (es_vad.c) over int8 features, shape (n_hops, 40).
+
+    Returns ``(gate, floor)``: gate uint8 (n_hops,), 1 where the gate is open; floor float64
+    (n_hops,), the noise floor after each hop as a per-bin mean (int8 feature steps).
+    Parameters left None take the C defaults (es_vad_default_params). Raises ValueError for
+    features of the wrong dtype/shape or parameters the core rejects.
+    """
+    f = np.asarray(features)
+    if f.dtype != np.int8 or f.ndim != 2 or f.shape[1] != MEL_BINS:
+        raise ValueError(f"features must be int8 of shape (n, {MEL_BINS}), got {f.dtype} {f.shape}")
+    f = np.ascontiguousarray(f)
+    so = lib()
+    params = es_vad_params_t()
+    so.es_vad_default_params(ctypes.byref(params))
+    for name, value in [
+        ("onset", onset),
+        ("min_floor", min_floor),
+        ("hangover", hangover),
+        ("down_shift", down_shift),
+        ("up_shift", up_shift),
+    ]:
+        if value is not None:
+            setattr(params, name, int(value))
+    state = es_vad_t()
+    if so.es_vad_init(ctypes.byref(state), ctypes.byref(params)) != 0:
+        raise ValueError(f"VAD parameters rejected by es_vad_init: {params_dict(params)}")
+    gate = np.zeros(len(f), dtype=np.uint8)
+    floor = np.zeros(len(f), dtype=np.float64)
+    for i in range(len(f)):
+        gate[i] = so.es_vad_update(ctypes.byref(state), f[i].ctypes.data)
+        floor[i] = state.floor_q4 / 16.0 / MEL_BINS
+    return gate, floor
+
+
+def vad_defaults() -> dict:
+    """The C VAD defaults (es_vad_default_params) as a dict."""
+    params = es_vad_params_t()
+    lib().es_vad_default_params(ctypes.byref(params))
+    return params_dict(params)
+
+
+def params_dict(s: ctypes.Structure) -> dict:
+    return {name: getattr(s, name) for name, _ in s._fields_ if name != "reserved"}
+
+
+def posterior(probs, cutoff: int, window: int, refractory: int) -> np.ndarray:
+    """Run the core's posterior smoothing (es_posterior.c) over uint8 model outputs.
+
+    Returns a uint8 array, 1 at each output that fired a detection. Raises ValueError for
+    parameters the core rejects (cutoff 0, window outside 1..32).
+    """
+    p = np.asarray(probs)
+    if p.dtype != np.uint8 or p.ndim != 1:
+        raise ValueError(f"probs must be 1-D uint8, got {p.dtype} {p.shape}")
+    so = lib()
+    state = es_posterior_t()
+    if not (0 <= cutoff <= 255 and 0 <= window <= 255 and 0 <= refractory <= 65535):
+        raise ValueError("cutoff and window must fit uint8, refractory uint16")
+    if so.es_posterior_init(ctypes.byref(state), cutoff, window, refractory) != 0:
+        raise ValueError(
+            f"posterior parameters rejected: cutoff={cutoff} (1..255), window={window} "
+            f"(1..{MAX_WINDOW})"
+        )
+    return np.array([so.es_posterior_push(ctypes.byref(state), int(v)) for v in p], np.uint8)
+
+
+@dataclass
+class DetectorResult:
+    """Per-hop output of :meth:`Detector.run`.
+
+    probs: uint8 (n_hops,), latest model probability (0..255) after each hop, 0 while the
+    gate keeps the model off. flags: uint8 (n_hops,), FLAG_* bits. detections: hop indices
+    (0-based within this call) where a detection fired.
+    """
+
+    probs: np.ndarray
+    flags: np.ndarray
+    detections: list[int] = field(default_factory=list)
+
+
+class Detector:
+    """The core's detector (es_detector.c) for one model: frontend, VAD gate, streaming
+    engine, posterior smoothing. State carries across :meth:`run` calls.
+
+    ``model`` is an ``earshot.model.Model`` (its ``_handle`` is the parsed es_model_t; the
+    Detector keeps a reference so the blob outlives it). ``cutoff`` (0..1 float or 1..255
+    int), ``window`` (outputs, 1..32) and ``refractory`` (outputs) default to the blob's.
+    ``vad=False`` runs the model on every hop. Raises ValueError for out-of-range settings.
+    """
+
+    def __init__(self, model, cutoff=None, window=None, refractory=None, vad: bool = True):
+        self.model = model
+        self._so = lib()
+        info = model.info
+        cfg = es_detector_config_t()
+        cfg.cutoff = _cutoff_u8(info["cutoff"] if cutoff is None else cutoff)
+        cfg.window = int(info["window"] if window is None else window)
+        cfg.refractory = int(info["refractory"] if refractory is None else refractory)
+        if not 1 <= cfg.window <= MAX_WINDOW:
+            raise ValueError(f"window must be 1..{MAX_WINDOW} outputs, got {window}")
+        if refractory is not None and not 0 <= int(refractory) <= 65535:
+            raise ValueError(f"refractory must be 0..65535 outputs, got {refractory}")
+        cfg.vad_enabled = 1 if vad else 0
+        self.config = params_dict(cfg)
+        size = self._so.es_detector_mem_size(model._handle)
+        if size == 0:
+            raise ValueError("es_detector_mem_size: the model is not usable by the detector")
+        self._mem = ctypes.create_string_buffer(size)
+        self._handle = self._so.es_detector_init(self._mem, size, model._handle, ctypes.byref(cfg))
+        if not self._handle:
+            raise ValueError(f"es_detector_init rejected the configuration {self.config}")
+
+    def run(self, samples) -> DetectorResult:
+        """Process int16 mono 16 kHz ``samples`` (a partial trailing hop is dropped).
+        Raises ValueError for a wrong dtype or shape."""
+        x = _int16_samples(samples)
+        n = x.shape[0] // HOP_SAMPLES
+        probs = np.zeros(n, dtype=np.uint8)
+        flags = np.zeros(n, dtype=np.uint8)
+        if n:
+            self._so.es_detector_run(self._handle, _ptr(x), n, _ptr(probs), _ptr(flags))
+        detections = [int(i) for i in np.flatnonzero(flags & FLAG_DETECT)]
+        return DetectorResult(probs, flags, detections)
+
+    def reset(self) -> None:
+        """Back to the state after construction (history, gate, engine, posterior, stats)."""
+        self._so.es_detector_reset(self._handle)
+
+    @property
+    def stats(self) -> dict:
+        """hops, model_hops, detections, vad_open_hops since construction or reset."""
+        s = es_detector_stats_t()
+        self._so.es_detector_get_stats(self._handle, ctypes.byref(s))
+        return params_dict(s)
+
+
+def _cutoff_u8(cutoff) -> int:
+    if isinstance(cutoff, float):
+        if not 0.0 < cutoff <= 1.0:
+            raise ValueError(f"cutoff must be in (0, 1] as a probability, got {cutoff}")
+        return max(1, round(cutoff * 255))
+    if not 1 <= int(cutoff) <= 255:
+        raise ValueError(f"cutoff must be 1..255 as an integer, got {cutoff}")
+    return int(cutoff)
