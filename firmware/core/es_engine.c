@@ -1,0 +1,135 @@
+// Earshot streaming engine: runs a parsed model one feature row (hop) at a time.
+//
+// Each layer keeps a ring of its last `kernel` input rows, stored twice (slots i and
+// i + kernel) so the window of the last `kernel` rows is always contiguous and the
+// kernels read it in place, without copying. A layer runs when `wait` (rows still needed
+// before its next output) reaches 0: first after `kernel` rows, then every `stride` rows.
+// Its output row goes straight into the next layer's ring; the last layer's output is the
+// logit. Because every layer counts rows from the first hop after reset, the output after
+// hop n (n = input_frames - 1 + j * output_stride, hops counted from 0) is computed from
+// windows that all end at hop n: it equals the non-streaming network on hops
+// n - input_frames + 1 .. n, bit for bit (tests/test_parity_tflm.py).
+#include <string.h>
+
+#include "es_internal.h"
+#include "es_model.h"
+#include "es_nn.h"
+
+typedef struct {
+    int8_t *ring;   // 2 * kernel rows of in_ch
+    uint16_t pos;   // slot of the next row, 0..kernel-1
+    uint16_t wait;  // rows to receive before the next run
+} es_engine_layer_t;
+
+struct es_engine_t {
+    const es_model_t *m;
+    int8_t *out;  // the last layer's output row (out_ch == 1)
+    size_t ring_bytes;  // all rings, contiguous after the layer states
+    es_engine_layer_t layers[ES_MODEL_MAX_LAYERS];
+};
+
+static size_t es_engine_ring_bytes(const es_model_t *m) {
+    size_t bytes = 0;
+    for (uint16_t i = 0; i < m->info.n_layers; i++) {
+        bytes += ES_ALIGN4(2u * m->layers[i].kernel * m->layers[i].in_ch);
+    }
+    return bytes;
+}
+
+size_t es_engine_mem_size(const es_model_t *m) {
+    if (m == NULL) {
+        return 0;
+    }
+    return ES_ALIGN_SLACK + ES_ALIGN4(sizeof(es_engine_t)) + es_engine_ring_bytes(m)
+           + ES_ALIGN4(m->layers[m->info.n_layers - 1].out_ch);
+}
+
+void es_engine_reset(es_engine_t *e) {
+    if (e == NULL) {
+        return;
+    }
+    memset(e->layers[0].ring, 0, e->ring_bytes);
+    for (uint16_t i = 0; i < e->m->info.n_layers; i++) {
+        e->layers[i].pos = 0;
+        e->layers[i].wait = e->m->layers[i].kernel;
+    }
+}
+
+es_engine_t *es_engine_init(void *mem, size_t mem_len, const es_model_t *m) {
+    if (mem == NULL || m == NULL || mem_len < es_engine_mem_size(m)) {
+        return NULL;
+    }
+    es_engine_t *e = es_align_ptr(mem);
+    memset(e, 0, sizeof(*e));
+    e->m = m;
+    e->ring_bytes = es_engine_ring_bytes(m);
+    int8_t *p = (int8_t *)e + ES_ALIGN4(sizeof(es_engine_t));
+    for (uint16_t i = 0; i < m->info.n_layers; i++) {
+        e->layers[i].ring = p;
+        p += ES_ALIGN4(2u * m->layers[i].kernel * m->layers[i].in_ch);
+    }
+    e->out = p;
+    es_engine_reset(e);
+    return e;
+}
+
+// The ring slot where layer i's next input row goes.
+static int8_t *es_engine_slot(const es_engine_t *e, uint16_t i) {
+    return e->layers[i].ring + (size_t)e->layers[i].pos * e->m->layers[i].in_ch;
+}
+
+// Layer i received a row in its current slot: mirror it, advance, and report whether the
+// layer runs now.
+static int es_engine_commit(es_engine_t *e, uint16_t i) {
+    es_engine_layer_t *s = &e->layers[i];
+    const es_model_layer_t *l = &e->m->layers[i];
+    const size_t row = l->in_ch;
+    int8_t *slot = s->ring + (size_t)s->pos * row;
+    memcpy(slot + (size_t)l->kernel * row, slot, row);
+    s->pos = (uint16_t)(s->pos + 1u == l->kernel ? 0u : s->pos + 1u);
+    if (--s->wait != 0) {
+        return 0;
+    }
+    s->wait = l->stride;
+    return 1;
+}
+
+int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit) {
+    if (e == NULL || features == NULL) {
+        return 0;
+    }
+    const uint16_t n = e->m->info.n_layers;
+    memcpy(es_engine_slot(e, 0), features, ES_MEL_BINS);
+    for (uint16_t i = 0; i < n; i++) {
+        if (!es_engine_commit(e, i)) {
+            return 0;
+        }
+        const es_model_layer_t *l = &e->m->layers[i];
+        // After commit, pos is the slot of the oldest row: the window starts there.
+        const int8_t *window = e->layers[i].ring + (size_t)e->layers[i].pos * l->in_ch;
+        int8_t *out = i + 1u < n ? es_engine_slot(e, (uint16_t)(i + 1u)) : e->out;
+        const es_nn_params_t p = {
+            .in_len = l->kernel,
+            .in_ch = l->in_ch,
+            .out_ch = l->out_ch,
+            .kernel = l->kernel,
+            .stride = 1,
+            .input_offset = l->input_offset,
+            .output_offset = l->output_offset,
+            .act_min = l->act_min,
+            .act_max = l->act_max,
+        };
+        const es_nn_quant_t q = {.multiplier = l->multiplier, .shift = l->shift};
+        if (l->type == ES_LAYER_DEPTHWISE) {
+            es_nn_depthwise(&p, &q, window, l->weights, l->bias, out);
+        } else if (l->type == ES_LAYER_CONV) {
+            es_nn_conv(&p, &q, window, l->weights, l->bias, out);
+        } else {
+            es_nn_fully_connected(&p, &q, window, l->weights, l->bias, out);
+        }
+    }
+    if (logit != NULL) {
+        *logit = e->out[0];
+    }
+    return 1;
+}

@@ -1,0 +1,94 @@
+// Earshot model blob: format and the parsed model (internal to the core; the public API
+// is es_model_parse / es_model_get_info / es_model_probability in earshot.h).
+//
+// Blob format, version 1. Little-endian, every array 4-byte aligned relative to the blob
+// start, and the blob itself must start at a 4-byte aligned address (read in place: the
+// int32 arrays are used through pointers into the blob). Written by
+// host_tools/earshot/blob.py; host_tools/earshot/blob.py:describe() parses it in Python.
+//
+// Header (ES_BLOB_HEADER_BYTES = 48 bytes):
+//   off size field
+//     0    4 magic "ESMB"
+//     4    2 format_version (ES_BLOB_VERSION)
+//     6    2 header_bytes (>= 48; readers skip fields they do not know)
+//     8    4 crc32: es_crc32 (= zlib.crc32) of bytes [12, total_bytes)
+//    12    4 total_bytes: the blob's length (a longer buffer is allowed; the rest is ignored)
+//    16    4 sample_rate_hz   must equal ES_SAMPLE_RATE_HZ
+//    20    2 window_samples   must equal ES_WINDOW_SAMPLES
+//    22    2 hop_samples      must equal ES_HOP_SAMPLES
+//    24    2 mel_bins         must equal ES_MEL_BINS
+//    26    2 input_frames     receptive field in hops; must equal the layer table's
+//    28    2 output_stride    hops per output; must equal the product of the layer strides
+//    30    2 n_layers         1..ES_MODEL_MAX_LAYERS
+//    32    1 cutoff           default posterior cutoff, probability * 255 (1..255)
+//    33    1 window           default posterior window in outputs (1..ES_MAX_WINDOW)
+//    34    2 refractory       default outputs ignored after a detection
+//    36    4 layers_offset    offset of the layer table (n_layers records)
+//    40    4 logistic_offset  offset of the 256-byte logistic table
+//    44    2 layer_bytes      bytes per layer record (>= 48; readers skip the rest)
+//    46    2 reserved, 0
+// Layer record (ES_BLOB_LAYER_BYTES = 48 bytes):
+//     0    1 type: ES_LAYER_CONV, ES_LAYER_DEPTHWISE or ES_LAYER_FC
+//     1    1 kernel (taps over time, >= 1; FC: 1)
+//     2    1 stride (>= 1; FC: 1)
+//     3    1 reserved, 0
+//     4    2 in_ch          (layer 0: mel_bins; layer i: out_ch of layer i - 1)
+//     6    2 out_ch         (depthwise: == in_ch; last layer: 1)
+//     8    2 input_zp  int16, -128..127 (layer 0: 0, the features are the input;
+//                           layer i: output_zp of layer i - 1)
+//    10    2 output_zp int16, -128..127
+//    12    2 act_min   int16 } output clamp, -128 <= act_min <= act_max <= 127
+//    14    2 act_max   int16 }
+//    16    8 weights: offset, bytes (u32 each). int8. conv [out][kernel][in],
+//                     depthwise [kernel][ch], FC [out][in]
+//    24    8 bias: offset, bytes. int32 [out_ch], or bytes 0 for no bias
+//    32    8 multiplier: offset, bytes. int32 [out_ch], each 0 or in [2^30, 2^31)
+//    40    8 shift: offset, bytes. int32 [out_ch], each in [-31, 30]
+// The layers form a chain: the last FC-or-conv output row (time length 1 at the end of the
+// receptive field) is the int8 logit. The FC input is the previous layer's one output row.
+// Logistic table: 256 uint8, entry i = round(255 * sigmoid(scale * (q - zp))) for the int8
+// logit q = i - 128 (scale, zp: the logit's quantization).
+#ifndef ES_MODEL_H
+#define ES_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "earshot.h"
+
+#define ES_BLOB_MAGIC "ESMB"
+#define ES_BLOB_VERSION (1)
+#define ES_BLOB_HEADER_BYTES (48)
+#define ES_BLOB_LAYER_BYTES (48)
+#define ES_BLOB_CRC_START (12)
+#define ES_MODEL_MAX_LAYERS (24)
+
+#define ES_LAYER_CONV (1)
+#define ES_LAYER_DEPTHWISE (2)
+#define ES_LAYER_FC (3)
+
+// One layer, validated, with pointers into the blob.
+typedef struct {
+    uint8_t type;
+    uint8_t kernel;
+    uint8_t stride;
+    uint8_t reserved;
+    uint16_t in_ch;
+    uint16_t out_ch;
+    int32_t input_offset;   // -input_zp
+    int32_t output_offset;  // output_zp
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *weights;
+    const int32_t *bias;  // NULL: no bias
+    const int32_t *multiplier;
+    const int32_t *shift;
+} es_model_layer_t;
+
+struct es_model_t {
+    es_model_info_t info;
+    const uint8_t *logistic;  // 256 entries, indexed by logit + 128
+    es_model_layer_t layers[ES_MODEL_MAX_LAYERS];
+};
+
+#endif // ES_MODEL_H

@@ -1,0 +1,120 @@
+// Earshot int8 kernels: reference implementations of TFLite integer semantics.
+// See es_nn.h for the sources each function follows.
+#include "es_nn.h"
+
+#include "es_internal.h"
+
+// gemmlowp SaturatingRoundingDoublingHighMul (fixedpoint.h), as used by TFLite common.h:
+// the high 32 bits of 2*a*b, rounded half away from zero, saturating the single overflow
+// case a == b == INT32_MIN.
+static int32_t es_nn_srdhm(int32_t a, int32_t b) {
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    // C99 division truncates toward zero, as the C++ reference does.
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+// gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero.
+static int32_t es_nn_rdbpot(int32_t x, int exponent) {
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    // The reference's arithmetic right shift, as a well-defined floor division.
+    return es_asr32(x, (unsigned)exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t es_nn_requantize(int32_t x, int32_t multiplier, int32_t shift) {
+    #if ES_NN_SINGLE_ROUNDING
+    // TFLite common.h, TFLITE_SINGLE_ROUNDING branch.
+    const int total_shift = 31 - (int)shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    const int64_t result = es_asr64((int64_t)x * (int64_t)multiplier + round, (unsigned)total_shift);
+    return (int32_t)result;
+    #else
+    // TFLite common.h, default branch. The left shift multiplies in int32 in the reference;
+    // done on uint32 here to keep its two's-complement wrap well defined.
+    const int left_shift = shift > 0 ? (int)shift : 0;
+    const int right_shift = shift > 0 ? 0 : (int)-shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
+    return es_nn_rdbpot(es_nn_srdhm(shifted, multiplier), right_shift);
+    #endif
+}
+
+size_t es_nn_out_len(size_t in_len, size_t kernel, size_t stride) {
+    if (kernel == 0 || stride == 0 || in_len < kernel) {
+        return 0;
+    }
+    return (in_len - kernel) / stride + 1;
+}
+
+static inline int8_t es_nn_output(const es_nn_params_t *p, const es_nn_quant_t *q, size_t c,
+    int32_t acc) {
+    acc = es_nn_requantize(acc, q->multiplier[c], q->shift[c]) + p->output_offset;
+    if (acc < p->act_min) {
+        acc = p->act_min;
+    }
+    if (acc > p->act_max) {
+        acc = p->act_max;
+    }
+    return (int8_t)acc;
+}
+
+// One output row of a standard convolution from the kernel-row window at `input`.
+static void es_nn_conv_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t kernel,
+    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output) {
+    const size_t taps = kernel * p->in_ch;  // the window is contiguous: kernel rows
+    for (size_t c = 0; c < p->out_ch; c++) {
+        const int8_t *f = filter + c * taps;
+        int32_t acc = 0;
+        for (size_t i = 0; i < taps; i++) {
+            acc += (int32_t)f[i] * ((int32_t)input[i] + p->input_offset);
+        }
+        if (bias != NULL) {
+            acc += bias[c];
+        }
+        output[c] = es_nn_output(p, q, c, acc);
+    }
+}
+
+void es_nn_conv(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output) {
+    const size_t out_len = es_nn_out_len(p->in_len, p->kernel, p->stride);
+    for (size_t t = 0; t < out_len; t++) {
+        es_nn_conv_row(p, q, p->kernel, input + t * p->stride * p->in_ch, filter, bias,
+            output + t * p->out_ch);
+    }
+}
+
+void es_nn_pointwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output) {
+    for (size_t t = 0; t < p->in_len; t++) {
+        es_nn_conv_row(p, q, 1, input + t * p->in_ch, filter, bias, output + t * p->out_ch);
+    }
+}
+
+void es_nn_fully_connected(const es_nn_params_t *p, const es_nn_quant_t *q,
+    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output) {
+    es_nn_conv_row(p, q, 1, input, filter, bias, output);
+}
+
+void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output) {
+    const size_t ch = p->in_ch;
+    const size_t out_len = es_nn_out_len(p->in_len, p->kernel, p->stride);
+    for (size_t t = 0; t < out_len; t++) {
+        const int8_t *window = input + t * p->stride * ch;
+        for (size_t c = 0; c < ch; c++) {
+            int32_t acc = 0;
+            for (size_t k = 0; k < p->kernel; k++) {
+                acc += (int32_t)filter[k * ch + c] * ((int32_t)window[k * ch + c] + p->input_offset);
+            }
+            if (bias != NULL) {
+                acc += bias[c];
+            }
+            output[t * ch + c] = es_nn_output(p, q, c, acc);
+        }
+    }
+}
