@@ -57,7 +57,9 @@ static inline int32_t es_clamp32(int32_t x, int32_t lo, int32_t hi) {
 //   otherwise:     floor += (level - floor) / 2^up_shift     (slow)
 // and never drops below ES_MEL_BINS * min_floor. A hop whose level is at least
 // ES_MEL_BINS * onset above the floor (before this hop's update) opens the gate;
-// it stays open for hangover hops after the last such hop. About 60 integer
+// it stays open for hangover hops after the last such hop. During the first
+// ES_WINDOW_SAMPLES / ES_HOP_SAMPLES hops after reset the floor is set to the
+// level (the window still holds zeros from before the stream). About 60 integer
 // operations per hop after the 40 additions of the level.
 typedef struct {
     int8_t onset;        // per-bin steps above the floor that open the gate
@@ -72,7 +74,7 @@ typedef struct {
     es_vad_params_t p;
     int32_t floor_q4;   // noise floor, level units * 16
     uint16_t hold;      // hops left before the gate closes
-    uint8_t primed;     // 0 until the first hop sets the floor
+    uint8_t primed;     // hops seen, up to the window length in hops (floor = level)
     uint8_t open;       // gate state after the last update
 } es_vad_t;
 

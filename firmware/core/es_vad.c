@@ -26,6 +26,8 @@
 #define ES_VAD_DEFAULT_DOWN_SHIFT (1)
 #define ES_VAD_DEFAULT_UP_SHIFT (7)
 #define ES_VAD_MAX_SHIFT (15)
+// Hops until the frontend's window holds no zeros from before the stream start.
+#define ES_VAD_PRIME_HOPS ((ES_WINDOW_SAMPLES + ES_HOP_SAMPLES - 1) / ES_HOP_SAMPLES)
 
 void es_vad_default_params(es_vad_params_t *p) {
     if (p == NULL) {
@@ -83,9 +85,11 @@ int es_vad_update(es_vad_t *v, const int8_t *features) {
     }
     const int32_t level_q4 = es_vad_level(features) * 16;
     const int32_t min_q4 = (int32_t)v->p.min_floor * ES_MEL_BINS * 16;
-    if (!v->primed) {
+    if (v->primed < ES_VAD_PRIME_HOPS) {
+        // The first windows still hold the zeros from before the stream start:
+        // the floor takes the level as it is until the window is full.
         v->floor_q4 = level_q4 > min_q4 ? level_q4 : min_q4;
-        v->primed = 1;
+        v->primed++;
     }
     if (level_q4 - v->floor_q4 >= (int32_t)v->p.onset * ES_MEL_BINS * 16) {
         v->hold = v->p.hangover;

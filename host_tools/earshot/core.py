@@ -58,12 +58,13 @@ def _build() -> None:
             ["make", "-s", "-C", str(ROOT), "lib", *env_build],
             capture_output=True,
             text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise CoreBuildError(f"make lib failed:\n{proc.stdout}{proc.stderr}")
 
 
-class es_detector_config_t(ctypes.Structure):  # noqa: N801 (C name)
+class es_detector_config_t(ctypes.Structure):
     _fields_ = [
         ("cutoff", ctypes.c_uint8),
         ("window", ctypes.c_uint8),
@@ -73,7 +74,7 @@ class es_detector_config_t(ctypes.Structure):  # noqa: N801 (C name)
     ]
 
 
-class es_detector_stats_t(ctypes.Structure):  # noqa: N801
+class es_detector_stats_t(ctypes.Structure):
     _fields_ = [
         ("hops", ctypes.c_uint32),
         ("model_hops", ctypes.c_uint32),
@@ -82,7 +83,7 @@ class es_detector_stats_t(ctypes.Structure):  # noqa: N801
     ]
 
 
-class es_vad_params_t(ctypes.Structure):  # noqa: N801 (es_internal.h)
+class es_vad_params_t(ctypes.Structure):
     _fields_ = [
         ("onset", ctypes.c_int8),
         ("min_floor", ctypes.c_int8),
@@ -93,7 +94,7 @@ class es_vad_params_t(ctypes.Structure):  # noqa: N801 (es_internal.h)
     ]
 
 
-class es_vad_t(ctypes.Structure):  # noqa: N801 (es_internal.h)
+class es_vad_t(ctypes.Structure):
     _fields_ = [
         ("p", es_vad_params_t),
         ("floor_q4", ctypes.c_int32),
@@ -103,7 +104,7 @@ class es_vad_t(ctypes.Structure):  # noqa: N801 (es_internal.h)
     ]
 
 
-class es_posterior_t(ctypes.Structure):  # noqa: N801 (es_internal.h)
+class es_posterior_t(ctypes.Structure):
     _fields_ = [
         ("ring", ctypes.c_uint8 * MAX_WINDOW),
         ("sum", ctypes.c_uint16),
@@ -211,7 +212,9 @@ def vad(features, *, onset=None, min_floor=None, hangover=None, down_shift=None,
     """
     f = np.asarray(features)
     if f.dtype != np.int8 or f.ndim != 2 or f.shape[1] != MEL_BINS:
-        raise ValueError(f"features must be int8 of shape (n, {MEL_BINS}), got {f.dtype} {f.shape}")
+        raise ValueError(
+            f"features must be int8 of shape (n, {MEL_BINS}), got {f.dtype} {f.shape}"
+        )
     f = np.ascontiguousarray(f)
     so = lib()
     params = es_vad_params_t()

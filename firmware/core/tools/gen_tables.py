@@ -47,7 +47,7 @@ LOG2_FLOOR = 8
 
 def q15(x: float, lo: int = -32768, hi: int = 32767) -> int:
     """Round x * 2**15 to the nearest integer, saturated to [lo, hi]."""
-    return max(lo, min(hi, int(math.floor(x * 32768.0 + 0.5))))
+    return max(lo, min(hi, math.floor(x * 32768.0 + 0.5)))
 
 
 def mel(f_hz: float) -> float:
@@ -95,7 +95,7 @@ def mel_filters() -> tuple[int, int, list[int], list[int]]:
 def log2_lut() -> list[int]:
     """log2(1 + i / 2**LOG2_LUT_BITS) for i = 0..2**LOG2_LUT_BITS, Q16."""
     n = 1 << LOG2_LUT_BITS
-    return [int(math.floor(math.log2(1.0 + i / n) * 65536.0 + 0.5)) for i in range(n + 1)]
+    return [math.floor(math.log2(1.0 + i / n) * 65536.0 + 0.5) for i in range(n + 1)]
 
 
 def c_array(ctype: str, name: str, values: list[int], per_line: int = 12) -> str:
