@@ -92,3 +92,69 @@ def run_on_board(port: str, code: str, timeout: float = MPREMOTE_TIMEOUT_S) -> b
     """Execute ``code`` on the board (``mpremote exec``) and return everything it printed,
     telemetry frames included (they contain no 0x04, which mpremote strips)."""
     return mpremote(port, "exec", code, timeout=timeout)
+
+
+def exec_stream(port: str, code: str, idle_timeout: float | None = None):
+    """Run ``code`` on the board in the raw REPL (after a soft reset, through mpremote's
+    SerialTransport) and yield what it prints, as bytes chunks, while it runs.
+
+    Stops when the code finishes. Raises DeployError with the board's traceback when the
+    code raised, or when nothing arrives for ``idle_timeout`` seconds (None: wait forever).
+    Closing the generator early interrupts the code on the board (Ctrl-C).
+    """
+    import time
+
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    try:
+        transport = SerialTransport(port, baudrate=115200)
+    except TransportError as exc:
+        raise DeployError(f"cannot open {port}: {exc}") from exc
+    ser = transport.serial
+    finished = False
+    try:
+        try:
+            transport.enter_raw_repl(soft_reset=True)
+            transport.exec_raw_no_follow(code)
+        except TransportError as exc:
+            raise DeployError(f"{port}: {exc}") from exc
+        ser.timeout = 0.2  # mpremote reads with no timeout; we poll for idle_timeout
+        err = bytearray()
+        ends = 0  # 0x04 markers seen: 1 after the output, 2 after the error text
+        last = time.monotonic()
+        while ends < 2:
+            data = ser.read(ser.in_waiting or 1)
+            if not data:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    raise DeployError(f"{port}: no output for {idle_timeout} s")
+                continue
+            last = time.monotonic()
+            if ends == 0:
+                cut = data.find(b"\x04")
+                if cut < 0:
+                    yield data
+                    continue
+                if cut:
+                    yield data[:cut]
+                ends, data = 1, data[cut + 1 :]
+            cut = data.find(b"\x04")
+            if cut < 0:
+                err += data
+            else:
+                err += data[:cut]
+                ends = 2
+        finished = True
+        if err.strip():
+            raise DeployError(f"{port}: the board raised:\n{err.decode(errors='replace')}")
+    finally:
+        if not finished:
+            try:
+                ser.write(b"\x03")  # interrupt the code left running
+            except OSError:
+                pass
+        try:
+            transport.exit_raw_repl()
+            transport.close()
+        except (OSError, TransportError):
+            pass
