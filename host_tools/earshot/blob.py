@@ -444,3 +444,62 @@ def describe(blob: bytes) -> dict:
         logistic=np.frombuffer(blob, np.uint8, 256, logistic_off).copy(),
         macs_per_output=macs, weight_bytes=weight_bytes,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Synthetic models (tests, benchmarks, boards before a trained model exists).
+
+
+def random_layers(cfg: dict | None = None, seed: int = 0) -> list[dict]:
+    """Layer dicts (as ``pack`` takes) with seeded random int8 weights for an arch config.
+
+    Requantization is calibrated on 32 random int8 input windows (float arithmetic) so that
+    every layer's int8 output is spread over its range (std about 40, neither all clamped nor
+    constant): a realistic workload for the kernels, without training. ``cfg``: an
+    ``earshot.arch`` config (default DEFAULT_ARCH).
+    """
+    from earshot import arch
+
+    cfg = arch.DEFAULT_ARCH if cfg is None else cfg
+    rng = np.random.default_rng(seed)
+    table = arch.layer_table(cfg)
+    x = rng.integers(-128, 128, size=(32, arch.receptive_field(cfg), table[0]["in_ch"]))
+    layers, in_zp = [], 0
+    for i, spec in enumerate(table):
+        out_ch, kind, k, s = spec["out_ch"], spec["type"], spec["kernel"], spec["stride"]
+        last = i == len(table) - 1
+        w_shape = {"conv": (out_ch, k, spec["in_ch"]), "depthwise": (k, out_ch),
+                   "fc": (out_ch, spec["in_ch"])}[kind]
+        w = rng.integers(-127, 128, size=w_shape).astype(np.int8)
+        bias = rng.integers(-3000, 3000, size=out_ch).astype(np.int32)
+        xi = (x - in_zp).astype(np.float64)
+        wf = w.astype(np.float64)
+        if kind == "fc":
+            acc = (xi.reshape(len(xi), -1) @ wf.T)[:, None, :]
+        else:
+            n_out = (xi.shape[1] - k) // s + 1
+            win = np.stack([xi[:, t * s:t * s + k] for t in range(n_out)], axis=1)
+            acc = (np.einsum("bnki,oki->bno", win, wf) if kind == "conv"
+                   else np.einsum("bnkc,kc->bnc", win, wf))
+        acc = acc + bias
+        spread = np.maximum(acc.reshape(-1, out_ch).std(axis=0), 1.0)
+        scale = 40.0 / spread * rng.uniform(0.7, 1.3, size=out_ch)
+        mult, shift = zip(*(quantize_multiplier(float(v)) for v in scale))
+        out_zp = int(rng.integers(-20, 20)) if last else int(rng.integers(-128, -100))
+        act_min = -128 if last else out_zp
+        x = np.clip(np.round(acc * scale) + out_zp, act_min, 127)
+        layers.append(dict(
+            spec, input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=127,
+            weights=w, bias=bias,
+            multiplier=np.array(mult, np.int32), shift=np.array(shift, np.int32),
+        ))
+        in_zp = out_zp
+    return layers
+
+
+def random_model(cfg: dict | None = None, seed: int = 0, *, cutoff: float = 0.9,
+                 window: int = 5, refractory: int = 10) -> bytes:
+    """A blob with ``random_layers(cfg, seed)`` and the logistic table of scale 1/16, zero
+    point 0. Its detections are meaningless; its cost and memory are the real ones."""
+    return pack(random_layers(cfg, seed), logistic=logistic_table(1.0 / 16.0, 0),
+                cutoff=cutoff, window=window, refractory=refractory)
