@@ -159,7 +159,7 @@ def _case(rng, shape, kind):
     # Multipliers as QuantizeMultiplier makes them, a few zero; right shifts around the
     # accumulators' magnitude so outputs span the int8 range and also clamp.
     mult = rng.integers(1 << 30, 1 << 31, size=out_ch, dtype=np.int64)
-    mult[rng.random(out_ch) < 0.1] = 0
+    mult[1:][rng.random(out_ch - 1) < 0.1] = 0
     shift = -(np.round(np.log2(np.sqrt(taps) * 74 * 74 / 60)) + rng.integers(-2, 3, out_ch))
     return dict(
         type="conv" if kind == "pointwise" else kind, kernel=k, stride=s, in_ch=in_ch,
@@ -198,8 +198,8 @@ def test_kernel_matches_reference(so, kind, shape):
         np.testing.assert_array_equal(got, expect)
         assert out.guards_intact(), "kernel wrote outside its output"
         np.testing.assert_array_equal(inp.view(np.int8).reshape(x.shape), x)
-    # The case is not degenerate: outputs vary.
-    assert expect.size == 1 or len(np.unique(expect)) > 1
+    # The case is not degenerate: outputs vary (tiny outputs may all clamp).
+    assert expect.size < 8 or len(np.unique(expect)) > 1
 
 
 def test_requantize_matches_reference_and_exact_rounding(so):
