@@ -86,13 +86,16 @@ static const int16_t *earshot_get_samples(mp_obj_t samples_in, size_t *n_hops) {
     return (const int16_t *)bufinfo.buf;
 }
 
-// A writable byte buffer of at least min_len bytes, or NULL for None.
-static uint8_t *earshot_get_out(mp_obj_t out_in, size_t min_len, mp_rom_error_text_t too_small) {
-    if (out_in == mp_const_none) {
+// A writable buffer of at least min_len bytes, or NULL for None when none_ok.
+static uint8_t *earshot_get_out(mp_obj_t out_in, size_t min_len, bool none_ok,
+    mp_rom_error_text_t not_writable, mp_rom_error_text_t too_small) {
+    if (none_ok && out_in == mp_const_none) {
         return NULL;
     }
     mp_buffer_info_t bufinfo;
-    mp_get_buffer_raise(out_in, &bufinfo, MP_BUFFER_WRITE);
+    if (!mp_get_buffer(out_in, &bufinfo, MP_BUFFER_WRITE)) {
+        mp_raise_TypeError(not_writable);
+    }
     if (bufinfo.len < min_len) {
         mp_raise_ValueError(too_small);
     }
@@ -112,6 +115,17 @@ static mp_obj_t earshot_crc32(size_t n_args, const mp_obj_t *args) {
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_crc32_obj, 1, 2, earshot_crc32);
 
 // ---------------------------------------------------------------------------
+// hops(samples) -> int: whole hops (HOP_SAMPLES int16 each) in an int16 buffer, for sizing
+// the outputs of features, Frontend.run and Detector.run.
+
+static mp_obj_t earshot_hops(mp_obj_t samples_in) {
+    size_t n_hops;
+    earshot_get_samples(samples_in, &n_hops);
+    return MP_OBJ_NEW_SMALL_INT(n_hops);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(earshot_hops_obj, earshot_hops);
+
+// ---------------------------------------------------------------------------
 // features(samples, out) -> n_hops: stateless frontend (history before samples is zeros).
 // samples: int16 buffer; out: writable buffer of at least n_hops * MEL_BINS bytes, gets int8
 // log-mel rows (hop, bin). Allocates the frontend state for the duration of the call.
@@ -119,10 +133,8 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_crc32_obj, 1, 2, earshot_crc3
 static mp_obj_t earshot_features(mp_obj_t samples_in, mp_obj_t out_in) {
     size_t n_hops;
     const int16_t *samples = earshot_get_samples(samples_in, &n_hops);
-    if (out_in == mp_const_none) {
-        mp_raise_TypeError(MP_ERROR_TEXT("out must be a bytearray"));
-    }
-    int8_t *out = (int8_t *)earshot_get_out(out_in, n_hops * ES_MEL_BINS,
+    int8_t *out = (int8_t *)earshot_get_out(out_in, n_hops * ES_MEL_BINS, false,
+        MP_ERROR_TEXT("out must be a writable buffer (bytearray)"),
         MP_ERROR_TEXT("out too small: need n_hops * MEL_BINS bytes"));
     size_t mem_len = es_frontend_mem_size();
     uint8_t *mem = m_new(uint8_t, mem_len);
@@ -168,10 +180,8 @@ static mp_obj_t earshot_frontend_run(mp_obj_t self_in, mp_obj_t samples_in, mp_o
     earshot_frontend_obj_t *self = MP_OBJ_TO_PTR(self_in);
     size_t n_hops;
     const int16_t *samples = earshot_get_samples(samples_in, &n_hops);
-    if (out_in == mp_const_none) {
-        mp_raise_TypeError(MP_ERROR_TEXT("out must be a bytearray"));
-    }
-    int8_t *out = (int8_t *)earshot_get_out(out_in, n_hops * ES_MEL_BINS,
+    int8_t *out = (int8_t *)earshot_get_out(out_in, n_hops * ES_MEL_BINS, false,
+        MP_ERROR_TEXT("out must be a writable buffer (bytearray)"),
         MP_ERROR_TEXT("out too small: need n_hops * MEL_BINS bytes"));
     es_frontend_run(self->fe, samples, n_hops, out);
     return MP_OBJ_NEW_SMALL_INT(n_hops);
@@ -186,8 +196,10 @@ static mp_obj_t earshot_frontend_reset(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_frontend_reset_obj, earshot_frontend_reset);
 
 // ---------------------------------------------------------------------------
-// Model(blob): a parsed model blob. blob is any buffer; it is read in place, so it must stay
-// unchanged (and, for a bytearray, unresized) while the model is in use.
+// Model(blob): a parsed model blob; ValueError(reason from es_model_parse) if it is invalid.
+// blob is any buffer. A 4-byte aligned blob is read in place (no copy), so it must stay
+// unchanged (and, for a bytearray, unresized) while the model is in use; a misaligned one is
+// copied once.
 
 typedef struct _earshot_model_obj_t {
     mp_obj_base_t base;
@@ -199,14 +211,25 @@ typedef struct _earshot_model_obj_t {
 static mp_obj_t earshot_model_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
     const mp_obj_t *args) {
     mp_arg_check_num(n_args, n_kw, 1, 1, false);
+    mp_obj_t blob = args[0];
     mp_buffer_info_t bufinfo;
-    mp_get_buffer_raise(args[0], &bufinfo, MP_BUFFER_READ);
+    mp_get_buffer_raise(blob, &bufinfo, MP_BUFFER_READ);
+    if (((uintptr_t)bufinfo.buf & (sizeof(uint32_t) - 1)) != 0) {
+        // The core reads the blob's int32 arrays in place, so it needs a 4-byte aligned
+        // start (es_model.h). Copy a misaligned blob (e.g. a memoryview slice) into a heap
+        // block, which is aligned.
+        blob = mp_obj_new_bytes((const byte *)bufinfo.buf, bufinfo.len);
+        mp_get_buffer_raise(blob, &bufinfo, MP_BUFFER_READ);
+    }
+    // An empty bytearray may have no storage (NULL): give the parser a valid address, so it
+    // reports the real problem (too short) rather than a NULL blob.
+    static const uint32_t no_bytes[1] = { 0 };
+    const uint8_t *data = bufinfo.len > 0 ? (const uint8_t *)bufinfo.buf : (const uint8_t *)no_bytes;
     size_t mem_len = es_model_mem_size();
     earshot_model_obj_t *self = earshot_obj_alloc(sizeof(earshot_model_obj_t) + mem_len, type);
-    self->blob = args[0];
+    self->blob = blob;
     const char *why = "model blob rejected";
-    self->model = es_model_parse(self->mem, mem_len, (const uint8_t *)bufinfo.buf, bufinfo.len,
-        &why);
+    self->model = es_model_parse(self->mem, mem_len, data, bufinfo.len, &why);
     if (self->model == NULL) {
         earshot_raise_value_error(why);
     }
@@ -349,8 +372,8 @@ static mp_obj_t earshot_detector_make_new(const mp_obj_type_t *type, size_t n_ar
     es_model_info_t info;
     es_model_get_info(model->model, &info);
     es_detector_config_t cfg = {
-        .cutoff = (uint8_t)earshot_get_int_in(args[ARG_cutoff].u_obj, info.cutoff, 0, UINT8_MAX,
-            MP_ERROR_TEXT("cutoff must be in 0..255")),
+        .cutoff = (uint8_t)earshot_get_int_in(args[ARG_cutoff].u_obj, info.cutoff, 1, UINT8_MAX,
+            MP_ERROR_TEXT("cutoff must be in 1..255 (probability * 255)")),
         .window = (uint8_t)earshot_get_int_in(args[ARG_window].u_obj, info.window, 1,
             ES_MAX_WINDOW, MP_ERROR_TEXT("window must be in 1..MAX_WINDOW")),
         .refractory = (uint16_t)earshot_get_int_in(args[ARG_refractory].u_obj, info.refractory,
@@ -376,9 +399,11 @@ static mp_obj_t earshot_detector_run(size_t n_args, const mp_obj_t *args) {
     earshot_detector_obj_t *self = MP_OBJ_TO_PTR(args[0]);
     size_t n_hops;
     const int16_t *samples = earshot_get_samples(args[1], &n_hops);
-    uint8_t *probs = earshot_get_out(n_args > 2 ? args[2] : mp_const_none, n_hops,
+    uint8_t *probs = earshot_get_out(n_args > 2 ? args[2] : mp_const_none, n_hops, true,
+        MP_ERROR_TEXT("probs must be None or a writable buffer (bytearray)"),
         MP_ERROR_TEXT("probs too small: need one byte per hop"));
-    uint8_t *flags = earshot_get_out(n_args > 3 ? args[3] : mp_const_none, n_hops,
+    uint8_t *flags = earshot_get_out(n_args > 3 ? args[3] : mp_const_none, n_hops, true,
+        MP_ERROR_TEXT("flags must be None or a writable buffer (bytearray)"),
         MP_ERROR_TEXT("flags too small: need one byte per hop"));
     size_t detections = es_detector_run(self->detector, samples, n_hops, probs, flags);
     return MP_OBJ_NEW_SMALL_INT(detections);
@@ -499,6 +524,7 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_VERSION_MAJOR, MP_OBJ_NEW_SMALL_INT(ES_VERSION_MAJOR));
     mp_store_global(MP_QSTR_VERSION_MINOR, MP_OBJ_NEW_SMALL_INT(ES_VERSION_MINOR));
     mp_store_global(MP_QSTR_crc32, MP_OBJ_FROM_PTR(&earshot_crc32_obj));
+    mp_store_global(MP_QSTR_hops, MP_OBJ_FROM_PTR(&earshot_hops_obj));
     mp_store_global(MP_QSTR_features, MP_OBJ_FROM_PTR(&earshot_features_obj));
     mp_store_global(MP_QSTR_Frontend, MP_OBJ_FROM_PTR(&earshot_frontend_type));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&earshot_model_type));
@@ -581,6 +607,7 @@ static const mp_rom_map_elem_t earshot_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_VERSION_MAJOR), MP_ROM_INT(ES_VERSION_MAJOR) },
     { MP_ROM_QSTR(MP_QSTR_VERSION_MINOR), MP_ROM_INT(ES_VERSION_MINOR) },
     { MP_ROM_QSTR(MP_QSTR_crc32), MP_ROM_PTR(&earshot_crc32_obj) },
+    { MP_ROM_QSTR(MP_QSTR_hops), MP_ROM_PTR(&earshot_hops_obj) },
     { MP_ROM_QSTR(MP_QSTR_features), MP_ROM_PTR(&earshot_features_obj) },
     { MP_ROM_QSTR(MP_QSTR_Frontend), MP_ROM_PTR(&earshot_frontend_type) },
     { MP_ROM_QSTR(MP_QSTR_Model), MP_ROM_PTR(&earshot_model_type) },

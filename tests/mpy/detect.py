@@ -1,0 +1,38 @@
+# Detector on MicroPython over a raw int16 file, in blocks (state carries across calls).
+# Usage: micropython detect.py BLOB SAMPLES.raw OUT.bin BLOCK_HOPS [key=value ...]
+# keys: cutoff, window, refractory (ints), vad (0/1). Writes probs then flags (hops bytes
+# each) to OUT.bin; prints the detection count and stats().
+import sys
+
+import earshot
+
+model = earshot.load_model(sys.argv[1])
+samples = open(sys.argv[2], "rb").read()
+block = int(sys.argv[4])
+kwargs = {}
+for arg in sys.argv[5:]:
+    key, value = arg.split("=")
+    kwargs[key] = bool(int(value)) if key == "vad" else int(value)
+det = earshot.Detector(model, **kwargs)
+
+n = earshot.hops(samples)
+hop_bytes = 2 * earshot.HOP_SAMPLES
+probs = bytearray(n)
+flags = bytearray(n)
+mv = memoryview(samples)
+pmv = memoryview(probs)
+fmv = memoryview(flags)
+detections = 0
+pos = 0
+while pos < n:
+    k = min(block, n - pos)
+    detections += det.run(mv[pos * hop_bytes : (pos + k) * hop_bytes],
+                          pmv[pos : pos + k], fmv[pos : pos + k])
+    pos += k
+with open(sys.argv[3], "wb") as f:
+    f.write(probs)
+    f.write(flags)
+print("detections", detections)
+print("stats", det.stats())
+det.reset()
+print("stats after reset", det.stats())

@@ -1,0 +1,278 @@
+"""The _earshot binding as an x64 native module, run on the real MicroPython (unix port).
+
+Builds ``_earshot.mpy`` from a clean folder with ``earshot.natmod``, then runs the scripts in
+``tests/mpy/`` under ``micropython`` (from the venv, ``earshot[board]``) and compares what
+they compute with the same C core reached from CPython through ctypes (``earshot.core``,
+``earshot.model``): features, engine logits, detector probabilities, flags and detections
+must be identical byte for byte.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from earshot import blob as blobfmt
+from earshot import core, natmod
+from earshot.audio import load
+from earshot.model import Engine, Model
+from earshot.paths import FIRMWARE, MODELS, ROOT
+
+MPY_TESTS = ROOT / "tests" / "mpy"
+MODULES = FIRMWARE / "modules"
+
+
+def _micropython() -> str:
+    local = os.path.join(os.path.dirname(sys.executable), "micropython")
+    found = local if os.path.isfile(local) else shutil.which("micropython")
+    if found is None:
+        msg = "micropython (unix port) not installed: pip install earshot[board]"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI=true requires it)")
+        pytest.skip(msg)
+    return found
+
+
+@pytest.fixture(scope="module")
+def mpy(tmp_path_factory):
+    """Build _earshot.mpy into a fresh folder; return a runner for tests/mpy scripts."""
+    micropython = _micropython()
+    out = tmp_path_factory.mktemp("x64")
+    path = natmod.build("x64", out=out, clean=True)
+    assert path == out / "_earshot.mpy"
+
+    def run(script, *args, expect_ok=True):
+        env = dict(os.environ, MICROPYPATH=f"{out}:{MODULES}")
+        proc = subprocess.run(
+            [micropython, "-X", "heapsize=16M", str(MPY_TESTS / script), *map(str, args)],
+            capture_output=True, text=True, env=env, timeout=600,
+        )  # fmt: skip
+        if expect_ok:
+            assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}{proc.stderr}"
+        return proc
+
+    run.path = path
+    return run
+
+
+def random_blob(seed: int = 0) -> bytes:
+    """A small valid DS-CNN blob (conv 3x40->8, depthwise 3 stride 2, FC 8->1) with random
+    int8 weights and TFLite-style requantization, packed by earshot.blob.pack."""
+    rng = np.random.default_rng(seed)
+
+    def requant(n, lo, hi):
+        pairs = [blobfmt.quantize_multiplier(float(r)) for r in rng.uniform(lo, hi, n)]
+        return np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs])
+
+    layers = []
+    for kind, kernel, stride, cin, cout, in_zp, out_zp, lo, hi in [
+        ("conv", 3, 1, 40, 8, 0, -128, 2e-4, 1e-3),
+        ("depthwise", 3, 2, 8, 8, -128, -128, 2e-3, 8e-3),
+        ("fc", 1, 1, 8, 1, -128, 3, 5e-3, 2e-2),
+    ]:
+        n_w = cout * kernel * cin if kind != "depthwise" else kernel * cin
+        mult, shift = requant(cout, lo, hi)
+        layers.append({
+            "type": kind, "kernel": kernel, "stride": stride, "in_ch": cin, "out_ch": cout,
+            "input_zp": in_zp, "output_zp": out_zp,
+            "act_min": -128 if kind == "fc" else out_zp, "act_max": 127,
+            "weights": rng.integers(-127, 128, n_w, dtype=np.int8),
+            "bias": rng.integers(-3000, 3000, cout, dtype=np.int32),
+            "multiplier": mult, "shift": shift,
+        })  # fmt: skip
+    return blobfmt.pack(
+        layers, logistic=blobfmt.logistic_table(0.08, 3), cutoff=0.6, window=4, refractory=20
+    )
+
+
+def model_blobs() -> list:
+    """The shipped model when present, and always a random one (so nothing is skipped)."""
+    params = [pytest.param(random_blob(), id="random")]
+    shipped = MODELS / "alexa" / "model.bin"
+    if shipped.is_file():
+        params.append(pytest.param(shipped.read_bytes(), id="alexa"))
+    return params
+
+
+@pytest.fixture(scope="module")
+def clip(data, tmp_path_factory):
+    """~8 s of real audio: two "alexa" clips around a negative, int16, and its .raw file."""
+    names = ["wake-word-benchmark/alexa/0.flac", "wake-word-benchmark/alexa/37.flac"]
+    negative = sorted((data / "wake-word-benchmark" / "computer").glob("*.flac"))[0]
+    parts = [load(data / names[0]), load(negative), load(data / names[1])]
+    gap = np.zeros(core.SAMPLE_RATE_HZ // 4, np.int16)
+    samples = np.concatenate([parts[0], gap, parts[1], gap, parts[2]]).astype(np.int16)
+    path = tmp_path_factory.mktemp("clip") / "clip.raw"
+    path.write_bytes(samples.astype("<i2").tobytes())
+    return samples, path
+
+
+def test_build_is_x64_native_mpy(mpy):
+    head = mpy.path.read_bytes()[:4]
+    assert head[:2] == b"M\x06"  # .mpy version 6
+    assert natmod.mpy_arch(mpy.path) == "x64"
+
+
+def test_api_expected_output(mpy):
+    proc = mpy("api.py")
+    assert proc.stdout == (MPY_TESTS / "api.py.exp").read_text()
+
+
+def test_constants_match_header(mpy, tmp_path):
+    header = (FIRMWARE / "core" / "earshot.h").read_text()
+    defines = {k: int(v) for k, v in re.findall(r"#define (ES_\w+) \(\(?(\d+)", header)}
+    flags = {k: 1 << int(v) for k, v in re.findall(r"#define (ES_FLAG_\w+) \(1u << (\d+)\)", header)}
+    script = tmp_path / "consts.py"
+    script.write_text(
+        "import earshot\n"
+        "for k in ('SAMPLE_RATE','HOP_SAMPLES','WINDOW_SAMPLES','MEL_BINS','MAX_WINDOW',"
+        "'FLAG_VAD','FLAG_RAN','FLAG_OUTPUT','FLAG_DETECT','VERSION_MAJOR','VERSION_MINOR'):\n"
+        "    print(k, getattr(earshot, k))\n"
+    )
+    got = dict(line.split() for line in mpy(script).stdout.splitlines())
+    assert int(got["SAMPLE_RATE"]) == defines["ES_SAMPLE_RATE_HZ"]
+    for name in ["HOP_SAMPLES", "WINDOW_SAMPLES", "MEL_BINS", "MAX_WINDOW", "VERSION_MAJOR",
+                 "VERSION_MINOR"]:  # fmt: skip
+        assert int(got[name]) == defines["ES_" + name], name
+    for name in ["FLAG_VAD", "FLAG_RAN", "FLAG_OUTPUT", "FLAG_DETECT"]:
+        assert int(got[name]) == flags["ES_" + name], name
+
+
+def test_crc32_matches_zlib(mpy, tmp_path):
+    payload = np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    (tmp_path / "p.bin").write_bytes(payload)
+    script = tmp_path / "crc.py"
+    script.write_text(
+        "import sys, earshot\n"
+        "d = open(sys.argv[1], 'rb').read()\n"
+        "print(earshot.crc32(d), earshot.crc32(d[1000:], earshot.crc32(d[:1000])))\n"
+    )
+    whole, chained = map(int, mpy(script, tmp_path / "p.bin").stdout.split())
+    assert whole == chained == zlib.crc32(payload)
+
+
+def test_features_identical_to_ctypes(mpy, clip, tmp_path):
+    samples, raw = clip
+    proc = mpy("features.py", raw, tmp_path / "f.bin")
+    expected = core.features(samples)
+    got = np.frombuffer((tmp_path / "f.bin").read_bytes(), np.int8)
+    assert got.size == expected.size > 0
+    assert np.array_equal(got.reshape(expected.shape), expected)
+    assert f"hops {expected.shape[0]}" in proc.stdout
+    assert "streamed equal True" in proc.stdout
+
+
+@pytest.mark.parametrize("blob", model_blobs())
+def test_engine_identical_to_ctypes(mpy, clip, tmp_path, blob):
+    samples, _ = clip
+    feats = core.features(samples)
+    (tmp_path / "m.bin").write_bytes(blob)
+    (tmp_path / "f.bin").write_bytes(feats.tobytes())
+    lines = mpy("engine.py", tmp_path / "m.bin", tmp_path / "f.bin").stdout.splitlines()
+    model = Model(blob)
+    info = dict(re.findall(r"'(\w+)', (\d+)", lines[0]))
+    assert {k: int(v) for k, v in info.items()} == model.info
+    engine = Engine(model)
+    expected = []
+    for i, row in enumerate(feats):
+        logit = engine.push(row)
+        if logit is not None:
+            expected.append(f"{i} {logit} {model.probability(logit)}")
+    assert len(expected) > 10
+    assert lines[1:] == expected
+
+
+@pytest.mark.parametrize("blob", model_blobs())
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"vad": 0}, {"cutoff": 1, "window": 2, "refractory": 5, "vad": 1}],
+    ids=["defaults", "no-vad", "eager"],
+)
+def test_detector_identical_to_ctypes(mpy, clip, tmp_path, blob, settings):
+    samples, raw = clip
+    (tmp_path / "m.bin").write_bytes(blob)
+    args = [f"{k}={v}" for k, v in settings.items()]
+    proc = mpy("detect.py", tmp_path / "m.bin", raw, tmp_path / "out.bin", 37, *args)
+
+    model = Model(blob)
+    kwargs = {k: (bool(v) if k == "vad" else v) for k, v in settings.items()}
+    det = core.Detector(model, **kwargs)
+    # Same blocks as the script, so state carries across calls the same way.
+    block = 37 * core.HOP_SAMPLES
+    results = [det.run(samples[i : i + block]) for i in range(0, len(samples), block)]
+    probs = np.concatenate([r.probs for r in results])
+    flags = np.concatenate([r.flags for r in results])
+    n = len(samples) // core.HOP_SAMPLES
+    out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.uint8)
+    assert out.size == 2 * n
+    assert np.array_equal(out[:n], probs)
+    assert np.array_equal(out[n:], flags)
+    assert flags.any()  # the comparison covers real work, not two empty streams
+    stats = det.stats
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"detections {int(np.count_nonzero(flags & core.FLAG_DETECT))}"
+    assert lines[1] == "stats ({hops}, {model_hops}, {detections}, {vad_open_hops})".format(
+        **stats
+    )
+    assert lines[2] == "stats after reset (0, 0, 0, 0)"
+    if settings.get("cutoff") == 1:
+        assert stats["detections"] > 0
+
+
+def test_bad_blobs_raise_and_interpreter_survives(mpy, tmp_path):
+    good = random_blob()
+    corrupted = bytearray(good)
+    corrupted[len(good) // 2] ^= 0x55  # a payload byte: the CRC no longer matches
+    files = {
+        "corrupted": bytes(corrupted),
+        "truncated": good[: len(good) - 100],
+        "magic": b"XXXX" + good[4:],
+        "empty": b"",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    proc = mpy("bad_blobs.py", *(tmp_path / name for name in files))
+    lines = proc.stdout.splitlines()
+    # The ctypes parser gives the reasons; the binding must raise ValueError with the same.
+    for line, content in zip(lines, files.values()):
+        with pytest.raises(ValueError) as exc:
+            Model(content)
+        reason = str(exc.value).removeprefix("bad model blob: ")
+        assert line == f"ValueError {reason}"
+    assert lines[0] == "ValueError payload CRC mismatch"
+    assert "truncated" in lines[1]
+    assert lines[2] == "ValueError bad magic"
+    assert lines[len(files)] == f"alive {3 * core.MEL_BINS}"
+
+
+def test_model_from_buffer_in_place_and_misaligned(mpy, tmp_path):
+    blob = random_blob(seed=3)
+    (tmp_path / "m.bin").write_bytes(blob)
+    script = tmp_path / "load.py"
+    script.write_text(
+        "import sys, earshot\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "a = earshot.load_model(sys.argv[1]).info()\n"
+        "b = earshot.load_model(data).info()\n"
+        "c = earshot.Model(memoryview(b'\\0' + data)[1:]).info()\n"
+        "print(a == b == c, a['payload_bytes'])\n"
+    )
+    assert mpy(script, tmp_path / "m.bin").stdout.split() == [
+        "True", str(Model(blob).info["payload_bytes"])
+    ]
+
+
+def test_no_heap_allocation_per_hop(mpy, tmp_path):
+    (tmp_path / "m.bin").write_bytes(random_blob())
+    lines = mpy("no_alloc.py", tmp_path / "m.bin").stdout.splitlines()
+    assert lines[:3] == [
+        "frontend heap delta 0",
+        "engine heap delta 0",
+        "detector heap delta 0",
+    ]
+    assert lines[3] == "detector model hops 10000"  # vad=False: the model ran every hop
