@@ -289,7 +289,7 @@ class Detector:
     """The core's detector (es_detector.c) for one model: frontend, VAD gate, streaming
     engine, posterior smoothing. State carries across :meth:`run` calls.
 
-    ``model`` is an ``earshot.model.Model`` (its ``_handle`` is the parsed es_model_t; the
+    ``model`` is an ``earshot.model.Model`` (its ``handle`` is the parsed es_model_t; the
     Detector keeps a reference so the blob outlives it). ``cutoff`` (0..1 float or 1..255
     int), ``window`` (outputs, 1..32) and ``refractory`` (outputs) default to the blob's.
     ``vad=False`` runs the model on every hop. Raises ValueError for out-of-range settings.
@@ -298,6 +298,9 @@ class Detector:
     def __init__(self, model, cutoff=None, window=None, refractory=None, vad: bool = True):
         self.model = model
         self._so = lib()
+        handle = getattr(model, "handle", None)
+        if handle is None or not isinstance(getattr(model, "info", None), dict):
+            raise TypeError(f"Detector needs an earshot.model.Model, got {type(model).__name__}")
         info = model.info
         cfg = es_detector_config_t()
         cfg.cutoff = _cutoff_u8(info["cutoff"] if cutoff is None else cutoff)
@@ -309,11 +312,11 @@ class Detector:
             raise ValueError(f"refractory must be 0..65535 outputs, got {refractory}")
         cfg.vad_enabled = 1 if vad else 0
         self.config = params_dict(cfg)
-        size = self._so.es_detector_mem_size(model._handle)
+        size = self._so.es_detector_mem_size(handle)
         if size == 0:
             raise ValueError("es_detector_mem_size: the model is not usable by the detector")
         self._mem = ctypes.create_string_buffer(size)
-        self._handle = self._so.es_detector_init(self._mem, size, model._handle, ctypes.byref(cfg))
+        self._handle = self._so.es_detector_init(self._mem, size, handle, ctypes.byref(cfg))
         if not self._handle:
             raise ValueError(f"es_detector_init rejected the configuration {self.config}")
 
