@@ -2,15 +2,13 @@
 
 import json
 import zlib
-from types import SimpleNamespace
 
 import pytest
 
 from earshot import modelpkg
 
 BLOB = bytes(range(256)) * 8
-INFO = SimpleNamespace(input_frames=93, output_stride=6, macs_per_output=17040,
-                       engine_bytes=4000)
+INFO = {"input_frames": 93, "output_stride": 6, "macs_per_output": 17040, "engine_bytes": 4000}
 
 
 def make(tmp_path, **changes):

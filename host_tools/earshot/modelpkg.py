@@ -144,8 +144,9 @@ def tflite_path(model_dir) -> Path:
 
 def manifest_for(wake_word: str, blob: bytes, info, cutoff: float, window: int,
                  refractory: int) -> dict:
-    """The schema-1 manifest of ``blob``; ``info`` is its parsed header (``earshot.model``'s
-    ``Model(blob).info``: input_frames, output_stride, macs_per_output, engine_bytes)."""
+    """The schema-1 manifest of ``blob``; ``info`` is its parsed header, the dict
+    ``earshot.model.Model(blob).info`` (input_frames, output_stride, macs_per_output,
+    engine_bytes are used)."""
     return {
         "schema": SCHEMA,
         "wake_word": wake_word,
@@ -156,12 +157,12 @@ def manifest_for(wake_word: str, blob: bytes, info, cutoff: float, window: int,
         "refractory": int(refractory),
         "feature_step_ms": FEATURE_STEP_MS,
         "mel_bins": MEL_BINS,
-        "input_frames": int(info.input_frames),
-        "output_stride": int(info.output_stride),
+        "input_frames": int(info["input_frames"]),
+        "output_stride": int(info["output_stride"]),
         "blob_bytes": len(blob),
         "blob_crc32": zlib.crc32(blob),
-        "engine_bytes": int(info.engine_bytes),
-        "macs_per_30ms": int(round(info.macs_per_output * 3 / info.output_stride)),
+        "engine_bytes": int(info["engine_bytes"]),
+        "macs_per_30ms": int(round(info["macs_per_output"] * 3 / info["output_stride"])),
         "min_earshot_version": MIN_EARSHOT_VERSION,
     }
 
@@ -178,7 +179,7 @@ def write(model_dir, wake_word: str, blob: bytes, tflite: bytes, training: dict 
 
     info = Model(blob).info
     man = manifest_for(
-        wake_word, blob, info, info.cutoff / 255.0, info.window, info.refractory
+        wake_word, blob, info, info["cutoff"] / 255.0, info["window"], info["refractory"]
     )
     if training:
         man["training"] = training

@@ -293,9 +293,9 @@ def detections(probs: np.ndarray, cutoff: float, window: int, refractory: int) -
     skipping ``refractory`` outputs after each (the C core's posterior rule, in float)."""
     if len(probs) < window:
         return np.zeros(0, np.int64)
-    mean = np.convolve(probs, np.ones(window) / window, mode="valid")
+    total = np.convolve(probs, np.ones(window), mode="valid")
     hits, last = [], -(10**9)
-    for k in np.flatnonzero(mean >= cutoff):
+    for k in np.flatnonzero(total >= cutoff * window - 1e-9):
         if k - last > refractory:
             hits.append(k + window - 1)
             last = k
@@ -327,9 +327,13 @@ def choose_cutoff(pos_probs, neg_stream_probs, hours: float, det: dict, stride: 
 # --- pipeline ---------------------------------------------------------------------------------
 
 
-def train(cfg: dict, out_dir, log=print, cache_dir=None) -> dict:
+def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict:
     """Run the whole pipeline for ``cfg`` (see :func:`load_config`) and write the model package
     to ``out_dir``. Returns a summary dict (numbers measured during the run).
+
+    ``cache_dir``: synthetic audio cache (default ``build/synth``). ``stage_dir``: where the
+    Keras model, the .tflite and the summary are kept before packaging (default
+    ``build/train/<wake word>``), so :func:`package` can be rerun without training.
 
     Raises ValueError for a bad config, FileNotFoundError when the recordings are missing.
     """
@@ -466,7 +470,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None) -> dict:
         "refractory": refractory,
     }
     # Keep the trained network before packaging, so packaging can be redone without training.
-    stage = BUILD / "train" / wake_word.replace(" ", "_")
+    stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
     stage.mkdir(parents=True, exist_ok=True)
     (stage / "model.tflite").write_bytes(tflite)
     (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

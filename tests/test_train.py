@@ -1,0 +1,86 @@
+"""Smoke training: a tiny config end to end; the blob, the .tflite and the C engine agree."""
+
+import json
+
+import numpy as np
+import pytest
+
+from earshot import arch, dataset, modelpkg, synth, train
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, data):
+    """Train configs/smoke.json (a few clips, one epoch) into a temporary package."""
+    from earshot.paths import ROOT
+
+    tmp = tmp_path_factory.mktemp("smoke")
+    cfg = train.load_config(ROOT / "configs" / "smoke.json")
+    summary = train.train(cfg, tmp / "pkg", log=lambda m: None, cache_dir=tmp / "cache",
+                          stage_dir=tmp / "stage")
+    return tmp, summary
+
+
+def test_package_is_complete(smoke):
+    from earshot.model import Model
+
+    tmp, summary = smoke
+    man, blob = modelpkg.load(tmp / "pkg")
+    info = Model(blob).info
+    assert man["input_frames"] == info["input_frames"] == arch.receptive_field()
+    assert man["output_stride"] == arch.output_stride()
+    assert man["engine_bytes"] == info["engine_bytes"] > 0
+    assert man["macs_per_30ms"] == arch.macs_per_output() * 3 // arch.output_stride()
+    assert abs(man["cutoff"] - summary["cutoff"]) <= 0.5 / 255 + 1e-9
+    assert man["window"] == summary["window"] and man["refractory"] == summary["refractory"]
+    assert summary["synthetic_positives"] >= 2 and summary["windows"] > 100
+    assert json.loads((tmp / "stage" / "summary.json").read_text()) == summary
+
+
+def test_tflm_equals_c_engine(smoke):
+    """The int8 .tflite in TFLite Micro and the Earshot engine give identical logits."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from earshot.model import Engine, Model
+
+    tmp, _ = smoke
+    man, blob = modelpkg.load(tmp / "pkg")
+    tflm = runtime.Interpreter.from_bytes((tmp / "pkg" / "model.tflite").read_bytes())
+    engine = Engine(Model(blob))
+    frames = man["input_frames"]
+    x, end = synth.render({"engine": "espeak", "voice": "en-gb", "rate": 150, "pitch": 40,
+                           "gap": 0, "text": "alexa, play some music"})
+    feats = dataset.features(np.concatenate([np.zeros(16000, np.int16), x]))
+    rows = list(range(frames - 1, len(feats), 7))
+    assert len(rows) >= 10
+    c_out, tflm_out = [], []
+    for r in rows:
+        window = feats[r - frames + 1 : r + 1]
+        engine.reset()
+        _, logits = engine.run(window)
+        c_out.append(int(logits[-1]))
+        tflm.set_input(window[None, :, None, :], 0)
+        tflm.invoke()
+        tflm_out.append(int(tflm.get_output(0).ravel()[0]))
+    assert c_out == tflm_out
+    assert len(set(c_out)) > 1  # not a constant output
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown key 'epochz'"):
+        train.load_config(overrides={"epochz": 3})
+    with pytest.raises(ValueError, match=r"unknown key mining\.'topk'"):
+        train.load_config(overrides={"mining": {"topk": 3}})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="cannot read config"):
+        train.load_config(bad)
+    cfg = train.load_config(overrides={"epochs": 2, "mining": {"rounds": 0}})
+    assert cfg["epochs"] == 2 and cfg["mining"]["top_k"] == train.DEFAULT_CONFIG["mining"]["top_k"]
+
+
+def test_detection_rule_matches_posterior_semantics():
+    probs = np.array([0, 0.9, 0.9, 0.9, 0, 0, 0.95, 0.95, 0.95, 0.95], float)
+    assert list(train.detections(probs, 0.9, 3, 0)) == [3, 8, 9]
+    assert list(train.detections(probs, 0.9, 3, 10)) == [3]
+    assert list(train.detections(probs, 0.96, 3, 0)) == []
+    assert train.end_row(160) == 0 and train.end_row(161) == 1
