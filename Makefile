@@ -29,7 +29,12 @@ $(BUILD)/libearshot.so: $(EARSHOT_CORE_SRC) $(EARSHOT_CORE_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CORE_CFLAGS) -shared -o $@ $(EARSHOT_CORE_SRC)
 
-build: lib
+# The binding as an x64 dynamic native module for the virtual board (build/x64/_earshot.mpy).
+# MPY_DIR (a MicroPython checkout) takes precedence over the PyPI-sourced 1.23 toolchain.
+natmod: setup
+	$(PY) -m earshot.natmod --arch x64
+
+build: lib natmod
 
 demo: setup build
 	$(VENV)/bin/earshot demo
