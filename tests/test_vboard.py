@@ -1,0 +1,141 @@
+"""The virtual board: host tools work on it unmodified (plain mpremote without `resume`,
+adafruit-ampy), soft reset and boot files behave as on a board, the supervisor survives a
+killed interpreter, and the flash folder is the board's root filesystem."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from earshot.deploy import mpremote
+from earshot.vboard import VirtualBoard
+
+
+def _ampy(port, *args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ampy.cli", "--port", port, *args],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode()
+
+
+@pytest.fixture
+def board(tmp_path):
+    with VirtualBoard(tmp_path / "flash") as b:
+        yield b
+
+
+def test_port_is_a_symlink_to_a_pty(board, tmp_path):
+    assert board.port == str(tmp_path / "flash.tty")
+    assert os.path.islink(board.port)
+    assert os.readlink(board.port).startswith("/dev/pts/")
+
+
+def test_plain_mpremote_soft_resets_each_time(board):
+    # Without `resume` mpremote soft-resets (Ctrl-D in the raw REPL) before every command:
+    # state must not survive, as on a board, and each command must get a fresh interpreter.
+    assert mpremote(board.port, "exec", "x = 41; print(x + 1)") == b"42\n"
+    boots = board.boots
+    out = mpremote(board.port, "exec", "print('x' in globals())")
+    assert out == b"False\n"
+    assert board.boots == boots + 1
+    # With `resume` there is no reset: the same interpreter keeps its globals.
+    mpremote(board.port, "resume", "exec", "y = 5")
+    assert mpremote(board.port, "resume", "exec", "print(y)") == b"5\n"
+
+
+def test_flash_is_the_root_filesystem(board, tmp_path):
+    src = tmp_path / "hello.py"
+    src.write_text("GREETING = 'hi from lib'\n")
+    mpremote(board.port, "fs", "mkdir", ":lib", "+", "fs", "cp", str(src), ":lib/hello.py")
+    assert (board.flash_dir / "lib" / "hello.py").read_text() == src.read_text()
+    out = mpremote(board.port, "exec", "import os, hello; print(os.getcwd(), hello.GREETING)")
+    assert out == b"/ hi from lib\n"
+    assert "/lib" in _ampy(board.port, "ls").split()
+    _ampy(board.port, "get", "lib/hello.py", str(tmp_path / "back.py"))
+    assert (tmp_path / "back.py").read_text() == src.read_text()
+
+
+def test_ampy_runs_code(board, tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("import sys\nprint(sys.implementation.name, 6 * 7)\n")
+    assert _ampy(board.port, "run", str(script)).split() == ["micropython", "42"]
+
+
+def test_boot_and_main_run_on_a_normal_boot(tmp_path):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "boot.py").write_text("open('booted', 'a').write('b')\n")
+    (flash / "main.py").write_text("open('booted', 'a').write('m')\nVALUE = 7\n")
+    with VirtualBoard(flash) as b:
+        # A normal boot ran boot.py then main.py in __main__ (the REPL sees VALUE).
+        assert mpremote(b.port, "resume", "exec", "print(VALUE)") == b"7\n"
+        # A raw-REPL soft reset runs boot.py only, as MicroPython's ports do.
+        mpremote(b.port, "exec", "pass")
+    assert (flash / "booted").read_text() == "bmb"
+
+
+def test_ctrl_c_interrupts_running_code(board):
+    import serial
+
+    with serial.Serial(board.port, timeout=0.2) as ser:
+        ser.write(b"\r\x03\x03\r\x01")
+        time.sleep(0.5)
+        assert ser.read(4096).endswith(b"raw REPL; CTRL-B to exit\r\n>")
+        ser.write(b"import time\nwhile True:\n    time.sleep_ms(5)\n\x04")
+        time.sleep(0.5)
+        assert ser.read(4096) == b"OK"  # running, no output
+        ser.write(b"\x03")
+        time.sleep(0.5)
+        reply = ser.read(4096)
+    assert b"KeyboardInterrupt" in reply and reply.endswith(b"\x04>")
+
+
+def test_supervisor_survives_a_killed_interpreter(board):
+    assert mpremote(board.port, "exec", "print(1)") == b"1\n"
+    pid = board.pid
+    boots = board.boots
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (board.pid in (None, pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert board.pid not in (None, pid)
+    assert board.boots == boots + 1
+    assert mpremote(board.port, "exec", "print(2)") == b"2\n"
+    # sys.exit() ends the unix port too (a board soft-resets): the board reboots.
+    boots = board.boots
+    mpremote(board.port, "exec", "import sys; sys.exit(3)", timeout=30)
+    assert mpremote(board.port, "exec", "print(3)") == b"3\n"
+    assert board.boots >= boots + 2
+
+
+def test_output_without_a_reader_does_not_stall(board):
+    # main-loop style output with no host reading: the board keeps running, excess dropped.
+    import serial
+
+    with serial.Serial(board.port, timeout=0.5) as ser:
+        ser.write(b"\r\x03\x03\r\x01")
+        time.sleep(0.5)
+        ser.read(4096)
+        ser.write(b"for i in range(20000):\n    print('x' * 60)\nopen('done', 'w').close()\n\x04")
+    deadline = time.monotonic() + 30
+    while not (board.flash_dir / "done").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (board.flash_dir / "done").exists()
+    assert board.dropped_bytes > 0
+    assert mpremote(board.port, "exec", "print('alive')").endswith(b"alive\n")
+
+
+def test_stop_removes_the_port(tmp_path):
+    b = VirtualBoard(tmp_path / "flash")
+    port = b.start()
+    pid = b.pid
+    b.stop()
+    assert not os.path.lexists(port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
