@@ -50,7 +50,7 @@ def mpy(tmp_path_factory):
         env = dict(os.environ, MICROPYPATH=f"{out}:{MODULES}")
         proc = subprocess.run(
             [micropython, "-X", "heapsize=16M", str(MPY_TESTS / script), *map(str, args)],
-            capture_output=True, text=True, env=env, timeout=600,
+            check=False, capture_output=True, text=True, env=env, timeout=600,
         )  # fmt: skip
         if expect_ok:
             assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}{proc.stderr}"
@@ -103,7 +103,7 @@ def model_blobs() -> list:
 def clip(data, tmp_path_factory):
     """~8 s of real audio: two "alexa" clips around a negative, int16, and its .raw file."""
     names = ["wake-word-benchmark/alexa/0.flac", "wake-word-benchmark/alexa/37.flac"]
-    negative = sorted((data / "wake-word-benchmark" / "computer").glob("*.flac"))[0]
+    negative = min((data / "wake-word-benchmark" / "computer").glob("*.flac"))
     parts = [load(data / names[0]), load(negative), load(data / names[1])]
     gap = np.zeros(core.SAMPLE_RATE_HZ // 4, np.int16)
     samples = np.concatenate([parts[0], gap, parts[1], gap, parts[2]]).astype(np.int16)
@@ -126,7 +126,8 @@ def test_api_expected_output(mpy):
 def test_constants_match_header(mpy, tmp_path):
     header = (FIRMWARE / "core" / "earshot.h").read_text()
     defines = {k: int(v) for k, v in re.findall(r"#define (ES_\w+) \(\(?(\d+)", header)}
-    flags = {k: 1 << int(v) for k, v in re.findall(r"#define (ES_FLAG_\w+) \(1u << (\d+)\)", header)}
+    flag_defs = re.findall(r"#define (ES_FLAG_\w+) \(1u << (\d+)\)", header)
+    flags = {k: 1 << int(v) for k, v in flag_defs}
     script = tmp_path / "consts.py"
     script.write_text(
         "import earshot\n"
@@ -263,7 +264,8 @@ def test_model_from_buffer_in_place_and_misaligned(mpy, tmp_path):
         "print(a == b == c, a['payload_bytes'])\n"
     )
     assert mpy(script, tmp_path / "m.bin").stdout.split() == [
-        "True", str(Model(blob).info["payload_bytes"])
+        "True",
+        str(Model(blob).info["payload_bytes"]),
     ]
 
 

@@ -11,7 +11,7 @@
 import os
 
 import _earshot
-from _earshot import *  # noqa: F403
+from _earshot import *
 
 
 def load_model(source):
@@ -29,7 +29,7 @@ def load_model(source):
         with open(source, "rb") as f:
             got = f.readinto(blob)
         if got != size:
-            raise OSError("model file %s: read %d of %d bytes" % (source, got or 0, size))
+            raise OSError(f"model file {source}: read {got or 0} of {size} bytes")
         source = blob
     return _earshot.Model(source)
 

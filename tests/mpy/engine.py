@@ -7,7 +7,8 @@ import earshot
 
 model = earshot.load_model(sys.argv[1])
 print("info", sorted(model.info().items()))
-feats = open(sys.argv[2], "rb").read()
+with open(sys.argv[2], "rb") as f:
+    feats = f.read()
 eng = earshot.Engine(model)
 mv = memoryview(feats)
 bins = earshot.MEL_BINS

@@ -6,7 +6,8 @@ import sys
 
 import earshot
 
-samples = open(sys.argv[1], "rb").read()
+with open(sys.argv[1], "rb") as f:
+    samples = f.read()
 feats = earshot.features_of(samples)
 with open(sys.argv[2], "wb") as f:
     f.write(feats)
