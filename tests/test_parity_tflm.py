@@ -1,0 +1,128 @@
+"""Bit-exact parity: the C streaming engine vs the TFLite Micro interpreter (PyPI tflite-micro).
+
+Random-weight Keras models of the architecture family (with non-trivial BatchNorm statistics,
+folded by the converter) are converted by ``arch.to_tflite_int8``, exported by
+``blob.from_tflite``, and run on real features (the C frontend on the shared recordings):
+TFLM on each non-streaming window, the engine streaming over the whole feature sequence.
+Every int8 logit must be equal. The trained model (models/alexa/model.tflite) is checked the
+same way when present.
+"""
+
+import numpy as np
+import pytest
+
+from earshot import arch, audio, blob, core
+from earshot.model import Engine, Model
+from earshot.paths import MODELS
+
+tf = pytest.importorskip("tensorflow")
+
+runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+
+SMALL_ARCH = {
+    "first": {"filters": 13, "kernel": 4, "stride": 2},
+    "blocks": [
+        {"kernel": 3, "stride": 1, "filters": 9},
+        {"kernel": 5, "stride": 3, "filters": 17},
+        {"kernel": 2, "stride": 1, "filters": 7},
+    ],
+    "batchnorm": True,
+}
+
+
+@pytest.fixture(scope="module")
+def features(data):
+    """int8 features (n, 40) of a few real clips, positives and negatives, joined."""
+    clips = sorted((data / "wake-word-benchmark" / "alexa").glob("*.*"))[:6]
+    clips += sorted((data / "wake-word-benchmark" / "computer").glob("*.*"))[:4]
+    rows = []
+    for path in clips:
+        try:
+            rows.append(core.features(audio.load(path)))
+        except audio.AudioError:
+            continue
+    assert len(rows) >= 5, "too few readable clips"
+    return np.concatenate(rows)
+
+
+def _windows(features, frames, step):
+    starts = range(0, len(features) - frames + 1, step)
+    return np.stack([features[s : s + frames] for s in starts])
+
+
+def _random_keras(cfg, seed, windows):
+    """build_model(cfg) with random weights and BatchNorm statistics as after training: each
+    BatchNorm's moving mean / variance are those of its input on ``windows`` (int8 features
+    (N, T, 40)), with random gamma / beta, so the signal neither dies nor explodes."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = arch.build_model(cfg)
+    rng = np.random.default_rng(seed)
+    x = arch.features_to_input(windows)
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            pre = keras.Model(model.inputs, layer.input).predict(x, verbose=0)
+            mean, var = pre.mean(axis=(0, 1, 2)), pre.var(axis=(0, 1, 2)) + 1e-3
+            layer.set_weights([
+                rng.uniform(0.7, 1.5, mean.shape).astype(np.float32),
+                rng.normal(0.2, 0.3, mean.shape).astype(np.float32),
+                mean.astype(np.float32),
+                var.astype(np.float32),
+            ])
+        elif layer.name == "logit":
+            w, _ = layer.get_weights()
+            layer.set_weights([w, np.array([0.3], np.float32)])
+    return model
+
+
+def _tflm_logits(flat, features, hops, frames):
+    interp = runtime.Interpreter.from_bytes(flat)
+    out = []
+    for n in hops:
+        interp.set_input(features[n - frames + 1 : n + 1][None, :, None, :], 0)
+        interp.invoke()
+        out.append(int(interp.get_output(0).reshape(-1)[0]))
+    return np.array(out, dtype=np.int8)
+
+
+def _check_parity(flat, features):
+    model = Model(blob.from_tflite(flat, cutoff=0.9, window=5, refractory=20))
+    frames, stride = model.info["input_frames"], model.info["output_stride"]
+    hops, logits = Engine(model).run(features)
+    np.testing.assert_array_equal(hops, np.arange(frames - 1, len(features), stride))
+    expect = _tflm_logits(flat, features, hops, frames)
+    mismatch = np.flatnonzero(logits != expect)
+    assert mismatch.size == 0, (
+        f"{mismatch.size}/{len(hops)} logits differ, first at hop {hops[mismatch[0]]}: "
+        f"engine {logits[mismatch[0]]}, TFLM {expect[mismatch[0]]}"
+    )
+    return model, logits
+
+
+@pytest.mark.parametrize("cfg_name,seed", [("default", 1), ("default", 2), ("small", 3)])
+def test_random_model_parity(features, cfg_name, seed):
+    cfg = arch.DEFAULT_ARCH if cfg_name == "default" else SMALL_ARCH
+    frames = arch.receptive_field(cfg)
+    windows = _windows(features, frames, 17)[:200]
+    keras_model = _random_keras(cfg, seed, windows)
+    flat = arch.to_tflite_int8(keras_model, windows)
+    model, logits = _check_parity(flat, features)
+    assert model.info["macs_per_output"] == arch.macs_per_output(cfg)
+    # The comparison is not trivial: the logits take many values.
+    assert len(np.unique(logits)) > 10
+    # The int8 model tracks the float model (quantization noise only): strong correlation.
+    interp = tf.lite.Interpreter(model_content=flat)
+    (scale, zp), = [d["quantization"] for d in interp.get_output_details()]
+    x = _windows(features, frames, model.info["output_stride"])[: len(logits)]
+    float_logits = keras_model.predict(arch.features_to_input(x), verbose=0).reshape(-1)
+    dequant = (logits[: len(x)].astype(np.float64) - zp) * scale
+    corr = np.corrcoef(dequant, float_logits)[0, 1]
+    assert corr > 0.9, f"int8 logits correlate {corr:.3f} with the float model's"
+
+
+def test_trained_model_parity(features):
+    path = MODELS / "alexa" / "model.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not trained yet")
+    _check_parity(path.read_bytes(), features)
