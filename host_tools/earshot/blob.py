@@ -216,6 +216,9 @@ def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: 
     """
     from earshot.arch import FEATURE_INPUT_SCALE
 
+    tflite_bytes = bytes(tflite_bytes)
+    if len(tflite_bytes) < 8 or tflite_bytes[4:8] != b"TFL3":
+        raise ValueError("not a .tflite flatbuffer (no TFL3 file identifier)")
     schema = _schema()
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(tflite_bytes), 0))

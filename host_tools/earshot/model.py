@@ -67,10 +67,9 @@ class Model:
     """
 
     def __init__(self, blob):
-        try:
-            self.blob = bytes(blob)
-        except TypeError:
-            raise ValueError(f"blob must be bytes-like, got {type(blob).__name__}") from None
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise ValueError(f"blob must be bytes-like, got {type(blob).__name__}")
+        self.blob = bytes(blob)
         so = _lib()
         # An 8-byte aligned private copy (ctypes buffers are malloc'd): the C model keeps
         # pointers into it, so it lives as long as this object.
