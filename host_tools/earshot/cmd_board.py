@@ -1,5 +1,6 @@
 """``earshot board``: run the virtual board until Ctrl-C, for mpremote/ampy by hand."""
 
+import signal
 import time
 from pathlib import Path
 
@@ -34,6 +35,11 @@ def handler(args) -> int:
     from earshot.vboard import BoardError, VirtualBoard
 
     console = Console()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt  # stop cleanly (interpreter, ptys, symlink) on SIGTERM too
+
+    signal.signal(signal.SIGTERM, on_term)
     board = VirtualBoard(args.flash, link=args.link, heapsize=args.heapsize)
     try:
         port = board.start()
