@@ -7,7 +7,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from earshot import arch, blob
 from earshot.model import Engine, Model
 
@@ -43,8 +42,9 @@ def test_describe_round_trip(good):
         np.testing.assert_array_equal(got["weights"], np.asarray(want["weights"]).reshape(-1))
         np.testing.assert_array_equal(got["multiplier"], want["multiplier"])
         np.testing.assert_array_equal(got["shift"], want["shift"])
-    np.testing.assert_array_equal(d["logistic"], np.frombuffer(blob.logistic_table(1 / 16, 0),
-                                                               np.uint8))
+    np.testing.assert_array_equal(
+        d["logistic"], np.frombuffer(blob.logistic_table(1 / 16, 0), np.uint8)
+    )
 
 
 def test_model_info(good):
@@ -54,8 +54,7 @@ def test_model_info(good):
     assert info["format_version"] == 1
     assert info["n_layers"] == d["n_layers"]
     assert info["input_bins"] == 40
-    assert (info["input_frames"], info["output_stride"]) == (d["input_frames"],
-                                                             d["output_stride"])
+    assert (info["input_frames"], info["output_stride"]) == (d["input_frames"], d["output_stride"])
     assert (info["cutoff"], info["window"], info["refractory"]) == (204, 7, 12)
     assert info["macs_per_output"] == d["macs_per_output"]
     assert info["payload_bytes"] == len(good) - blob.HEADER_BYTES
@@ -113,8 +112,11 @@ def _cases(good):
         ("bias align", _patch(good, LAYER0 + 24, "<I", 50), "bias out of bounds"),
         ("multiplier", _patch(good, LAYER0 + 36, "<I", 4), "multiplier out of bounds"),
         ("shift size", _patch(good, LAYER0 + 44, "<I", 0xFFFFFFFC), "shift out of bounds"),
-        ("layer 1 zp", _patch(good, LAYER0 + blob.LAYER_BYTES + 8, "<h", 5),
-         "input zero point differs"),
+        (
+            "layer 1 zp",
+            _patch(good, LAYER0 + blob.LAYER_BYTES + 8, "<h", 5),
+            "input zero point differs",
+        ),
         ("first zp", _patch(good, LAYER0 + 8, "<h", 3), "layer 0: input zero point"),
     ]
 
@@ -148,7 +150,7 @@ def test_bad_values_inside_arrays(good):
 
 
 def test_not_bytes():
-    with pytest.raises(ValueError, match="bytes-like"):
+    with pytest.raises(TypeError, match="bytes-like"):
         Model(12)
 
 
@@ -165,8 +167,11 @@ def test_fuzz_truncation_and_bit_flips(good):
             b = b[: int(rng.integers(0, len(good)))]
         else:
             for _ in range(int(rng.integers(1, 4))):
-                pos = int(rng.integers(0, len(b))) if rng.random() < 0.5 else int(
-                    rng.integers(0, blob.HEADER_BYTES + 10 * blob.LAYER_BYTES))
+                pos = (
+                    int(rng.integers(0, len(b)))
+                    if rng.random() < 0.5
+                    else int(rng.integers(0, blob.HEADER_BYTES + 10 * blob.LAYER_BYTES))
+                )
                 b[pos] ^= 1 << int(rng.integers(0, 8))
         b = bytes(b)
         if mode == 2 and len(b) >= blob.HEADER_BYTES:
@@ -193,8 +198,7 @@ def test_pack_rejects_bad_arguments():
     with pytest.raises(ValueError, match="logistic"):
         blob.pack(layers, logistic=lt[:10], cutoff=0.5, window=3, refractory=0)
     with pytest.raises(ValueError, match="unknown type"):
-        blob.pack([dict(layers[0], type="pool")], logistic=lt, cutoff=0.5, window=3,
-                  refractory=0)
+        blob.pack([dict(layers[0], type="pool")], logistic=lt, cutoff=0.5, window=3, refractory=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,8 +221,9 @@ def test_from_tflite_refuses_unsupported_graphs():
     same = _tiny(lambda x, L: L.Dense(1)(L.Flatten()(L.Conv2D(4, (3, 1), padding="same")(x))))
     with pytest.raises(ValueError, match="padding must be VALID"):
         blob.from_tflite(same, cutoff=0.5, window=3, refractory=0)
-    pool = _tiny(lambda x, L: L.Dense(1)(L.Flatten()(L.AveragePooling2D((3, 1))(
-        L.Conv2D(4, (3, 1))(x)))))
+    pool = _tiny(
+        lambda x, L: L.Dense(1)(L.Flatten()(L.AveragePooling2D((3, 1))(L.Conv2D(4, (3, 1))(x))))
+    )
     with pytest.raises(ValueError, match="unsupported operator AVERAGE_POOL_2D"):
         blob.from_tflite(pool, cutoff=0.5, window=3, refractory=0)
     long = _tiny(lambda x, L: L.Dense(1)(L.Flatten()(L.Conv2D(4, (3, 1), strides=(3, 1))(x))))

@@ -12,7 +12,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from earshot import arch, blob, core
 from earshot.model import Engine, Model
 
@@ -70,7 +69,7 @@ def ref_network(layers, x):
 # ctypes
 
 
-class es_nn_params_t(ctypes.Structure):  # noqa: N801 (es_nn.h)
+class es_nn_params_t(ctypes.Structure):
     _fields_ = [
         ("in_len", ctypes.c_uint16),
         ("in_ch", ctypes.c_uint16),
@@ -84,7 +83,7 @@ class es_nn_params_t(ctypes.Structure):  # noqa: N801 (es_nn.h)
     ]
 
 
-class es_nn_quant_t(ctypes.Structure):  # noqa: N801
+class es_nn_quant_t(ctypes.Structure):
     _fields_ = [("multiplier", ctypes.c_void_p), ("shift", ctypes.c_void_p)]
 
 
@@ -124,7 +123,8 @@ class Placed:
 
     def guards_intact(self) -> bool:
         return bool(
-            np.all(self.buf[: self.start] == 0x5A) and np.all(self.buf[self.start + self.n :] == 0x5A)
+            np.all(self.buf[: self.start] == 0x5A)
+            and np.all(self.buf[self.start + self.n :] == 0x5A)
         )
 
 
@@ -151,8 +151,12 @@ def _case(rng, shape, kind):
         k, s = 1, 1
     if kind == "fc":
         in_len = 1
-    w_shape = {"conv": (out_ch, k, in_ch), "depthwise": (k, in_ch),
-               "pointwise": (out_ch, in_ch), "fc": (out_ch, in_ch)}[kind]
+    w_shape = {
+        "conv": (out_ch, k, in_ch),
+        "depthwise": (k, in_ch),
+        "pointwise": (out_ch, in_ch),
+        "fc": (out_ch, in_ch),
+    }[kind]
     taps = k * (1 if kind == "depthwise" else in_ch)
     in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     act_min = int(rng.choice([-128, out_zp]))
@@ -161,25 +165,43 @@ def _case(rng, shape, kind):
     mult = rng.integers(1 << 30, 1 << 31, size=out_ch, dtype=np.int64)
     mult[1:][rng.random(out_ch - 1) < 0.1] = 0
     shift = -(np.round(np.log2(np.sqrt(taps) * 74 * 74 / 60)) + rng.integers(-2, 3, out_ch))
-    return dict(
-        type="conv" if kind == "pointwise" else kind, kernel=k, stride=s, in_ch=in_ch,
-        out_ch=out_ch, input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=127,
-        weights=rng.integers(-128, 128, size=w_shape).astype(np.int8),
-        bias=None if rng.random() < 0.2 else rng.integers(-50000, 50000, out_ch).astype(np.int32),
-        multiplier=mult.astype(np.int32), shift=np.clip(shift, -31, 0).astype(np.int32),
-    ), rng.integers(-128, 128, size=(in_len, in_ch)).astype(np.int8)
+    return {
+        "type": "conv" if kind == "pointwise" else kind,
+        "kernel": k,
+        "stride": s,
+        "in_ch": in_ch,
+        "out_ch": out_ch,
+        "input_zp": in_zp,
+        "output_zp": out_zp,
+        "act_min": act_min,
+        "act_max": 127,
+        "weights": rng.integers(-128, 128, size=w_shape).astype(np.int8),
+        "bias": None
+        if rng.random() < 0.2
+        else rng.integers(-50000, 50000, out_ch).astype(np.int32),
+        "multiplier": mult.astype(np.int32),
+        "shift": np.clip(shift, -31, 0).astype(np.int32),
+    }, rng.integers(-128, 128, size=(in_len, in_ch)).astype(np.int8)
 
 
 @pytest.mark.parametrize("kind", ["conv", "depthwise", "pointwise", "fc"])
-@pytest.mark.parametrize("shape", SHAPES, ids=[f"L{a}c{b}o{c}k{d}s{e}" for a, b, c, d, e in SHAPES])
+@pytest.mark.parametrize(
+    "shape", SHAPES, ids=[f"L{a}c{b}o{c}k{d}s{e}" for a, b, c, d, e in SHAPES]
+)
 def test_kernel_matches_reference(so, kind, shape):
     rng = np.random.default_rng(zlib.crc32(repr((kind, shape)).encode()))
     layer, x = _case(rng, shape, kind)
     expect = ref_layer(layer, x)
     p = es_nn_params_t(
-        in_len=x.shape[0], in_ch=layer["in_ch"], out_ch=layer["out_ch"], kernel=layer["kernel"],
-        stride=layer["stride"], input_offset=-layer["input_zp"],
-        output_offset=layer["output_zp"], act_min=layer["act_min"], act_max=layer["act_max"],
+        in_len=x.shape[0],
+        in_ch=layer["in_ch"],
+        out_ch=layer["out_ch"],
+        kernel=layer["kernel"],
+        stride=layer["stride"],
+        input_offset=-layer["input_zp"],
+        output_offset=layer["output_zp"],
+        act_min=layer["act_min"],
+        act_max=layer["act_max"],
     )
     assert so.es_nn_out_len(x.shape[0], layer["kernel"], layer["stride"]) == expect.shape[0]
     mult = Placed(layer["multiplier"], 0)
@@ -190,10 +212,20 @@ def test_kernel_matches_reference(so, kind, shape):
         filt = Placed(layer["weights"], (misalign + 2) % 4)
         bias = None if layer["bias"] is None else Placed(layer["bias"], 0)
         out = Placed(np.zeros(expect.shape, np.int8), (misalign + 1) % 4)
-        fn = {"conv": so.es_nn_conv, "depthwise": so.es_nn_depthwise,
-              "pointwise": so.es_nn_pointwise, "fc": so.es_nn_fully_connected}[kind]
-        fn(ctypes.byref(p), ctypes.byref(q), inp.ptr, filt.ptr, bias.ptr if bias else None,
-           out.ptr)
+        fn = {
+            "conv": so.es_nn_conv,
+            "depthwise": so.es_nn_depthwise,
+            "pointwise": so.es_nn_pointwise,
+            "fc": so.es_nn_fully_connected,
+        }[kind]
+        fn(
+            ctypes.byref(p),
+            ctypes.byref(q),
+            inp.ptr,
+            filt.ptr,
+            bias.ptr if bias else None,
+            out.ptr,
+        )
         got = out.view(np.int8).reshape(expect.shape)
         np.testing.assert_array_equal(got, expect)
         assert out.guards_intact(), "kernel wrote outside its output"
@@ -204,16 +236,19 @@ def test_kernel_matches_reference(so, kind, shape):
 
 def test_requantize_matches_reference_and_exact_rounding(so):
     rng = np.random.default_rng(7)
-    acc = np.concatenate([
-        rng.integers(-(1 << 31), 1 << 31, 3000, dtype=np.int64),
-        rng.integers(-5000, 5000, 3000),
-        [0, 1, -1, I32_MIN, I32_MAX, 1 << 30, -(1 << 30)],
-    ])
+    acc = np.concatenate(
+        [
+            rng.integers(-(1 << 31), 1 << 31, 3000, dtype=np.int64),
+            rng.integers(-5000, 5000, 3000),
+            [0, 1, -1, I32_MIN, I32_MAX, 1 << 30, -(1 << 30)],
+        ]
+    )
     mult = rng.integers(1 << 30, 1 << 31, acc.size, dtype=np.int64)
     mult[-3:] = I32_MAX
     shift = rng.integers(-31, 1, acc.size)
-    got = np.array([so.es_nn_requantize(int(a), int(m), int(s))
-                    for a, m, s in zip(acc, mult, shift)])
+    got = np.array(
+        [so.es_nn_requantize(int(a), int(m), int(s)) for a, m, s in zip(acc, mult, shift)]
+    )
     np.testing.assert_array_equal(got, ref_requantize(acc, mult, shift))
     # Independent check: double rounding stays within one unit of the exact product.
     for a, m, s, g in zip(acc[:500], mult[:500], shift[:500], got[:500]):
@@ -260,8 +295,9 @@ ENGINE_CONFIGS = {
 def test_engine_streaming_equals_reference(name):
     cfg = ENGINE_CONFIGS[name]
     layers = blob.random_layers(cfg, seed=11)
-    model = Model(blob.pack(layers, logistic=blob.logistic_table(0.1, 0), cutoff=0.5, window=3,
-                            refractory=0))
+    model = Model(
+        blob.pack(layers, logistic=blob.logistic_table(0.1, 0), cutoff=0.5, window=3, refractory=0)
+    )
     frames, stride = arch.receptive_field(cfg), arch.output_stride(cfg)
     assert model.info["input_frames"] == frames
     assert model.info["output_stride"] == stride

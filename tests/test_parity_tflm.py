@@ -10,7 +10,6 @@ same way when present.
 
 import numpy as np
 import pytest
-
 from earshot import arch, audio, blob, core
 from earshot.model import Engine, Model
 from earshot.paths import MODELS
@@ -64,12 +63,14 @@ def _random_keras(cfg, seed, windows):
         if layer.__class__.__name__ == "BatchNormalization":
             pre = keras.Model(model.inputs, layer.input).predict(x, verbose=0)
             mean, var = pre.mean(axis=(0, 1, 2)), pre.var(axis=(0, 1, 2)) + 1e-3
-            layer.set_weights([
-                rng.uniform(0.7, 1.5, mean.shape).astype(np.float32),
-                rng.normal(0.2, 0.3, mean.shape).astype(np.float32),
-                mean.astype(np.float32),
-                var.astype(np.float32),
-            ])
+            layer.set_weights(
+                [
+                    rng.uniform(0.7, 1.5, mean.shape).astype(np.float32),
+                    rng.normal(0.2, 0.3, mean.shape).astype(np.float32),
+                    mean.astype(np.float32),
+                    var.astype(np.float32),
+                ]
+            )
         elif layer.name == "logit":
             w, _ = layer.get_weights()
             layer.set_weights([w, np.array([0.3], np.float32)])
@@ -113,7 +114,7 @@ def test_random_model_parity(features, cfg_name, seed):
     assert len(np.unique(logits)) > 10
     # The int8 model tracks the float model (quantization noise only): strong correlation.
     interp = tf.lite.Interpreter(model_content=flat)
-    (scale, zp), = [d["quantization"] for d in interp.get_output_details()]
+    ((scale, zp),) = [d["quantization"] for d in interp.get_output_details()]
     x = _windows(features, frames, model.info["output_stride"])[: len(logits)]
     float_logits = keras_model.predict(arch.features_to_input(x), verbose=0).reshape(-1)
     dequant = (logits[: len(x)].astype(np.float64) - zp) * scale

@@ -62,7 +62,7 @@ DEFAULT_ARCH = {
 def _check(cfg: dict) -> dict:
     """Return a validated deep copy of ``cfg``; ValueError names the bad key."""
     if not isinstance(cfg, dict):
-        raise ValueError(f"arch config must be a dict, got {type(cfg).__name__}")
+        raise TypeError(f"arch config must be a dict, got {type(cfg).__name__}")
     cfg = copy.deepcopy(cfg)
     for key in ("first", "blocks"):
         if key not in cfg:
@@ -77,7 +77,9 @@ def _check(cfg: dict) -> dict:
         for key in ("filters", "kernel", "stride"):
             value = layer.get(key)
             if not isinstance(value, int) or not 1 <= value <= 255:
-                raise ValueError(f"arch config: {name}.{key} must be an int in 1..255, got {value!r}")
+                raise ValueError(
+                    f"arch config: {name}.{key} must be an int in 1..255, got {value!r}"
+                )
     if not 0.0 <= float(cfg["dropout"]) < 1.0:
         raise ValueError(f"arch config: dropout must be in [0, 1), got {cfg['dropout']!r}")
     return cfg
@@ -115,16 +117,30 @@ def layer_table(cfg: dict = DEFAULT_ARCH) -> list[dict]:
     cfg = _check(cfg)
     first = cfg["first"]
     table = [
-        dict(type="conv", kernel=first["kernel"], stride=first["stride"],
-             in_ch=cfg["input_bins"], out_ch=first["filters"])
+        {
+            "type": "conv",
+            "kernel": first["kernel"],
+            "stride": first["stride"],
+            "in_ch": cfg["input_bins"],
+            "out_ch": first["filters"],
+        }
     ]
     ch = first["filters"]
     for b in cfg["blocks"]:
-        table.append(dict(type="depthwise", kernel=b["kernel"], stride=b["stride"],
-                          in_ch=ch, out_ch=ch))
-        table.append(dict(type="conv", kernel=1, stride=1, in_ch=ch, out_ch=b["filters"]))
+        table.append(
+            {
+                "type": "depthwise",
+                "kernel": b["kernel"],
+                "stride": b["stride"],
+                "in_ch": ch,
+                "out_ch": ch,
+            }
+        )
+        table.append(
+            {"type": "conv", "kernel": 1, "stride": 1, "in_ch": ch, "out_ch": b["filters"]}
+        )
         ch = b["filters"]
-    table.append(dict(type="fc", kernel=1, stride=1, in_ch=ch, out_ch=1))
+    table.append({"type": "fc", "kernel": 1, "stride": 1, "in_ch": ch, "out_ch": 1})
     return table
 
 
@@ -156,7 +172,7 @@ def build_model(cfg: dict = DEFAULT_ARCH, name: str = "earshot_dscnn"):
 
     Input: float32 ``(T, 1, input_bins)`` with ``T = receptive_field(cfg)``, values
     ``features_int8 * FEATURE_INPUT_SCALE``. Output: float32 ``(1,)`` logit per example.
-    Raises ValueError for a bad config.
+    Raises ValueError for a bad config (TypeError if it is not a dict).
     """
     cfg = _check(cfg)
     import keras
@@ -174,21 +190,33 @@ def build_model(cfg: dict = DEFAULT_ARCH, name: str = "earshot_dscnn"):
     first = cfg["first"]
     x = conv_bn_relu(
         inputs,
-        layers.Conv2D(first["filters"], (first["kernel"], 1), strides=(first["stride"], 1),
-                      padding="valid", use_bias=use_bias, name="conv0"),
+        layers.Conv2D(
+            first["filters"],
+            (first["kernel"], 1),
+            strides=(first["stride"], 1),
+            padding="valid",
+            use_bias=use_bias,
+            name="conv0",
+        ),
         "conv0",
     )
     for i, b in enumerate(cfg["blocks"], start=1):
         x = conv_bn_relu(
             x,
-            layers.DepthwiseConv2D((b["kernel"], 1), strides=(b["stride"], 1), padding="valid",
-                                   use_bias=use_bias, name=f"block{i}_dw"),
+            layers.DepthwiseConv2D(
+                (b["kernel"], 1),
+                strides=(b["stride"], 1),
+                padding="valid",
+                use_bias=use_bias,
+                name=f"block{i}_dw",
+            ),
             f"block{i}_dw",
         )
         x = conv_bn_relu(
             x,
-            layers.Conv2D(b["filters"], (1, 1), padding="valid", use_bias=use_bias,
-                          name=f"block{i}_pw"),
+            layers.Conv2D(
+                b["filters"], (1, 1), padding="valid", use_bias=use_bias, name=f"block{i}_pw"
+            ),
             f"block{i}_pw",
         )
     x = layers.Flatten(name="flatten")(x)

@@ -168,20 +168,50 @@ def pack(
         m = put(np.asarray(layer["multiplier"]), "<i4")
         s = put(np.asarray(layer["shift"]), "<i4")
         records += _LAYER.pack(
-            kind, layer["kernel"], layer["stride"], 0, layer["in_ch"], layer["out_ch"],
-            layer["input_zp"], layer["output_zp"], layer["act_min"], layer["act_max"],
-            *w, *b, *m, *s,
+            kind,
+            layer["kernel"],
+            layer["stride"],
+            0,
+            layer["in_ch"],
+            layer["out_ch"],
+            layer["input_zp"],
+            layer["output_zp"],
+            layer["act_min"],
+            layer["act_max"],
+            *w,
+            *b,
+            *m,
+            *s,
         )
     logistic_off = data_off + len(data)
     total = logistic_off + 256
     stride = int(np.prod([layer["stride"] for layer in layers]))
-    body = _HEADER.pack(
-        MAGIC, VERSION, HEADER_BYTES, 0, total,
-        SAMPLE_RATE_HZ, WINDOW_SAMPLES, HOP_SAMPLES, MEL_BINS,
-        _receptive_field(layers), stride, len(layers),
-        _round_half_away(cutoff * 255), window, refractory,
-        layers_off, logistic_off, LAYER_BYTES, 0,
-    ) + records + data + bytes(logistic)
+    body = (
+        _HEADER.pack(
+            MAGIC,
+            VERSION,
+            HEADER_BYTES,
+            0,
+            total,
+            SAMPLE_RATE_HZ,
+            WINDOW_SAMPLES,
+            HOP_SAMPLES,
+            MEL_BINS,
+            _receptive_field(layers),
+            stride,
+            len(layers),
+            _round_half_away(cutoff * 255),
+            window,
+            refractory,
+            layers_off,
+            logistic_off,
+            LAYER_BYTES,
+            0,
+        )
+        + records
+        + data
+        + bytes(logistic)
+    )
     assert len(body) == total
     crc = zlib.crc32(body[CRC_START:])
     return body[:8] + struct.pack("<I", crc) + body[CRC_START:]
@@ -222,7 +252,7 @@ def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: 
     schema = _schema()
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(tflite_bytes), 0))
-    except Exception as exc:  # noqa: BLE001 - flatbuffers raises assorted errors
+    except Exception as exc:
         raise ValueError(f"not a .tflite flatbuffer: {exc}") from exc
     if model is None or not model.subgraphs or len(model.subgraphs) != 1:
         raise ValueError("the .tflite must have exactly one subgraph")
@@ -341,8 +371,9 @@ def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: 
                     raise ValueError(f"op {n} (DEPTHWISE_CONV_2D): depth multiplier must be 1")
                 weights = w  # 1HWC = [kernel][ch]
         if len(f_scales) not in (1, out_ch):
-            raise ValueError(f"op {n} ({opname}): {len(f_scales)} filter scales for {out_ch} "
-                             "channels")
+            raise ValueError(
+                f"op {n} ({opname}): {len(f_scales)} filter scales for {out_ch} channels"
+            )
         per_channel = len(f_scales) > 1
         if per_channel and f_dim != (3 if kind == "depthwise" else 0):
             raise ValueError(f"op {n} ({opname}): per-channel scales on an unexpected axis")
@@ -362,11 +393,23 @@ def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: 
             mult.append(m)
             shift.append(s)
         act_min, act_max = activation_range(activation, out_scale, out_zps[0])
-        layers.append(dict(
-            type=kind, kernel=kernel, stride=stride, in_ch=in_ch, out_ch=out_ch,
-            input_zp=in_zps[0], output_zp=out_zps[0], act_min=act_min, act_max=act_max,
-            weights=weights, bias=bias, multiplier=np.array(mult), shift=np.array(shift),
-        ))
+        layers.append(
+            {
+                "type": kind,
+                "kernel": kernel,
+                "stride": stride,
+                "in_ch": in_ch,
+                "out_ch": out_ch,
+                "input_zp": in_zps[0],
+                "output_zp": out_zps[0],
+                "act_min": act_min,
+                "act_max": act_max,
+                "weights": weights,
+                "bias": bias,
+                "multiplier": np.array(mult),
+                "shift": np.array(shift),
+            }
+        )
         current = out
     if current != int(graph.outputs[0]):
         raise ValueError("the graph's output is not the end of the layer chain")
@@ -381,8 +424,13 @@ def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: 
             f"is {frames}: the last convolution must have time length 1"
         )
     (lscale,), (lzp,), _ = qparams(current, "output")
-    return pack(layers, logistic=logistic_table(lscale, lzp), cutoff=cutoff, window=window,
-                refractory=refractory)
+    return pack(
+        layers,
+        logistic=logistic_table(lscale, lzp),
+        cutoff=cutoff,
+        window=window,
+        refractory=refractory,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,9 +445,27 @@ def describe(blob: bytes) -> dict:
     blob = bytes(blob)
     if len(blob) < HEADER_BYTES:
         raise ValueError("blob shorter than its header")
-    (magic, version, header_bytes, crc, total, rate, win, hop, bins, frames, stride, n_layers,
-     cutoff, window, refractory, layers_off, logistic_off, layer_bytes, _) = _HEADER.unpack_from(
-        blob)
+    (
+        magic,
+        version,
+        header_bytes,
+        crc,
+        total,
+        rate,
+        win,
+        hop,
+        bins,
+        frames,
+        stride,
+        n_layers,
+        cutoff,
+        window,
+        refractory,
+        layers_off,
+        logistic_off,
+        layer_bytes,
+        _,
+    ) = _HEADER.unpack_from(blob)
     if magic != MAGIC:
         raise ValueError("bad magic")
     if version != VERSION:
@@ -416,37 +482,76 @@ def describe(blob: bytes) -> dict:
     def arr(off, size, dtype, what, i):
         if off + size > total or off % 4:
             raise ValueError(f"layer {i}: {what} out of bounds")
-        return np.frombuffer(blob, dtype=dtype, count=size // np.dtype(dtype).itemsize,
-                             offset=off).copy()
+        return np.frombuffer(
+            blob, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=off
+        ).copy()
 
     layers, macs, weight_bytes, cum = [], 0, 0, 1
     for i in range(n_layers):
-        (kind, kernel, lstride, _, in_ch, out_ch, in_zp, out_zp, amin, amax, w_off, w_size,
-         b_off, b_size, m_off, m_size, s_off, s_size) = _LAYER.unpack_from(
-            blob, layers_off + i * layer_bytes)
+        (
+            kind,
+            kernel,
+            lstride,
+            _,
+            in_ch,
+            out_ch,
+            in_zp,
+            out_zp,
+            amin,
+            amax,
+            w_off,
+            w_size,
+            b_off,
+            b_size,
+            m_off,
+            m_size,
+            s_off,
+            s_size,
+        ) = _LAYER.unpack_from(blob, layers_off + i * layer_bytes)
         if kind not in LAYER_NAMES:
             raise ValueError(f"layer {i}: unknown type {kind}")
         name = LAYER_NAMES[kind]
-        layers.append(dict(
-            type=name, kernel=kernel, stride=lstride, in_ch=in_ch, out_ch=out_ch,
-            input_zp=in_zp, output_zp=out_zp, act_min=amin, act_max=amax,
-            weights=arr(w_off, w_size, np.int8, "weights", i),
-            bias=arr(b_off, b_size, "<i4", "bias", i) if b_size else None,
-            multiplier=arr(m_off, m_size, "<i4", "multiplier", i),
-            shift=arr(s_off, s_size, "<i4", "shift", i),
-        ))
+        layers.append(
+            {
+                "type": name,
+                "kernel": kernel,
+                "stride": lstride,
+                "in_ch": in_ch,
+                "out_ch": out_ch,
+                "input_zp": in_zp,
+                "output_zp": out_zp,
+                "act_min": amin,
+                "act_max": amax,
+                "weights": arr(w_off, w_size, np.int8, "weights", i),
+                "bias": arr(b_off, b_size, "<i4", "bias", i) if b_size else None,
+                "multiplier": arr(m_off, m_size, "<i4", "multiplier", i),
+                "shift": arr(s_off, s_size, "<i4", "shift", i),
+            }
+        )
         cum *= max(lstride, 1)
         per_run = kernel * in_ch * (1 if name == "depthwise" else out_ch)
         macs += per_run * (stride // cum if cum else 0)
         weight_bytes += w_size + b_size + m_size + s_size
-    return dict(
-        format_version=version, header_bytes=header_bytes, total_bytes=total, crc32=crc,
-        sample_rate_hz=rate, window_samples=win, hop_samples=hop, mel_bins=bins,
-        input_frames=frames, output_stride=stride, n_layers=n_layers, cutoff=cutoff,
-        window=window, refractory=refractory, layers=layers,
-        logistic=np.frombuffer(blob, np.uint8, 256, logistic_off).copy(),
-        macs_per_output=macs, weight_bytes=weight_bytes,
-    )
+    return {
+        "format_version": version,
+        "header_bytes": header_bytes,
+        "total_bytes": total,
+        "crc32": crc,
+        "sample_rate_hz": rate,
+        "window_samples": win,
+        "hop_samples": hop,
+        "mel_bins": bins,
+        "input_frames": frames,
+        "output_stride": stride,
+        "n_layers": n_layers,
+        "cutoff": cutoff,
+        "window": window,
+        "refractory": refractory,
+        "layers": layers,
+        "logistic": np.frombuffer(blob, np.uint8, 256, logistic_off).copy(),
+        "macs_per_output": macs,
+        "weight_bytes": weight_bytes,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -471,8 +576,11 @@ def random_layers(cfg: dict | None = None, seed: int = 0) -> list[dict]:
     for i, spec in enumerate(table):
         out_ch, kind, k, s = spec["out_ch"], spec["type"], spec["kernel"], spec["stride"]
         last = i == len(table) - 1
-        w_shape = {"conv": (out_ch, k, spec["in_ch"]), "depthwise": (k, out_ch),
-                   "fc": (out_ch, spec["in_ch"])}[kind]
+        w_shape = {
+            "conv": (out_ch, k, spec["in_ch"]),
+            "depthwise": (k, out_ch),
+            "fc": (out_ch, spec["in_ch"]),
+        }[kind]
         w = rng.integers(-127, 128, size=w_shape).astype(np.int8)
         bias = rng.integers(-3000, 3000, size=out_ch).astype(np.int32)
         xi = (x - in_zp).astype(np.float64)
@@ -481,9 +589,12 @@ def random_layers(cfg: dict | None = None, seed: int = 0) -> list[dict]:
             acc = (xi.reshape(len(xi), -1) @ wf.T)[:, None, :]
         else:
             n_out = (xi.shape[1] - k) // s + 1
-            win = np.stack([xi[:, t * s:t * s + k] for t in range(n_out)], axis=1)
-            acc = (np.einsum("bnki,oki->bno", win, wf) if kind == "conv"
-                   else np.einsum("bnkc,kc->bnc", win, wf))
+            win = np.stack([xi[:, t * s : t * s + k] for t in range(n_out)], axis=1)
+            acc = (
+                np.einsum("bnki,oki->bno", win, wf)
+                if kind == "conv"
+                else np.einsum("bnkc,kc->bnc", win, wf)
+            )
         acc = acc + bias
         spread = np.maximum(acc.reshape(-1, out_ch).std(axis=0), 1.0)
         scale = 40.0 / spread * rng.uniform(0.7, 1.3, size=out_ch)
@@ -491,18 +602,37 @@ def random_layers(cfg: dict | None = None, seed: int = 0) -> list[dict]:
         out_zp = int(rng.integers(-20, 20)) if last else int(rng.integers(-128, -100))
         act_min = -128 if last else out_zp
         x = np.clip(np.round(acc * scale) + out_zp, act_min, 127)
-        layers.append(dict(
-            spec, input_zp=in_zp, output_zp=out_zp, act_min=act_min, act_max=127,
-            weights=w, bias=bias,
-            multiplier=np.array(mult, np.int32), shift=np.array(shift, np.int32),
-        ))
+        layers.append(
+            dict(
+                spec,
+                input_zp=in_zp,
+                output_zp=out_zp,
+                act_min=act_min,
+                act_max=127,
+                weights=w,
+                bias=bias,
+                multiplier=np.array(mult, np.int32),
+                shift=np.array(shift, np.int32),
+            )
+        )
         in_zp = out_zp
     return layers
 
 
-def random_model(cfg: dict | None = None, seed: int = 0, *, cutoff: float = 0.9,
-                 window: int = 5, refractory: int = 10) -> bytes:
+def random_model(
+    cfg: dict | None = None,
+    seed: int = 0,
+    *,
+    cutoff: float = 0.9,
+    window: int = 5,
+    refractory: int = 10,
+) -> bytes:
     """A blob with ``random_layers(cfg, seed)`` and the logistic table of scale 1/16, zero
     point 0. Its detections are meaningless; its cost and memory are the real ones."""
-    return pack(random_layers(cfg, seed), logistic=logistic_table(1.0 / 16.0, 0),
-                cutoff=cutoff, window=window, refractory=refractory)
+    return pack(
+        random_layers(cfg, seed),
+        logistic=logistic_table(1.0 / 16.0, 0),
+        cutoff=cutoff,
+        window=window,
+        refractory=refractory,
+    )

@@ -30,7 +30,7 @@ _INFO_FIELDS = [
 ]
 
 
-class es_model_info_t(ctypes.Structure):  # noqa: N801 (C name, earshot.h)
+class es_model_info_t(ctypes.Structure):
     _fields_ = _INFO_FIELDS
 
 
@@ -57,9 +57,9 @@ def _lib() -> ctypes.CDLL:
 class Model:
     """A validated model blob.
 
-    ``Model(blob)``: ``blob`` is bytes-like (the file ``models/<word>/model.bin``). Raises
-    ValueError with the C parser's reason ("bad magic", "payload CRC mismatch", ...) for a
-    bad blob. Attributes: ``blob`` (bytes), ``info`` (dict of every es_model_info_t field:
+    ``Model(blob)``: ``blob`` is bytes-like (the file ``models/<word>/model.bin``; TypeError
+    otherwise). Raises ValueError with the C parser's reason ("bad magic", "payload CRC
+    mismatch", ...) for a bad blob. Attributes: ``blob`` (bytes), ``info`` (dict of every es_model_info_t field:
     format_version, n_layers, input_frames [hops], input_bins, output_stride [hops], cutoff
     [probability * 255], window [outputs], refractory [outputs], macs_per_output,
     engine_bytes, payload_bytes), ``handle`` (the es_model_t* as ctypes.c_void_p, for other
@@ -68,7 +68,7 @@ class Model:
 
     def __init__(self, blob):
         if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise ValueError(f"blob must be bytes-like, got {type(blob).__name__}")
+            raise TypeError(f"blob must be bytes-like, got {type(blob).__name__}")
         self.blob = bytes(blob)
         so = _lib()
         # An 8-byte aligned private copy (ctypes buffers are malloc'd): the C model keeps
@@ -77,7 +77,10 @@ class Model:
         self._mem = ctypes.create_string_buffer(so.es_model_mem_size())
         why = ctypes.c_char_p()
         handle = so.es_model_parse(
-            self._mem, ctypes.sizeof(self._mem), self._blob_buf, len(self.blob),
+            self._mem,
+            ctypes.sizeof(self._mem),
+            self._blob_buf,
+            len(self.blob),
             ctypes.byref(why),
         )
         if not handle:
