@@ -278,3 +278,37 @@ def test_no_heap_allocation_per_hop(mpy, tmp_path):
         "detector heap delta 0",
     ]
     assert lines[3] == "detector model hops 10000"  # vad=False: the model ran every hop
+
+
+def test_user_c_module_compiles_in_firmware_mode(tmp_path):
+    """The non-natmod half of earshot_mod.c (the user C module registration) compiles.
+
+    No MicroPython port tree is available here, so this uses the mpy-cross "port" of the
+    natmod toolchain's tree: its make generates the qstr and module headers with
+    firmware/binding/micropython.mk included as a user C module, then the binding is
+    compiled against them with -Wall -Wextra -Werror. This checks the module's qstrs are
+    found by the firmware's scanner and the firmware branch compiles; linking it into a
+    firmware needs a port and ESP-IDF.
+    """
+    tree = natmod.find_mpy_dir()
+    if not (tree / "mpy-cross" / "Makefile").is_file():
+        pytest.skip(f"{tree} has no mpy-cross/ to generate firmware headers with")
+    build = tmp_path / "fw"
+    genhdr = [
+        build / "genhdr" / name
+        for name in ["qstrdefs.generated.h", "moduledefs.h", "root_pointers.h", "mpversion.h"]
+    ]
+    subprocess.run(
+        ["make", "-s", "-C", str(tree / "mpy-cross"), f"USER_C_MODULES={FIRMWARE}",
+         f"BUILD={build}", *map(str, genhdr)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "MP_QSTR__earshot" in genhdr[1].read_text()
+    assert "MP_QSTR_payload_bytes" in genhdr[0].read_text()
+    proc = subprocess.run(
+        ["gcc", "-std=gnu99", "-Os", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+         f"-I{FIRMWARE / 'core'}", f"-I{tree / 'mpy-cross'}", f"-I{build}", f"-I{tree}",
+         "-c", "-o", str(tmp_path / "earshot_mod.o"), str(FIRMWARE / "binding" / "earshot_mod.c")],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr

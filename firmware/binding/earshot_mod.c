@@ -17,6 +17,7 @@
 #else
 #include "py/runtime.h"
 #endif
+#include "py/binary.h"  // BYTEARRAY_TYPECODE
 
 #include "earshot.h"
 
