@@ -43,7 +43,7 @@ static const mp_obj_type_t earshot_detector_type;
 // ---------------------------------------------------------------------------
 // Helpers
 
-// Allocate a zeroed-type object of n_bytes (header + core memory). m_malloc in a natmod
+// Allocate an object of n_bytes (header + core memory) and set its type. m_malloc in a natmod
 // returns NULL on exhaustion instead of raising, so check in both builds.
 static void *earshot_obj_alloc(size_t n_bytes, const mp_obj_type_t *type) {
     mp_obj_base_t *base = (mp_obj_base_t *)m_malloc(n_bytes);
