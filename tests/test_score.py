@@ -1,0 +1,72 @@
+"""``earshot score``: the offline scorer through the C core (ctypes) and its CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from earshot import audio, blob, cli, core, modelpkg
+from earshot.model import Model
+from earshot.score import score_samples
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    """A model package around a seeded random blob with a low cutoff, so it fires on speech."""
+    d = tmp_path_factory.mktemp("pkg")
+    modelpkg.write(d, "test", blob.random_model(seed=1, cutoff=0.5, window=2), b"")
+    return d
+
+
+def _speech_like(seconds=4.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000.0
+    env = (np.sin(2 * np.pi * 1.5 * t) > 0.2).astype(np.float32)
+    x = 0.3 * env * np.sin(2 * np.pi * (300 + 200 * np.sin(2 * np.pi * 3 * t)) * t)
+    return (x + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_json_keys_units_and_detections_match_the_core(package, tmp_path, capsys):
+    x = _speech_like()
+    # 48 kHz stereo: the scorer must convert and say so.
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.stack([np.repeat(x, 3), np.repeat(x, 3)], axis=1), 48000)
+    assert cli.main(["score", "--json", "--model", str(package), str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "48000 Hz -> 16000 Hz" in err and "2 channels -> mono" in err
+    res = json.loads(out.strip())
+    assert set(res) == {
+        "file", "duration_s", "step_s", "scores", "cutoff", "detections", "vad_duty"
+    }  # fmt: skip
+    samples = audio.load(path)
+    assert res["duration_s"] == pytest.approx(len(samples) / 16000, abs=1e-3)
+    model = Model(modelpkg.load(package)[1])
+    stride = model.info["output_stride"]
+    assert res["step_s"] == pytest.approx(stride * 0.01)
+    assert len(res["scores"]) == (len(samples) // 160) // stride
+    assert all(0.0 <= s <= 1.0 for s in res["scores"])
+    assert res["cutoff"] == pytest.approx(model.info["cutoff"] / 255, abs=1e-3)
+    # Detections are the C core's, converted to seconds at the end of the firing hop.
+    ref = core.Detector(model).run(samples).detections
+    assert res["detections"] == [round((i + 1) * 0.01, 2) for i in ref]
+    assert 0.0 < res["vad_duty"] < 1.0
+
+
+def test_no_vad_runs_the_model_on_every_hop(package):
+    res = score_samples(audio.to_int16(_speech_like(2.0)), package, vad=False)
+    assert res["vad_duty"] == 1.0
+
+
+def test_damaged_file_and_bad_model_are_reported(package, tmp_path, capsys):
+    bad = tmp_path / "broken.flac"
+    good = tmp_path / "good.flac"
+    sf.write(good, _speech_like(1.0), 16000)
+    bad.write_bytes(good.read_bytes()[:40] + b"\x00garbage" * 50)
+    assert cli.main(["score", "--model", str(package), str(bad), str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert "broken.flac" in err and "cannot read audio" in err
+    assert "good.flac" in out  # the good file after the bad one is still scored
+    (tmp_path / "pkg").mkdir()
+    assert cli.main(["score", "--model", str(tmp_path / "pkg"), str(good)]) == 1
+    assert "manifest missing" in capsys.readouterr().err
