@@ -29,9 +29,11 @@ The development clips ``wake-word-benchmark/alexa`` are never read here.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -447,7 +449,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
 
     # 4. int8 conversion and detector settings (training side only)
     rep = x[np.random.default_rng([seed, 11]).choice(len(x), size=min(500, len(x)), replace=False)]
-    tflite = arch.to_tflite_int8(model, rep)
+    with contextlib.redirect_stdout(sys.stderr):  # the converter prints to stdout
+        tflite = arch.to_tflite_int8(model, rep)
     pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed)
     neg_probs = [_sigmoid(stream_logits(model, stream_feats[0], frames, stride))]
     det = cfg["detector"]
@@ -475,7 +478,10 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     (stage / "model.tflite").write_bytes(tflite)
     (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     model.save(stage / "model.keras")
-    package(tflite, summary, out_dir, wake_word)
+    man = package(tflite, summary, out_dir, wake_word)
+    card = Path(out_dir) / "README.md"
+    if card.is_file():
+        write_card_numbers(card, man)
     log(f"wrote {out_dir} in {time.monotonic() - t_start:.0f} s")
     return summary
 
@@ -492,6 +498,45 @@ def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:
         refractory=summary["refractory"],
     )
     return modelpkg.write(out_dir, wake_word, model_blob, tflite, training=summary)
+
+
+CARD_BEGIN = "<!-- train:numbers:begin -->"
+CARD_END = "<!-- train:numbers:end -->"
+
+
+def write_card_numbers(card: Path, man: dict) -> None:
+    """Replace the block between CARD_BEGIN and CARD_END of a model card with the measured
+    numbers of manifest ``man`` (sizes from the C parser, training times from the run)."""
+    t = man.get("training", {})
+    rows = [
+        ("blob", f"{man['blob_bytes']:,} B (CRC-32 {man['blob_crc32']:#010x})"),
+        ("engine RAM (state + scratch)", f"{man['engine_bytes']:,} B"),
+        ("receptive field", f"{man['input_frames']} hops ({10 * man['input_frames']} ms)"),
+        ("output stride", f"{man['output_stride']} hops ({10 * man['output_stride']} ms)"),
+        ("MACs per 30 ms (VAD open)", f"{man['macs_per_30ms']:,}"),
+        ("detector defaults", f"cutoff {man['cutoff']:.3f}, window {man['window']} outputs, "
+         f"refractory {man['refractory']} outputs"),
+    ]
+    if t:
+        rows += [
+            ("training time", f"{t['train_seconds']:.0f} s fitting, {t['total_seconds']:.0f} s "
+             f"in all (data, fit, mining, conversion), {t['threads']} threads; synthetic audio "
+             "cached beforehand"),
+            ("training data", f"{t['synthetic_positives']} synthetic positives "
+             f"({t['synthetic_positives_dropped']} dropped by the sanity filter), "
+             f"{t['synthetic_negatives']} synthetic negatives, {t['real_negative_clips']} real "
+             f"negative clips ({t['real_negative_hours']:.2f} h), {t['windows']:,} windows"),
+            ("validation (synthetic positives, training negatives)",
+             f"recall {100 * t['validation_recall']:.1f} %, "
+             f"{t['validation_false_accepts']} false accepts"),
+        ]
+    body = "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    text = card.read_text()
+    if CARD_BEGIN not in text or CARD_END not in text:
+        raise ValueError(f"{card}: markers {CARD_BEGIN} / {CARD_END} not found")
+    head, rest = text.split(CARD_BEGIN, 1)
+    tail = rest.split(CARD_END, 1)[1]
+    card.write_text(f"{head}{CARD_BEGIN}\n{body}\n{CARD_END}{tail}")
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
