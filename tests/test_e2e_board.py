@@ -14,9 +14,10 @@ import random
 import numpy as np
 import pytest
 
-from earshot import audio, blob, deploy, natmod
+from earshot import audio, blob, dataset, deploy, natmod
 from earshot.core import Detector
 from earshot.model import Model
+from earshot.score import score_samples
 from earshot.telemetry import DETECT, END, HELLO, Decoder
 from earshot.vboard import VirtualBoard
 
@@ -33,12 +34,9 @@ RANDOM_CUTOFF = 0.5  # for the stand-in random blob: low enough that detections 
 
 def _clips(data):
     """(positives, negatives): lists of (name, int16 samples), padded; unreadable skipped."""
-    bench = data / "wake-word-benchmark"
-    pos_paths = sorted((bench / "alexa").glob("*.flac"), key=lambda p: int(p.stem))
-    neg_paths = sorted(
-        p for word in ("computer", "jarvis", "snowboy") for p in (bench / word).iterdir()
-        if p.suffix in (".flac", ".wav")
-    )  # fmt: skip
+    pos_paths = dataset.dev_positives(data)
+    # Negatives from the held-out part of computer/jarvis/snowboy: training never saw them.
+    neg_paths = dataset.heldout_negatives(data)
     random.Random(NEGATIVE_SEED).shuffle(neg_paths)
     pad = np.zeros(int(PAD_S * audio.SAMPLE_RATE_HZ), np.int16)
 
@@ -114,6 +112,11 @@ def test_board_detections_equal_ctypes_core(board_run, model_blob):
         det.reset()
         host_dets.append(det.run(x).detections)
     assert board_dets == host_dets
+    if model_blob[1]:
+        # `earshot score` (the shipped package; seconds at the end of the firing hop) agrees
+        # with the board on the positives and the first negatives.
+        for (_, x), hops in list(zip(clips, board_dets))[: N_POSITIVE + 5]:
+            assert score_samples(x)["detections"] == [round((h + 1) * 0.01, 2) for h in hops]
     if not model_blob[1]:
         # The stand-in blob must exercise detections, or parity would be vacuous.
         assert sum(map(len, host_dets)) > 0
