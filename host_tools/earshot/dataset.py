@@ -9,6 +9,10 @@ Sources under :func:`earshot.paths.data_dir` (see its README.md):
 - ``precise-community``: every wake-word and not-wake-word folder (none says "alexa"): negatives.
 - ``wuw-corpus-ii``: telephone speech at 8 kHz (resampled to 16 kHz on load): negatives.
 
+Of the trainable negatives, a seeded 15 % per source is kept for validation
+(``training_negatives(part="validation")``): training chooses its cutoff there, on speech it
+has not fitted.
+
 The split is a pure function of each file's path relative to the data folder and the seed
 (CRC-32 of ``"<seed>:<relpath>"``), so it does not change when files are added elsewhere.
 
@@ -31,6 +35,8 @@ WWB = "wake-word-benchmark"
 WWB_NEGATIVE_FOLDERS = ("computer", "jarvis", "snowboy")
 HELDOUT_FRACTION = 0.3
 HELDOUT_SEED = 0
+#: Fraction of the trainable negatives kept for validation (choosing the cutoff), per source.
+VALIDATION_FRACTION = 0.15
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -74,10 +80,7 @@ def heldout_negatives(root=None) -> list[Path]:
     return [p for p in wwb_negatives(root) if is_heldout(p, root)]
 
 
-def training_negatives(root=None) -> dict[str, list[Path]]:
-    """Negative clips that training may use, by source: ``wwb`` (not held out), ``precise``,
-    ``wuw``. Raises FileNotFoundError when a source folder is missing."""
-    root = _root(root)
+def _trainable_negatives(root: Path) -> dict[str, list[Path]]:
     for sub in (WWB, "precise-community", "wuw-corpus-ii"):
         if not (root / sub).is_dir():
             raise FileNotFoundError(f"{root / sub}: missing negative source")
@@ -90,10 +93,32 @@ def training_negatives(root=None) -> dict[str, list[Path]]:
     }
 
 
+def is_validation(path, root=None, fraction: float = VALIDATION_FRACTION) -> bool:
+    """True when a trainable negative belongs to the validation part (seeded hash of its
+    relative path, independent of the held-out split's hash)."""
+    rel = Path(path).resolve().relative_to(_root(root).resolve()).as_posix()
+    return zlib.crc32(f"validation:{rel}".encode()) % 10000 < round(fraction * 10000)
+
+
+def training_negatives(root=None, part: str = "train") -> dict[str, list[Path]]:
+    """Negative clips by source (``wwb`` not held out, ``precise``, ``wuw``): ``part="train"``
+    the ones training may fit, ``"validation"`` the ones it may only use to choose detector
+    settings (about VALIDATION_FRACTION of each source). Raises FileNotFoundError when a
+    source folder is missing, ValueError for another ``part``."""
+    if part not in ("train", "validation"):
+        raise ValueError(f"part must be 'train' or 'validation', got {part!r}")
+    root = _root(root)
+    want = part == "validation"
+    return {
+        name: [p for p in paths if is_validation(p, root) == want]
+        for name, paths in _trainable_negatives(root).items()
+    }
+
+
 def all_negatives(root=None) -> list[Path]:
     """Every negative clip of the shared folder (training and held-out parts), sorted."""
     root = _root(root)
-    sources = training_negatives(root)
+    sources = _trainable_negatives(root)
     return sorted(sources["wwb"] + heldout_negatives(root) + sources["precise"] + sources["wuw"])
 
 

@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from math import gcd
 from pathlib import Path
 
@@ -546,16 +547,44 @@ def _render_job(job: tuple[int, dict, bool]) -> tuple[int, np.ndarray | None, in
     return i, (None if why else x), end, why
 
 
-def generate(
-    specs: list[dict], out: Path, check: bool, workers: int = 1, progress: str = "synth"
-) -> dict:
-    """Render ``specs`` into ``out`` (a .npz cache) unless it already holds the same specs.
+#: Specs per cache file: growing a data set re-renders only the new chunks.
+CHUNK = 500
 
-    ``check``: apply :func:`check_positive` and drop failures. Returns the loaded cache:
-    ``{"audio": list of int16 arrays, "end": int array, "specs": list of kept specs,
-    "dropped": list of (spec, reason)}``. ``workers`` processes render in parallel; results do
-    not depend on it.
+
+def generate(
+    specs: list[dict],
+    prefix: Path,
+    check: bool,
+    workers: int = 1,
+    progress: str = "synth",
+    log=None,
+) -> dict:
+    """Render ``specs`` into cache files ``<prefix>-c<k>.npz`` of CHUNK specs each, reusing
+    every chunk file that already holds the same specs.
+
+    ``check``: apply :func:`check_positive` and drop failures. Returns ``{"audio": list of
+    int16 arrays, "end": int array, "specs": list of kept specs, "dropped": list of (spec,
+    reason)}``. ``workers`` processes render in parallel; results do not depend on it.
+    ``log(message)`` is told about each chunk rendered.
     """
+    prefix = Path(prefix)
+    parts = []
+    for k in range(0, len(specs), CHUNK):
+        out = prefix.with_name(f"{prefix.name}-c{k // CHUNK:03d}.npz")
+        t0 = time.monotonic()
+        parts.append(_generate_chunk(specs[k : k + CHUNK], out, check, workers, progress))
+        if log is not None and parts[-1].get("rendered"):
+            log(f"{out.name}: rendered {min(CHUNK, len(specs) - k)} clips in "
+                f"{time.monotonic() - t0:.0f} s")
+    return {
+        "audio": [a for p in parts for a in p["audio"]],
+        "end": np.concatenate([p["end"] for p in parts]) if parts else np.zeros(0, np.int64),
+        "specs": [s for p in parts for s in p["specs"]],
+        "dropped": [d for p in parts for d in p["dropped"]],
+    }
+
+
+def _generate_chunk(specs: list[dict], out: Path, check: bool, workers: int, progress: str):
     from rich.progress import Progress
 
     out = Path(out)
@@ -596,7 +625,7 @@ def generate(
         dropped=np.array(json.dumps(dropped)),
     )
     os.replace(tmp, out)
-    return load_cache(out)
+    return dict(load_cache(out), rendered=True)
 
 
 def load_cache(path: Path) -> dict:
