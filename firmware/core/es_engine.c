@@ -73,41 +73,27 @@ es_engine_t *es_engine_init(void *mem, size_t mem_len, const es_model_t *m) {
     return e;
 }
 
-// The ring slot where layer i's next input row goes.
-static int8_t *es_engine_slot(const es_engine_t *e, uint16_t i) {
-    return e->layers[i].ring + (size_t)e->layers[i].pos * e->m->layers[i].in_ch;
-}
-
-// Layer i received a row in its current slot: mirror it, advance, and report whether the
-// layer runs now.
-static int es_engine_commit(es_engine_t *e, uint16_t i) {
-    es_engine_layer_t *s = &e->layers[i];
-    const es_model_layer_t *l = &e->m->layers[i];
-    const size_t row = l->in_ch;
-    int8_t *slot = s->ring + (size_t)s->pos * row;
-    memcpy(slot + (size_t)l->kernel * row, slot, row);
-    s->pos = (uint16_t)(s->pos + 1u == l->kernel ? 0u : s->pos + 1u);
-    if (--s->wait != 0) {
-        return 0;
-    }
-    s->wait = l->stride;
-    return 1;
-}
-
 int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit) {
     if (e == NULL || features == NULL) {
         return 0;
     }
     const uint16_t n = e->m->info.n_layers;
-    memcpy(es_engine_slot(e, 0), features, ES_MEL_BINS);
-    for (uint16_t i = 0; i < n; i++) {
-        if (!es_engine_commit(e, i)) {
+    es_engine_layer_t *s = e->layers;
+    memcpy(s->ring + (size_t)s->pos * ES_MEL_BINS, features, ES_MEL_BINS);
+    for (uint16_t i = 0; i < n; i++, s++) {
+        // Layer i received a row in its slot `pos`: mirror it, advance, and run the layer
+        // once `wait` rows have come in.
+        const es_model_layer_t *l = &e->m->layers[i];
+        const size_t row = l->in_ch;
+        int8_t *slot = s->ring + (size_t)s->pos * row;
+        memcpy(slot + (size_t)l->kernel * row, slot, row);
+        s->pos = (uint16_t)(s->pos + 1u == l->kernel ? 0u : s->pos + 1u);
+        if (--s->wait != 0) {
             return 0;
         }
-        const es_model_layer_t *l = &e->m->layers[i];
-        // After commit, pos is the slot of the oldest row: the window starts there.
-        const int8_t *window = e->layers[i].ring + (size_t)e->layers[i].pos * l->in_ch;
-        int8_t *out = i + 1u < n ? es_engine_slot(e, (uint16_t)(i + 1u)) : e->out;
+        s->wait = l->stride;
+        // pos is now the slot of the oldest row: the window of the last `kernel` rows
+        // starts there. The output row goes into the next layer's slot (or e->out).
         const es_nn_params_t p = {
             .in_len = l->kernel,
             .in_ch = l->in_ch,
@@ -120,13 +106,10 @@ int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit) {
             .act_max = l->act_max,
         };
         const es_nn_quant_t q = {.multiplier = l->multiplier, .shift = l->shift};
-        if (l->type == ES_LAYER_DEPTHWISE) {
-            es_nn_depthwise(&p, &q, window, l->weights, l->bias, out);
-        } else if (l->type == ES_LAYER_CONV) {
-            es_nn_conv(&p, &q, window, l->weights, l->bias, out);
-        } else {
-            es_nn_fully_connected(&p, &q, window, l->weights, l->bias, out);
-        }
+        int8_t *out = i + 1u < n ? s[1].ring + (size_t)s[1].pos * l->out_ch : e->out;
+        // A fully connected layer is a kernel-1 convolution over its one input row.
+        (l->type == ES_LAYER_DEPTHWISE ? es_nn_depthwise : es_nn_conv)(&p, &q,
+            s->ring + (size_t)s->pos * row, l->weights, l->bias, out);
     }
     if (logit != NULL) {
         *logit = e->out[0];

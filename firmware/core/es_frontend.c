@@ -35,6 +35,13 @@
 #define ES_POWER_SHIFT (12)     // FFT bins are scaled by 2^-12 before squaring
 #define ES_Q16_ONE ((int32_t)1 << 16)
 
+// Keeps a helper out of line where inlining it at every call would only grow the code.
+#if defined(__GNUC__)
+#define ES_NOINLINE __attribute__((noinline))
+#else
+#define ES_NOINLINE
+#endif
+
 struct es_frontend_t {
     int16_t history[ES_HISTORY];       // the last 320 samples, oldest first
     int32_t fft[2 * ES_FFT_HALF];      // scratch: interleaved re, im
@@ -60,15 +67,20 @@ void es_frontend_reset(es_frontend_t *fe) {
 }
 
 // Index of the highest set bit of x > 0 (floor(log2 x)).
-static unsigned es_msb64(uint64_t x) {
+static unsigned es_msb32(uint32_t x) {
     unsigned n = 0;
-    for (unsigned s = 32; s > 0; s >>= 1) {
+    for (unsigned s = 16; s > 0; s >>= 1) {
         if (x >> s) {
             x >>= s;
             n += s;
         }
     }
     return n;
+}
+
+static unsigned es_msb64(uint64_t x) {
+    uint32_t hi = (uint32_t)(x >> 32);
+    return hi != 0 ? 32u + es_msb32(hi) : es_msb32((uint32_t)x);
 }
 
 // log2(x) in Q16 for x > 0.
@@ -80,6 +92,18 @@ static int32_t es_log2_q16(uint64_t x) {
     int32_t lo = es_log2_lut_q16[idx];
     int32_t step = es_log2_lut_q16[idx + 1u] - lo;  // < 2^16, so step * frac < 2^32 / 2
     return (int32_t)msb * ES_Q16_ONE + lo + es_asr32(step * frac, 16);
+}
+
+// 32768 * a + x * c + y * s in int64, exactly (every caller keeps it below 2^52). The
+// FFT, the real split and the power share this one 64-bit multiply-add, kept out of line
+// so that the code holds it once (64-bit arithmetic is long on 32-bit cores such as Xtensa).
+static ES_NOINLINE int64_t es_mac_q15(int32_t a, int32_t x, int32_t c, int32_t y, int32_t s) {
+    return (int64_t)a * 32768 + (int64_t)x * c + (int64_t)y * s;
+}
+
+// One butterfly output: (32768 * a + x * c + y * s + 2^15) / 2^16, rounded down.
+static int32_t es_butterfly(int32_t a, int32_t x, int32_t c, int32_t y, int32_t s) {
+    return (int32_t)es_asr64(es_mac_q15(a, x, c, y, s) + 32768, 16);
 }
 
 // In-place 256-point complex FFT, decimation in time, scaled by 1/2 per stage.
@@ -105,22 +129,17 @@ static void es_fft_half(int32_t *z) {
         // W_{2 half}^j = W_512^{j * 256 / half}.
         unsigned tw_step = ES_FFT_HALF / half;
         for (unsigned j = 0; j < half; j++) {
-            int64_t c = es_cos_q15[j * tw_step];
-            int64_t s = es_sin_q15[j * tw_step];
+            int32_t c = es_cos_q15[j * tw_step];
+            int32_t s = es_sin_q15[j * tw_step];
             for (unsigned a = j; a < ES_FFT_HALF; a += 2 * half) {
-                unsigned b = a + half;
-                int64_t br = z[2 * b];
-                int64_t bi = z[2 * b + 1];
-                // t = b * (c - i s), Q15.
-                int64_t tr = br * c + bi * s;
-                int64_t ti = bi * c - br * s;
-                int64_t ar = (int64_t)z[2 * a] * 32768;
-                int64_t ai = (int64_t)z[2 * a + 1] * 32768;
-                // (a +- t) / 2, rounded: one shift by 15 + 1.
-                z[2 * a] = (int32_t)es_asr64(ar + tr + 32768, 16);
-                z[2 * a + 1] = (int32_t)es_asr64(ai + ti + 32768, 16);
-                z[2 * b] = (int32_t)es_asr64(ar - tr + 32768, 16);
-                z[2 * b + 1] = (int32_t)es_asr64(ai - ti + 32768, 16);
+                int32_t *za = &z[2 * a];
+                int32_t *zb = &z[2 * (a + half)];
+                int32_t ar = za[0], ai = za[1], br = zb[0], bi = zb[1];
+                // t = b * (c - i s) in Q15; (a +- t) / 2, rounded: one shift by 15 + 1.
+                za[0] = es_butterfly(ar, br, c, bi, s);
+                za[1] = es_butterfly(ai, bi, c, -br, s);
+                zb[0] = es_butterfly(ar, -br, c, -bi, s);
+                zb[1] = es_butterfly(ai, -bi, c, br, s);
             }
         }
     }
@@ -157,7 +176,7 @@ static void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *o
         return;
     }
     // 3. Block floating point: peak into [2^26, 2^27).
-    int e = ES_NORM_BIT - (int)es_msb64(peak);
+    int e = ES_NORM_BIT - (int)es_msb32(peak);
     if (e > 0) {
         int32_t scale = (int32_t)1 << e;
         for (unsigned n = 0; n < ES_WINDOW_SAMPLES; n++) {
@@ -175,24 +194,24 @@ static void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *o
     memset(mel, 0, sizeof(mel));
     for (unsigned k = ES_MEL_FIRST_BIN; k < ES_MEL_END_BIN; k++) {
         unsigned kc = ES_FFT_HALF - k;  // 0 < k < 256, so 0 < kc < 256
-        int64_t zr = z[2 * k], zi = z[2 * k + 1];
-        int64_t cr = z[2 * kc], ci = -(int64_t)z[2 * kc + 1];  // conj Z[256 - k]
-        int64_t ar = zr + cr, ai = zi + ci;                    // 2 Xe
-        int64_t br = zi - ci, bi = cr - zr;                    // 2 Xo = -i (Z - conj)
-        int64_t c = es_cos_q15[k], s = es_sin_q15[k];
+        int32_t zr = z[2 * k], zi = z[2 * k + 1];
+        int32_t cr = z[2 * kc], ci = -z[2 * kc + 1];  // conj Z[256 - k]
+        int32_t ar = zr + cr, ai = zi + ci;           // 2 Xe (|.| < 2^30)
+        int32_t br = zi - ci, bi = cr - zr;           // 2 Xo = -i (Z - conj)
+        int32_t c = es_cos_q15[k], s = es_sin_q15[k];
         // 2^16 X[k] / 2^8 = 32768 * (A + W B), W = c - i s; |.| < 2^45.
-        int64_t xr = ar * 32768 + br * c + bi * s;
-        int64_t xi = ai * 32768 + bi * c - br * s;
         // Now x = X_512[k] * 2^8 where X_512 is the DFT of the normalised frame;
         // scale the bin by 2^-ES_POWER_SHIFT in total before squaring.
-        int64_t pr = es_asr64(xr, 8 + ES_POWER_SHIFT);
-        int64_t pi = es_asr64(xi, 8 + ES_POWER_SHIFT);
-        uint64_t power = (uint64_t)(pr * pr) + (uint64_t)(pi * pi);
+        // |pr|, |pi| < 2^25, so the power (< 2^51) is one more es_mac_q15.
+        int32_t pr = (int32_t)es_asr64(es_mac_q15(ar, br, c, bi, s), 8 + ES_POWER_SHIFT);
+        int32_t pi = (int32_t)es_asr64(es_mac_q15(ai, bi, c, -br, s), 8 + ES_POWER_SHIFT);
+        uint64_t power = (uint64_t)es_mac_q15(0, pr, pr, pi, pi);
         unsigned ch = es_mel_channel[k - ES_MEL_FIRST_BIN];
         uint64_t w = es_mel_weight_q15[k - ES_MEL_FIRST_BIN];
-        mel[ch] += w * power;
+        uint64_t part = w * power;
+        mel[ch] += part;
         if (ch > 0) {
-            mel[ch - 1] += (32768u - w) * power;
+            mel[ch - 1] += power * 32768u - part;  // (32768 - w) * power
         }
     }
     // 6-7. log2 and the affine map. E_int = E * 2^15 (weights) * 2^(30 + 2e)

@@ -1,5 +1,6 @@
-// Earshot int8 kernels: reference implementations of TFLite integer semantics.
-// See es_nn.h for the sources each function follows.
+// Earshot int8 kernels: TFLite integer semantics. The reference kernels (ES_NN_OPT 0) are
+// the specification; the optimised twins (ES_NN_OPT 1, the default) are bit-exact with
+// them. See es_nn.h for the sources each function follows.
 #include "es_nn.h"
 
 #include "es_internal.h"
@@ -50,7 +51,8 @@ size_t es_nn_out_len(size_t in_len, size_t kernel, size_t stride) {
     return (in_len - kernel) / stride + 1;
 }
 
-static inline int8_t es_nn_output(const es_nn_params_t *p, const es_nn_quant_t *q, size_t c,
+// Requantize one accumulator of output channel c and clamp it (shared by every kernel).
+static int8_t es_nn_output(const es_nn_params_t *p, const es_nn_quant_t *q, size_t c,
     int32_t acc) {
     acc = es_nn_requantize(acc, q->multiplier[c], q->shift[c]) + p->output_offset;
     if (acc < p->act_min) {
@@ -61,6 +63,11 @@ static inline int8_t es_nn_output(const es_nn_params_t *p, const es_nn_quant_t *
     }
     return (int8_t)acc;
 }
+
+#if !ES_NN_OPT
+
+// ---------------------------------------------------------------------------------------
+// Reference kernels: the specification, written as the TFLite reference loops.
 
 // One output row of a standard convolution from the kernel-row window at `input`.
 static void es_nn_conv_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t kernel,
@@ -118,3 +125,77 @@ void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8
         }
     }
 }
+
+#else // ES_NN_OPT
+
+// ---------------------------------------------------------------------------------------
+// Optimised twins, bit-exact with the reference above (tests/test_nn_kernels.py builds
+// both and compares them over the same table of shapes). Integer sums are regrouped, never
+// rounded, so every accumulator equals the reference's:
+// - sum f * (x + offset) = sum f * x + offset * sum f: the inner loop is a plain int8 dot
+//   product (two products per step), the offset costs one multiply per output channel;
+// - output rows are walked with pointers (no division for the row count);
+// - conv, pointwise and fully connected share one loop (es_nn_dense), and every kernel
+//   shares one out-of-line requantization (es_nn_output): small code for a 4 KB cache.
+// The reference accumulates in int32 too; models whose sums would overflow int32 are
+// outside TFLite's own contract.
+
+// One output row of any kernel here. Output channel c accumulates `taps` products
+// f[j * step] * x[j * step], where f starts at filter + c * f_chan and x at
+// input + c * x_chan: conv / pointwise / FC walk `kernel` contiguous rows (step 1, x_chan 0),
+// depthwise walks one channel down the window (step = channels, f_chan = x_chan = 1).
+static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t taps,
+    size_t step, size_t f_chan, size_t x_chan, const int8_t *input, const int8_t *filter,
+    const int32_t *bias, int8_t *output) {
+    for (size_t c = 0; c < p->out_ch; c++) {
+        const int8_t *f = filter + c * f_chan;
+        const int8_t *x = input + c * x_chan;
+        int32_t acc = bias != NULL ? bias[c] : 0;
+        int32_t fsum = 0;
+        for (size_t j = 0; j < taps; j++) {
+            acc += (int32_t)*f * *x;
+            fsum += *f;
+            f += step;
+            x += step;
+        }
+        output[c] = es_nn_output(p, q, c, acc + p->input_offset * fsum);
+    }
+}
+
+// Output rows t = 0, 1, ... while the window [t * stride, t * stride + kernel) fits in
+// in_len rows. Depthwise when `depthwise`, else a convolution with filter [out][kernel][in].
+static void es_nn_rows(const es_nn_params_t *p, const es_nn_quant_t *q, size_t in_len,
+    size_t kernel, size_t stride, int depthwise, const int8_t *input, const int8_t *filter,
+    const int32_t *bias, int8_t *output) {
+    const size_t ch = p->in_ch;
+    const size_t taps = depthwise ? kernel : kernel * ch;
+    const size_t step = depthwise ? ch : 1;
+    const size_t f_chan = depthwise ? 1 : taps;
+    for (size_t end = kernel; end <= in_len && kernel != 0 && stride != 0; end += stride) {
+        es_nn_row(p, q, taps, step, f_chan, depthwise ? 1 : 0, input, filter, bias, output);
+        input += stride * ch;
+        output += p->out_ch;
+    }
+}
+
+void es_nn_conv(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output) {
+    es_nn_rows(p, q, p->in_len, p->kernel, p->stride, 0, input, filter, bias, output);
+}
+
+void es_nn_pointwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output) {
+    es_nn_rows(p, q, p->in_len, 1, 1, 0, input, filter, bias, output);
+}
+
+void es_nn_fully_connected(const es_nn_params_t *p, const es_nn_quant_t *q,
+    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output) {
+    es_nn_rows(p, q, 1, 1, 1, 0, input, filter, bias, output);
+}
+
+void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
+    const int8_t *filter, const int32_t *bias, int8_t *output) {
+    es_nn_rows(p, q, p->in_len, p->kernel, p->stride, 1, input, filter, bias, output);
+}
+
+#endif // ES_NN_OPT

@@ -1,4 +1,5 @@
-// Earshot int8 neural-network kernels (reference C, the specification).
+// Earshot int8 neural-network kernels (reference C, the specification, and bit-exact
+// optimised twins; see ES_NN_OPT).
 //
 // Arithmetic follows the TensorFlow Lite integer reference kernels exactly, so a model
 // run here is bit-for-bit equal to the same model run by TFLite / TFLite Micro:
@@ -34,6 +35,21 @@ extern "C" {
 // builds with TFLITE_SINGLE_ROUNDING=1 (one 64-bit multiply, round half up, shift).
 #ifndef ES_NN_SINGLE_ROUNDING
 #define ES_NN_SINGLE_ROUNDING (0)
+#endif
+
+// Kernel variant, chosen at compile time. 0: the reference kernels, written as TFLite's
+// reference loops (the specification). 1 (default): optimised twins, bit-exact with the
+// reference (same int32 accumulators, regrouped; tests/test_nn_kernels.py builds both).
+// ESP-NN (IDF component espressif/esp-nn) is not dispatched to: its ESP32-S3 kernels can
+// only be built and checked for bit-exactness with Espressif's toolchain, which the test
+// machines lack. A firmware build that wants it must add the dispatch behind its own
+// ES_NN_ESP_NN switch and run tests/test_parity_tflm.py's vectors on the board first;
+// until then defining ES_NN_ESP_NN stops the build.
+#ifndef ES_NN_OPT
+#define ES_NN_OPT (1)
+#endif
+#if defined(ES_NN_ESP_NN)
+#error "ES_NN_ESP_NN: ESP-NN dispatch is not implemented (see the comment above)"
 #endif
 
 // Shape and quantization of one convolution-like layer.
