@@ -1,0 +1,49 @@
+"""``earshot firmware build``: MicroPython + Earshot firmware for a board (needs ESP-IDF)."""
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "firmware",
+        help="build MicroPython firmware with Earshot built in (needs MPY_DIR and ESP-IDF)",
+        description="Build MicroPython for a board in boards/ with the _earshot user C "
+        "module, the on-device modules and a model frozen in. Needs MPY_DIR (a MicroPython "
+        "checkout) and an ESP-IDF environment (IDF_PATH, idf.py); without them it says what "
+        "to install.",
+    )
+    fsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = fsub.add_parser("build", help="build build/firmware/BOARD/firmware.bin")
+    b.add_argument("--board", required=True, help="board folder name under boards/")
+    b.add_argument("--model", type=Path, help="model blob to freeze (default: models/alexa)")
+    b.add_argument("-j", "--jobs", type=int, default=1, help="parallel compile jobs")
+    b.add_argument("--dry-run", action="store_true", help="check and print the command only")
+    b.set_defaults(func=handler)
+    ls = fsub.add_parser("boards", help="list the boards")
+    ls.set_defaults(func=list_boards)
+
+
+def list_boards(args) -> int:
+    from earshot import boards
+
+    for name in boards.names():
+        b = boards.load(name)
+        print(f"{name:28s} {b.info['product']} (mic: {b.mic['kind']})")
+    return 0
+
+
+def handler(args) -> int:
+    import sys
+
+    from earshot import boards, deploy, firmware
+
+    model = args.model or deploy.DEFAULT_MODEL
+    try:
+        if not Path(model).is_file():
+            raise firmware.FirmwareError(f"no model blob at {model}")
+        result = firmware.build(args.board, model, jobs=args.jobs, dry_run=args.dry_run)
+    except (firmware.FirmwareError, boards.BoardError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(" ".join(result) if args.dry_run else result)
+    return 0

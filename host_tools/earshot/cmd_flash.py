@@ -1,0 +1,52 @@
+"""``earshot flash``: erase, write and verify Earshot firmware (and a model) with esptool."""
+
+from pathlib import Path
+
+from earshot.paths import BUILD
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "flash",
+        help="erase, write and verify the firmware (and model partition) with esptool",
+        description="Flash build/firmware/BOARD/firmware.bin (from `earshot firmware build`) "
+        "at the board's offset and, with --model, the model blob into the 'model' data "
+        "partition, then read both back to verify. Put the board in download mode first "
+        "if it does not enter it by itself (hold BOOT, tap RESET).",
+    )
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    p.add_argument("--board", required=True, help="board folder name under boards/")
+    p.add_argument("--firmware", type=Path, help="image (default build/firmware/BOARD/firmware.bin)")
+    p.add_argument("--model", type=Path, help="model blob to write to the 'model' partition")
+    p.add_argument("--baud", type=int, help="default: the board's (board.json)")
+    p.add_argument("--no-erase", action="store_true", help="keep the rest of the flash")
+    p.add_argument("--no-verify", action="store_true", help="skip the read-back")
+    p.add_argument("--merge", type=Path, help="write one merged image to this file instead")
+    p.add_argument("--dry-run", action="store_true", help="print the esptool commands only")
+    p.set_defaults(func=handler)
+
+
+def handler(args) -> int:
+    from rich.console import Console
+
+    from earshot import boards, flash
+
+    console = Console()
+    try:
+        board = boards.load(args.board)
+        firmware = args.firmware or BUILD / "firmware" / board.name / "firmware.bin"
+        if args.merge is not None:
+            argv_list = [flash.merge_args(board, firmware, args.model, args.merge)]
+        else:
+            argv_list = flash.steps(board, args.port, firmware, args.model, args.baud,
+                                    erase=not args.no_erase, verify=not args.no_verify)  # fmt: skip
+        if args.dry_run:
+            for argv in argv_list:
+                console.print("esptool " + " ".join(argv), markup=False, highlight=False)
+            return 0
+        flash.run(argv_list, console)
+    except (boards.BoardError, flash.FlashError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    console.print("[green]done[/]")
+    return 0
