@@ -3,7 +3,8 @@ of TFLite's integer semantics (tensorflow/lite/kernels/internal/common.h and
 reference/integer_ops/{conv,depthwise_conv,fully_connected}.h).
 
 Kernels run through ctypes over a seeded table of shapes (odd channel counts, kernel 1..9,
-stride 1..3) with misaligned int8 buffers and guard bytes around every output.
+stride 1..3) with misaligned int8 buffers and guard bytes around every output, in both
+builds: the optimised twins (ES_NN_OPT 1, shipped) and the reference kernels (ES_NN_OPT 0).
 """
 
 import ctypes
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from earshot import arch, blob, core
 from earshot.model import Engine, Model
+from nn_cases import build_core, declare, run_kernel
 
 I32_MIN = -(1 << 31)
 I32_MAX = (1 << 31) - 1
@@ -66,66 +68,16 @@ def ref_network(layers, x):
 
 
 # ---------------------------------------------------------------------------------------
-# ctypes
+# ctypes: the shipped build (ES_NN_OPT 1, build/libearshot.so) and the reference kernels
+# (ES_NN_OPT 0, built here), each checked against the numpy reference.
 
 
-class es_nn_params_t(ctypes.Structure):
-    _fields_ = [
-        ("in_len", ctypes.c_uint16),
-        ("in_ch", ctypes.c_uint16),
-        ("out_ch", ctypes.c_uint16),
-        ("kernel", ctypes.c_uint8),
-        ("stride", ctypes.c_uint8),
-        ("input_offset", ctypes.c_int32),
-        ("output_offset", ctypes.c_int32),
-        ("act_min", ctypes.c_int32),
-        ("act_max", ctypes.c_int32),
-    ]
-
-
-class es_nn_quant_t(ctypes.Structure):
-    _fields_ = [("multiplier", ctypes.c_void_p), ("shift", ctypes.c_void_p)]
-
-
-@pytest.fixture(scope="module")
-def so():
-    lib = core.lib()
-    lib.es_nn_requantize.restype = ctypes.c_int32
-    lib.es_nn_requantize.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
-    lib.es_nn_out_len.restype = ctypes.c_size_t
-    lib.es_nn_out_len.argtypes = [ctypes.c_size_t] * 3
-    for name in ("es_nn_conv", "es_nn_depthwise", "es_nn_pointwise", "es_nn_fully_connected"):
-        fn = getattr(lib, name)
-        fn.restype = None
-        fn.argtypes = [ctypes.POINTER(es_nn_params_t), ctypes.POINTER(es_nn_quant_t)] + [
-            ctypes.c_void_p
-        ] * 4
-    return lib
-
-
-class Placed:
-    """An array copied into a larger byte buffer at a chosen misalignment, with guard bytes
-    before and after it."""
-
-    GUARD = 16
-
-    def __init__(self, arr: np.ndarray, misalign: int):
-        raw = np.ascontiguousarray(arr).tobytes()
-        self.n = len(raw)
-        self.buf = np.full(self.n + 2 * self.GUARD + 8, 0x5A, dtype=np.uint8)
-        base = self.buf.ctypes.data
-        self.start = (-base % 8) + self.GUARD + misalign
-        self.buf[self.start : self.start + self.n] = np.frombuffer(raw, np.uint8)
-        self.ptr = base + self.start
-
-    def view(self, dtype) -> np.ndarray:
-        return self.buf[self.start : self.start + self.n].view(dtype)
-
-    def guards_intact(self) -> bool:
-        return bool(
-            np.all(self.buf[: self.start] == 0x5A)
-            and np.all(self.buf[self.start + self.n :] == 0x5A)
-        )
+@pytest.fixture(scope="module", params=["opt", "ref"])
+def so(request, tmp_path_factory):
+    if request.param == "opt":
+        return declare(core.lib())
+    out = tmp_path_factory.mktemp("ref") / "libearshot_ref.so"
+    return declare(ctypes.CDLL(str(build_core(out, opt=False))))
 
 
 # (in_len, in_ch, out_ch, kernel, stride)
@@ -192,44 +144,10 @@ def test_kernel_matches_reference(so, kind, shape):
     rng = np.random.default_rng(zlib.crc32(repr((kind, shape)).encode()))
     layer, x = _case(rng, shape, kind)
     expect = ref_layer(layer, x)
-    p = es_nn_params_t(
-        in_len=x.shape[0],
-        in_ch=layer["in_ch"],
-        out_ch=layer["out_ch"],
-        kernel=layer["kernel"],
-        stride=layer["stride"],
-        input_offset=-layer["input_zp"],
-        output_offset=layer["output_zp"],
-        act_min=layer["act_min"],
-        act_max=layer["act_max"],
-    )
     assert so.es_nn_out_len(x.shape[0], layer["kernel"], layer["stride"]) == expect.shape[0]
-    mult = Placed(layer["multiplier"], 0)
-    shift = Placed(layer["shift"], 0)
-    q = es_nn_quant_t(mult.ptr, shift.ptr)
     for misalign in (0, 1, 3):
-        inp = Placed(x, misalign)
-        filt = Placed(layer["weights"], (misalign + 2) % 4)
-        bias = None if layer["bias"] is None else Placed(layer["bias"], 0)
-        out = Placed(np.zeros(expect.shape, np.int8), (misalign + 1) % 4)
-        fn = {
-            "conv": so.es_nn_conv,
-            "depthwise": so.es_nn_depthwise,
-            "pointwise": so.es_nn_pointwise,
-            "fc": so.es_nn_fully_connected,
-        }[kind]
-        fn(
-            ctypes.byref(p),
-            ctypes.byref(q),
-            inp.ptr,
-            filt.ptr,
-            bias.ptr if bias else None,
-            out.ptr,
-        )
-        got = out.view(np.int8).reshape(expect.shape)
+        got = run_kernel(so, kind, layer, x, expect.shape, misalign)
         np.testing.assert_array_equal(got, expect)
-        assert out.guards_intact(), "kernel wrote outside its output"
-        np.testing.assert_array_equal(inp.view(np.int8).reshape(x.shape), x)
     # The case is not degenerate: outputs vary (tiny outputs may all clamp).
     assert expect.size < 8 or len(np.unique(expect)) > 1
 

@@ -6,13 +6,22 @@ folded by the converter) are converted by ``arch.to_tflite_int8``, exported by
 TFLM on each non-streaming window, the engine streaming over the whole feature sequence.
 Every int8 logit must be equal. The trained model (models/alexa/model.tflite) is checked the
 same way when present.
+
+Each kernel alone is also checked against TFLM: a seeded table of shapes (kernel 1..9,
+stride 1..3, odd channel counts) as one-op .tflite models (CONV_2D, pointwise CONV_2D,
+DEPTHWISE_CONV_2D, FULLY_CONNECTED, fused NONE or RELU), run by both kernel builds
+(ES_NN_OPT 1 and 0) with misaligned buffers and guard bytes.
 """
+
+import ctypes
+import zlib
 
 import numpy as np
 import pytest
 from earshot import arch, audio, blob, core
 from earshot.model import Engine, Model
 from earshot.paths import MODELS
+from nn_cases import KINDS, build_core, declare, run_kernel, seeded_shapes, single_op_case, tflm_run
 
 tf = pytest.importorskip("tensorflow")
 
@@ -127,3 +136,32 @@ def test_trained_model_parity(features):
     if not path.is_file():
         pytest.skip(f"{path} not trained yet")
     _check_parity(path.read_bytes(), features)
+
+
+LAYER_SHAPES = seeded_shapes(18)
+
+
+@pytest.fixture(scope="module", params=["opt", "ref"])
+def kernels(request, tmp_path_factory):
+    if request.param == "opt":
+        return declare(core.lib())
+    out = tmp_path_factory.mktemp("ref") / "libearshot_ref.so"
+    return declare(ctypes.CDLL(str(build_core(out, opt=False))))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "shape", LAYER_SHAPES, ids=[f"L{a}c{b}o{c}k{d}s{e}" for a, b, c, d, e in LAYER_SHAPES]
+)
+def test_single_layer_parity(kernels, kind, shape):
+    seed = zlib.crc32(repr((kind, shape)).encode())
+    flat, layer, x = single_op_case(kind, shape, seed, relu=bool(seed & 1))
+    expect = tflm_run(flat, x)
+    for misalign in (0, 1, 2, 3):
+        got = run_kernel(kernels, kind, layer, x, expect.shape, misalign)
+        mismatch = np.argwhere(got != expect)
+        assert mismatch.size == 0, (
+            f"{len(mismatch)}/{expect.size} outputs differ from TFLM, first at {mismatch[0]}"
+        )
+    # Not degenerate: the outputs take several values unless there are very few.
+    assert expect.size < 8 or len(np.unique(expect)) > 2
