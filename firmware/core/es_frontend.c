@@ -35,8 +35,9 @@
 #define ES_POWER_SHIFT (12)     // FFT bins are scaled by 2^-12 before squaring
 #define ES_Q16_ONE ((int32_t)1 << 16)
 
-// Keeps a helper out of line where inlining it at every call would only grow the code.
-#if defined(__GNUC__)
+// Keeps a helper out of line in size-optimised builds (-Os, as for the device), where
+// inlining it at every call would only grow the code; speed-optimised builds inline it.
+#if defined(__GNUC__) && defined(__OPTIMIZE_SIZE__)
 #define ES_NOINLINE __attribute__((noinline))
 #else
 #define ES_NOINLINE

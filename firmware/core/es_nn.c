@@ -152,7 +152,18 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
         const int8_t *x = input + c * x_chan;
         int32_t acc = bias != NULL ? bias[c] : 0;
         int32_t fsum = 0;
-        for (size_t j = 0; j < taps; j++) {
+        size_t j = 0;
+        if (step == 1) {
+            // Contiguous taps, four per step.
+            for (; j + 4 <= taps; j += 4) {
+                acc += (int32_t)f[j] * x[j] + (int32_t)f[j + 1] * x[j + 1] +
+                    (int32_t)f[j + 2] * x[j + 2] + (int32_t)f[j + 3] * x[j + 3];
+                fsum += (int32_t)f[j] + f[j + 1] + f[j + 2] + f[j + 3];
+            }
+            f += j;
+            x += j;
+        }
+        for (; j < taps; j++) {
             acc += (int32_t)*f * *x;
             fsum += *f;
             f += step;
