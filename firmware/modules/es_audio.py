@@ -3,48 +3,115 @@
 # Every source has readinto(buf) -> bytes written (a multiple of 2; fewer than len(buf) only
 # at the end of the stream, 0 at the end) and close(). Buffers are the caller's.
 #
-#   I2SSource  machine.I2S in RX mode on a board (16-bit mono at 16 kHz)
+#   I2SSource  the board's microphone through machine.I2S in RX mode (standard I2S, or PDM
+#              on firmware whose machine.I2S has PDM_RX); 16-bit mono at 16 kHz
 #   FileSource a .wav (PCM, 16-bit, mono, 16 kHz) or raw int16 LE file or FIFO, standing in
 #              for the microphone on the virtual board; paced in real time or as fast as
 #              the detector runs
 #
-# make_source(cfg) builds one from a config dict (see es_config.py).
+# make_source(cfg) builds one from a config dict (see es_config.py). The microphone's pins
+# and format come from cfg["i2s"] when set, else from the board definition es_board.MIC
+# (boards/<BOARD>/es_board.py, frozen into the board's firmware or copied by
+# `earshot deploy --board NAME`): one place per board.
 
 import struct
 import time
 
+import micropython
+
 RATE_HZ = 16000  # ES_SAMPLE_RATE_HZ, firmware/core/earshot.h
 SAMPLE_BYTES = 2
+#: Microphone kinds (es_board.MIC["kind"]).
+KINDS = ("i2s", "pdm", "es7210")
+
+
+@micropython.viper
+def _narrow32(dst, src, n: int, shift: int):
+    # dst[i] = saturate_int16(src[i] >> shift) for n int32 LE samples in src (bytes-like)
+    # into int16 LE samples in dst. Viper loads are unsigned and a native int is 32 or 64
+    # bits depending on the port, so each sample is rebuilt from its sign-extended high half.
+    s = ptr16(src)
+    d = ptr16(dst)
+    for i in range(n):
+        hi = s[2 * i + 1]
+        if hi & 0x8000:
+            hi -= 0x10000
+        v = ((hi << 16) | s[2 * i]) >> shift
+        if v > 32767:
+            v = 32767
+        elif v < -32768:
+            v = -32768
+        d[i] = v
 
 
 class I2SSource:
-    """An I2S microphone: cfg = {"id": I2S peripheral id, "sck", "ws", "sd": GPIO numbers,
-    "ibuf": driver buffer in bytes}. Samples are read as 16-bit mono at 16 kHz (the top
-    16 bits of a 24/32-bit MEMS microphone's word, as machine.I2S delivers them)."""
+    """A microphone through machine.I2S. `mic` (a board's es_board.MIC, see boards/):
 
-    def __init__(self, cfg):
+    kind   "i2s" (standard Philips I2S, the board drives SCK/WS), "pdm" (PDM microphone:
+           sck = PDM clock, sd = data; needs I2S.PDM_RX, which stock MicroPython lacks) or
+           "es7210" (an ES7210 ADC, ESP32-S3-BOX-3: not supported yet, raises OSError)
+    id     I2S peripheral; sck, ws, sd (and optional mck) GPIO numbers
+    bits   16, or 32 for 24/32-bit microphones (INMP441): each 32-bit slot is narrowed to
+           int16 as slot >> shift, saturated
+    shift  right shift for bits=32 (16: the top 16 bits; smaller: more gain)
+    ibuf   machine.I2S internal buffer in bytes
+
+    Raises ValueError naming missing or bad keys, OSError when the firmware cannot drive
+    this kind of microphone."""
+
+    def __init__(self, mic):
         from machine import I2S, Pin
 
-        missing = [k for k in ("id", "sck", "ws", "sd", "ibuf") if k not in cfg]
+        kind = mic.get("kind", "i2s")
+        if kind not in KINDS:
+            raise ValueError("unknown microphone kind %r (use %s)" % (kind, ", ".join(KINDS)))
+        need = ("id", "sck", "sd", "ibuf") if kind == "pdm" else ("id", "sck", "ws", "sd", "ibuf")
+        missing = [k for k in need if k not in mic]
         if missing:
-            raise ValueError("i2s config lacks " + ", ".join(missing))
-        self.i2s = I2S(
-            cfg["id"],
-            sck=Pin(cfg["sck"]),
-            ws=Pin(cfg["ws"]),
-            sd=Pin(cfg["sd"]),
-            mode=I2S.RX,
-            bits=16,
-            format=I2S.MONO,
-            rate=RATE_HZ,
-            ibuf=cfg["ibuf"],
-        )
+            raise ValueError("microphone config lacks " + ", ".join(missing))
+        self.bits = mic.get("bits", 16)
+        if self.bits not in (16, 32):
+            raise ValueError("microphone bits must be 16 or 32, got %r" % (self.bits,))
+        self.shift = mic.get("shift", 16 if self.bits == 32 else 0)
+        self.wide = None  # int32 staging buffer for bits=32, grown on demand
+        if kind == "es7210":
+            raise OSError(
+                "ES7210 microphone ADC (ESP32-S3-BOX-3): it must be configured over I2C "
+                "before it sends samples, and Earshot ships no ES7210 driver yet"
+            )
+        kw = {"sd": Pin(mic["sd"]), "bits": self.bits, "format": I2S.MONO, "rate": RATE_HZ,
+              "ibuf": mic["ibuf"]}
+        if kind == "pdm":
+            mode = getattr(I2S, "PDM_RX", None)
+            if mode is None:
+                raise OSError(
+                    "this firmware's machine.I2S has no PDM mode (I2S.PDM_RX); PDM "
+                    "microphones need MicroPython with PDM RX support (micropython pull "
+                    "request #14176)"
+                )
+            kw["sck"] = Pin(mic["sck"])
+            kw["ws"] = Pin(mic.get("ws", mic["sck"]))
+        else:
+            mode = I2S.RX
+            kw["sck"] = Pin(mic["sck"])
+            kw["ws"] = Pin(mic["ws"])
+            if "mck" in mic:
+                kw["mck"] = Pin(mic["mck"])
+        self.i2s = I2S(mic["id"], mode=mode, **kw)
 
     def readinto(self, buf):
-        return self.i2s.readinto(buf)
+        if self.bits == 16:
+            return self.i2s.readinto(buf)
+        n = len(buf) // SAMPLE_BYTES
+        if self.wide is None or len(self.wide) < 4 * n:
+            self.wide = bytearray(4 * n)
+        got = self.i2s.readinto(memoryview(self.wide)[: 4 * n]) // 4
+        _narrow32(buf, self.wide, got, self.shift)
+        return got * SAMPLE_BYTES
 
     def close(self):
-        self.i2s.deinit()
+        if hasattr(self, "i2s"):
+            self.i2s.deinit()
 
 
 def _wav_data(f, path):
@@ -125,12 +192,28 @@ class FileSource:
         self.f.close()
 
 
+def board_mic():
+    """The board's microphone, es_board.MIC (a dict), or None without a board definition."""
+    try:
+        import es_board
+    except ImportError:
+        return None
+    return es_board.MIC
+
+
 def make_source(cfg):
-    """A source from config: cfg["source"] is "i2s" (uses cfg["i2s"]) or "file" (uses
-    cfg["file"] = {"path": str, "realtime": bool}). Raises ValueError otherwise."""
+    """A source from config: cfg["source"] is "i2s" (the microphone described by cfg["i2s"]
+    if non-empty, else by es_board.MIC) or "file" (cfg["file"] = {"path": str, "realtime":
+    bool}). Raises ValueError for another source or when no microphone is described."""
     kind = cfg.get("source")
     if kind == "i2s":
-        return I2SSource(cfg.get("i2s") or {})
+        mic = cfg.get("i2s") or board_mic()
+        if not mic:
+            raise ValueError(
+                "no microphone configured: deploy the board definition (earshot deploy "
+                "--board NAME) or set \"i2s\" in earshot.json"
+            )
+        return I2SSource(mic)
     if kind == "file":
         fc = cfg.get("file") or {}
         if "path" not in fc:
