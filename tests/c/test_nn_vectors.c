@@ -101,11 +101,17 @@ static int run_kernel_case(reader_t *r, int index) {
         memcpy(in, input, in_bytes);
         memcpy(filt, weights, (size_t)h[11]);
         memset(out_buf, 0xA5, sizeof(out_buf));
-        switch (kind) {
-            case 0: es_nn_conv(&p, &q, (int8_t *)in, (int8_t *)filt, bias, (int8_t *)out); break;
-            case 1: es_nn_depthwise(&p, &q, (int8_t *)in, (int8_t *)filt, bias, (int8_t *)out); break;
-            case 2: es_nn_pointwise(&p, &q, (int8_t *)in, (int8_t *)filt, bias, (int8_t *)out); break;
-            default: es_nn_fully_connected(&p, &q, (int8_t *)in, (int8_t *)filt, bias, (int8_t *)out); break;
+        const int8_t *x = (const int8_t *)in;
+        const int8_t *w = (const int8_t *)filt;
+        int8_t *y = (int8_t *)out;
+        if (kind == 0) {
+            es_nn_conv(&p, &q, x, w, bias, y);
+        } else if (kind == 1) {
+            es_nn_depthwise(&p, &q, x, w, bias, y);
+        } else if (kind == 2) {
+            es_nn_pointwise(&p, &q, x, w, bias, y);
+        } else {
+            es_nn_fully_connected(&p, &q, x, w, bias, y);
         }
         if (memcmp(out, expect, out_bytes) != 0) {
             printf("FAIL case %d (kind %d) misalign %u: output differs from TFLM\n", index, kind,
@@ -202,7 +208,8 @@ int main(int argc, char **argv) {
         if (tag == 0) {
             break;
         }
-        int fail = tag == 1 ? run_kernel_case(&r, kernels++) : run_model_case(&r, models++, &outputs);
+        int fail = tag == 1 ? run_kernel_case(&r, kernels++)
+                            : run_model_case(&r, models++, &outputs);
         if (fail) {
             return 1;
         }
