@@ -1,6 +1,7 @@
 """``earshot monitor``: live telemetry from a board's serial port, optionally recorded."""
 
 import signal
+import threading
 from pathlib import Path
 
 
@@ -40,7 +41,8 @@ def handler(args) -> int:
     def on_term(signum, frame):
         mon.stop()
 
-    signal.signal(signal.SIGTERM, on_term)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)  # stop cleanly, closing the recording
     try:
         if args.quiet:
             mon.run(args.duration)

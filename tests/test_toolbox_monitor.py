@@ -1,0 +1,161 @@
+"""`earshot monitor` and `earshot plot` against the virtual board: a recorded session, garbage
+on the line, the port closed and reopened (the board restarted on the same link path), a
+real detector session, and the PNG."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from earshot import cli, deploy
+from earshot.monitor import CSV_COLUMNS, Monitor, Recorder, RecordError, read_recording
+from earshot.plot import PlotError, plot, timeline
+from earshot.vboard import VirtualBoard
+
+# Runs at boot on the board (main.py): waits for the monitor to attach, then sends a stream
+# of frames through the real es_telemetry, with garbage and a cut-short frame between them.
+STUB_MAIN = """
+import sys, time, es_telemetry
+out = getattr(sys.stdout, "buffer", sys.stdout)
+try:
+    boot = int(open("boots").read())
+except OSError:
+    boot = 0
+open("boots", "w").write(str(boot + 1))
+time.sleep_ms(1200)
+t = es_telemetry.Telemetry(out)
+t.hello(boot, 200, 3, 150, 1, 100)
+for i in range(20):
+    t.stats((i + 1) * 100, 100, 10 * (i % 4), 5 * (i % 4), i // 5, 5000 + i, 90, 100000 - i)
+    if i % 5 == 4:
+        t.detect((i + 1) * 100 - 10, 230)
+    if i == 7:
+        out.write(b"\\xa5\\x45\\x01\\x02\\x05\\x00garbage\\r\\n")
+    if i == 9:
+        out.write(b"noise \\x00\\xff\\x7d\\x7d REPL text\\r\\n")
+    time.sleep_ms(20)
+t.end(boot, 2000, 4)
+"""
+
+
+def _wait(cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _ends(rows, stream):
+    return any(r["kind"] == "end" and r["stream"] == stream for r in rows)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_monitor_records_survives_garbage_and_a_board_restart(tmp_path, suffix):
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "es_telemetry.py").write_bytes((deploy.MODULES_DIR / "es_telemetry.py").read_bytes())
+    (flash / "main.py").write_text(STUB_MAIN)
+    link = tmp_path / "board.tty"
+    rec = Recorder(tmp_path / f"session{suffix}")
+    ends = []
+    mon = Monitor(str(link), record=rec, on_frame=lambda f: ends.append(f) if f.name == "end" else None)
+    # The monitor starts before the port exists and waits for it.
+    th = threading.Thread(target=mon.run, kwargs={"duration": 90}, daemon=True)
+    th.start()
+    try:
+        time.sleep(0.5)
+        assert not mon.connected
+        with VirtualBoard(flash, link=link):
+            assert _wait(lambda: len(ends) == 1), "first session never ended"
+        # The port is gone: the monitor notices and waits for it to come back.
+        assert _wait(lambda: mon.reconnects == 1 and not mon.connected)
+        with VirtualBoard(flash, link=link):
+            assert _wait(lambda: len(ends) == 2), "no frames after the board came back"
+    finally:
+        mon.stop()
+        th.join(10)
+        rec.close()
+    assert mon.corrupt >= 1 and mon.dropped == 0
+    rows = read_recording(rec.path)
+    assert _ends(rows, 0) and _ends(rows, 1)
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("hello") == 2 and kinds.count("stats") == 40
+    assert kinds.count("detect") == 8
+    # open, lost (first board stopped), open (second board), maybe lost (it stopped too)
+    assert [r["event"] for r in rows if r["kind"] == "port"][:3] == ["open", "lost", "open"]
+    stats = [r for r in rows if r["kind"] == "stats"]
+    assert [s["us_sum"] for s in stats[:20]] == list(range(5000, 5020))
+    assert all(r["score"] == 230 for r in rows if r["kind"] == "detect")
+    # The plot: both streams one after the other on the audio clock, 8 detections.
+    tl = timeline(rows)
+    assert len(tl["detections"]) == 8 and tl["seconds"] == pytest.approx(40.0)
+    assert [round(t, 2) for t, _ in tl["detections"][:2]] == [4.91, 9.91]
+    assert tl["detections"][4][0] == pytest.approx(20 + 4.91)
+    png = plot(rows, tmp_path / "session.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_monitor_a_real_detector_session_and_plot_it_from_the_cli(tmp_path, capsys):
+    from earshot import democlip
+
+    if not deploy.mpy_path("x64").is_file():
+        pytest.skip("build/x64/_earshot.mpy absent (make build)")
+    try:
+        clip = democlip.make(seed=0, snr_db=15.0)
+    except democlip.DemoClipError as exc:
+        pytest.skip(str(exc))
+    flash = tmp_path / "flash"
+    link = tmp_path / "board.tty"
+    with VirtualBoard(flash, link=link) as board:
+        cfg = {"autostart": True, "source": "file", "stats_every": 50,
+               "file": {"path": "mic.raw", "realtime": False}}  # fmt: skip
+        deploy.deploy(board.port, config=cfg)
+    samples = np.concatenate([clip.samples, np.zeros((-len(clip.samples)) % 160, np.int16)])
+    (flash / "mic.raw").write_bytes(samples.astype("<i2").tobytes())
+    (flash / "boot.py").write_text("import time\ntime.sleep_ms(1500)  # let the monitor attach\n")
+    out = tmp_path / "real.csv"
+    result = {}
+
+    def run_monitor():
+        result["rc"] = cli.main(["monitor", "--port", str(link), "--record", str(out),
+                                 "--duration", "15", "--quiet"])  # fmt: skip
+
+    th = threading.Thread(target=run_monitor, daemon=True)
+    th.start()
+    with VirtualBoard(flash, link=link):
+        assert _wait(lambda: out.is_file() and _ends(read_recording(out), 0), 60)
+        th.join(40)
+    assert result["rc"] == 0
+    rows = read_recording(out)
+    end = next(r for r in rows if r["kind"] == "end")
+    assert end["hops"] == len(samples) // 160
+    assert sum(r["hops"] for r in rows if r["kind"] == "stats") == end["hops"]
+    hello = next(r for r in rows if r["kind"] == "hello")
+    assert hello["rate_hz"] == 16000 and hello["stats_every"] == 50
+    assert "frames:" in capsys.readouterr().out
+    png = tmp_path / "real.png"
+    assert cli.main(["plot", str(out), "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_recordings_reject_bad_input(tmp_path):
+    with pytest.raises(RecordError, match="record to a .jsonl or .csv"):
+        Recorder(tmp_path / "x.txt")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "stats"}\nnot json\n')
+    with pytest.raises(RecordError, match="bad.jsonl:2: not JSON"):
+        read_recording(bad)
+    csv = tmp_path / "bad.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(RecordError, match="no 'kind' column"):
+        read_recording(csv)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"kind": "port", "event": "open", "t": 0}) + "\n")
+    with pytest.raises(PlotError, match="nothing to plot"):
+        plot(read_recording(empty), tmp_path / "x.png")
+    assert cli.main(["plot", str(empty)]) == 1
+    assert CSV_COLUMNS[:3] == ["t", "kind", "seq"] and "mem_free" in CSV_COLUMNS
