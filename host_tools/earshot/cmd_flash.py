@@ -1,5 +1,6 @@
 """``earshot flash``: erase, write and verify Earshot firmware (and a model) with esptool."""
 
+import shlex
 from pathlib import Path
 
 from earshot.paths import BUILD
@@ -41,8 +42,8 @@ def handler(args) -> int:
             argv_list = flash.steps(board, args.port, firmware, args.model, args.baud,
                                     erase=not args.no_erase, verify=not args.no_verify)  # fmt: skip
         if args.dry_run:
-            for argv in argv_list:
-                console.print("esptool " + " ".join(argv), markup=False, highlight=False)
+            for argv in argv_list:  # plain print: a command to copy must not be wrapped
+                print("esptool " + " ".join(shlex.quote(a) for a in argv))
             return 0
         flash.run(argv_list, console)
     except (boards.BoardError, flash.FlashError) as exc:

@@ -1,0 +1,155 @@
+"""`earshot flash` (esptool argument lists, esptool's merge-bin on dummy images),
+`earshot firmware build` (what is missing, supported versions, the upstream make command)
+and `earshot repl` without hardware."""
+
+import os
+import stat
+import sys
+
+import pytest
+
+from earshot import boards, cli, firmware, flash
+from earshot.deploy import DEFAULT_MODEL
+from earshot.cmd_repl import command as repl_command
+
+
+@pytest.fixture
+def images(tmp_path):
+    fw = tmp_path / "firmware.bin"
+    fw.write_bytes(bytes(range(256)) * 64)  # 16 KiB dummy image
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"ESMB" + bytes(1000))
+    return fw, model
+
+
+def test_flash_steps_erase_write_verify_at_the_board_offsets(images):
+    fw, model = images
+    board = boards.load("ESP32_S3_DEVKITC_INMP441")
+    steps = flash.steps(board, "/dev/ttyACM0", fw, model)
+    common = ["--chip", "esp32s3", "--port", "/dev/ttyACM0", "--baud", "460800"]
+    regions = ["0x0", str(fw), "0x200000", str(model)]
+    assert steps[0] == common + ["--after", "no-reset", "erase-flash"]
+    assert steps[1] == common + ["--after", "no-reset", "write-flash", "--flash-mode", "keep",
+                                 "--flash-freq", "keep", "--flash-size", "keep", *regions]
+    assert steps[2] == common + ["--after", "hard-reset", "verify-flash", *regions]
+    box = boards.load("ESP32_S3_BOX_3")
+    only = flash.steps(box, "COM3", fw, None, baud=115200, erase=False, verify=False)
+    assert len(only) == 1 and only[0][:6] == ["--chip", "esp32s3", "--port", "COM3", "--baud",
+                                               "115200"]
+    assert only[0][-2:] == ["0x0", str(fw)] and "hard-reset" in only[0]
+    assert box.partition("model").offset == 0x300000
+
+
+def test_flash_refuses_missing_and_oversized_images(images, tmp_path):
+    fw, model = images
+    board = boards.load("XIAO_ESP32S3_SENSE")
+    with pytest.raises(flash.FlashError, match="no firmware image"):
+        flash.steps(board, "p", tmp_path / "none.bin")
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(0x40000 + 1))
+    with pytest.raises(flash.FlashError, match="does not fit the 262144 B 'model' partition"):
+        flash.steps(board, "p", fw, big)
+    huge = tmp_path / "huge.bin"
+    huge.write_bytes(bytes(0x200000 + 1))
+    with pytest.raises(flash.FlashError, match="runs past the end of the factory app"):
+        flash.steps(board, "p", huge)
+
+
+def test_esptool_merge_bin_places_the_images(images, tmp_path):
+    pytest.importorskip("esptool")
+    fw, model = images
+    board = boards.load("ESP32_S3_DEVKITC_INMP441")
+    out = tmp_path / "merged.bin"
+    flash.run([flash.merge_args(board, fw, model, out)])
+    data = out.read_bytes()
+    assert data[: fw.stat().st_size] == fw.read_bytes()
+    m = model.read_bytes()
+    assert data[0x200000 : 0x200000 + len(m)] == m
+    assert set(data[fw.stat().st_size : 0x200000]) == {0xFF}  # padding is erased flash
+    # The CLI does the same, and a failing esptool step is reported, not raised.
+    out2 = tmp_path / "merged2.bin"
+    assert cli.main(["flash", "--port", "x", "--board", board.name, "--firmware", str(fw),
+                     "--model", str(model), "--merge", str(out2)]) == 0
+    assert out2.read_bytes() == data
+    with pytest.raises(flash.FlashError, match="esptool --chip esp32s3 merge-bin"):
+        flash.run([["--chip", "esp32s3", "merge-bin", "-o", str(out2), "0x0",
+                    str(tmp_path / "missing.bin")]])
+
+
+def test_flash_dry_run_prints_the_commands(images, capsys):
+    fw, model = images
+    assert cli.main(["flash", "--port", "/dev/ttyUSB0", "--board", "ESP32_S3_BOX_3",
+                     "--firmware", str(fw), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("esptool --chip esp32s3") for line in lines)
+    assert lines[0].endswith("erase-flash") and "write-flash" in lines[1]
+    assert lines[2].endswith(f"verify-flash 0x0 {fw}")
+    assert cli.main(["flash", "--port", "p", "--board", "NOPE", "--dry-run"]) == 1
+
+
+def _fake_env(tmp_path, idf=(5, 4, 1), mpy=(1, 25, 0)):
+    mpy_dir = tmp_path / "micropython"
+    (mpy_dir / "ports" / "esp32").mkdir(parents=True)
+    (mpy_dir / "ports" / "esp32" / "Makefile").write_text("# stand-in\n")
+    (mpy_dir / "py").mkdir()
+    (mpy_dir / "py" / "mpconfig.h").write_text(
+        "#define MICROPY_VERSION_MAJOR %d\n#define MICROPY_VERSION_MINOR %d\n"
+        "#define MICROPY_VERSION_MICRO %d\n" % mpy
+    )
+    idf_dir = tmp_path / "esp-idf"
+    (idf_dir / "tools" / "cmake").mkdir(parents=True)
+    (idf_dir / "tools" / "cmake" / "version.cmake").write_text(
+        "set(IDF_VERSION_MAJOR %d)\nset(IDF_VERSION_MINOR %d)\nset(IDF_VERSION_PATCH %d)\n" % idf
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "idf.py"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    return {"MPY_DIR": str(mpy_dir), "IDF_PATH": str(idf_dir), "PATH": str(bin_dir)}
+
+
+def test_firmware_build_without_tools_says_what_to_install(monkeypatch, capsys):
+    for var in ("MPY_DIR", "IDF_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
+    assert cli.main(["firmware", "build", "--board", "ESP32_S3_DEVKITC_INMP441"]) == 1
+    err = capsys.readouterr().err
+    for needle in ("MPY_DIR is not set", "IDF_PATH is not set", "idf.py is not on PATH",
+                   "v5.2, v5.3, v5.4", "git clone -b v5.4 --recursive",
+                   "install.sh esp32s3", "make -C micropython/mpy-cross"):
+        assert needle in err, needle
+
+
+def test_firmware_environment_versions(tmp_path):
+    env = _fake_env(tmp_path / "ok")
+    checked = firmware.check(env)
+    assert checked.idf_version == (5, 4, 1) and checked.mpy_version == (1, 25, 0)
+    with pytest.raises(firmware.FirmwareError, match=r"ESP-IDF v4\.4\.7 is not supported"):
+        firmware.check(_fake_env(tmp_path / "old_idf", idf=(4, 4, 7)))
+    with pytest.raises(firmware.FirmwareError, match=r"ESP-IDF v6\.0\.0 is not supported"):
+        firmware.check(_fake_env(tmp_path / "idf6", idf=(6, 0, 0)))
+    with pytest.raises(firmware.FirmwareError, match=r"MicroPython 1\.22\.2 at MPY_DIR is too old"):
+        firmware.check(_fake_env(tmp_path / "old_mpy", mpy=(1, 22, 2)))
+    env["MPY_DIR"] = str(tmp_path)
+    with pytest.raises(firmware.FirmwareError, match="is not a MicroPython checkout"):
+        firmware.check(env)
+
+
+def test_firmware_dry_run_is_upstreams_make_with_the_board_dir(tmp_path, monkeypatch):
+    env = _fake_env(tmp_path)
+    cmd = firmware.build("XIAO_ESP32S3_SENSE", DEFAULT_MODEL, env=env, dry_run=True)
+    board = boards.load("XIAO_ESP32S3_SENSE")
+    assert cmd[:3] == ["make", "-C", str(tmp_path / "micropython" / "ports" / "esp32")]
+    assert f"BOARD_DIR={board.path}" in cmd and "BOARD=XIAO_ESP32S3_SENSE" in cmd
+    assert f"USER_C_MODULES={firmware.USER_C_MODULES}" in cmd
+    assert firmware.USER_C_MODULES.is_file()
+    frozen = firmware.out_dir("XIAO_ESP32S3_SENSE") / "frozen" / "es_model.py"
+    ns = {}
+    exec(frozen.read_text(), ns)
+    assert ns["BLOB"] == DEFAULT_MODEL.read_bytes()
+
+
+def test_repl_uses_mpremote_without_reset():
+    cmd = repl_command("/dev/ttyACM0")
+    assert cmd[1:] == ["-m", "mpremote", "connect", "/dev/ttyACM0", "resume", "repl"]
