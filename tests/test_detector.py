@@ -195,3 +195,36 @@ def test_trained_alexa_model_detects_alike_with_and_without_vad(padded_alexa):
     assert len(b.detections) == 1
     assert a.detections == b.detections
     assert gated.stats["model_hops"] < len(a.flags) / 2
+
+
+@pytest.mark.parametrize("lead", ["silence", "pink"])
+def test_word_after_a_long_closed_stretch_is_detected_as_in_continuous_audio(data, lead):
+    # 60 s in which the gate stays closed (digital silence, or pink noise 10 dB below the
+    # word), then the word: the pre-roll replay must give the model the word's onset, so the
+    # gated detector fires on the same hop as the ungated one, with the same probabilities.
+    if not (MODELS / "alexa" / "manifest.json").is_file():
+        pytest.skip("no trained alexa model committed yet (models/alexa)")
+    _, model_blob = modelpkg.load(MODELS / "alexa")
+    model = Model(model_blob)
+    rate = core.SAMPLE_RATE_HZ
+    hits = 0
+    for name in ["3.flac", "40.flac", "77.flac"]:
+        word = load(data / "wake-word-benchmark" / "alexa" / name).astype(np.float64)
+        x = np.concatenate([np.zeros(60 * rate), word, np.zeros(rate)])
+        if lead == "pink":
+            w = np.fft.rfft(np.random.default_rng(7).standard_normal(len(x)))
+            w /= np.sqrt(np.maximum(np.arange(len(w)), 1.0))
+            bed = np.fft.irfft(w, len(x))
+            x += bed * np.sqrt(np.mean(word**2)) / 10 ** (10 / 20) / bed.std()
+        x = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+        gated_det = core.Detector(model, vad=True)
+        gated = gated_det.run(x)
+        free = core.Detector(model, vad=False).run(x)
+        lead_hops = 60 * rate // core.HOP_SAMPLES
+        assert gated_det.stats["model_hops"] < 0.05 * lead_hops + len(word) // 100 + 200, name
+        assert not (gated.flags[lead_hops - 1000 : lead_hops] & core.FLAG_RAN).any(), name
+        assert gated.detections == free.detections, name
+        ran = (gated.flags & core.FLAG_RAN) != 0
+        assert np.array_equal(gated.probs[ran], free.probs[ran]), name
+        hits += len(free.detections) > 0
+    assert hits >= 2  # the comparison is about real detections, not two empty lists

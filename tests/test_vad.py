@@ -1,11 +1,15 @@
-"""The core's energy VAD (es_vad.c) on real speech and on synthetic stationary noise."""
+"""The core's VAD (es_vad.c): the rule of es_internal.h bit for bit, real speech, synthetic noise,
+narrowband sounds and clicks, and the ctypes mirror of its structs."""
+
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
-from scipy.signal import lfilter
-
 from earshot import core
 from earshot.audio import load
+from earshot.paths import FIRMWARE
+from scipy.signal import lfilter
 
 # 1/f (pink) noise filter from J. O. Smith, "Spectral Audio Signal Processing", section
 # "Example: Synthesis of 1/F Noise (Pink Noise)"; brown noise is a leaky integrator.
@@ -14,29 +18,91 @@ PINK = (
     [1.0, -2.494956002, 2.017265875, -0.522189400],
 )
 BROWN = ([1.0], [1.0, -0.99])
+RATE = core.SAMPLE_RATE_HZ
 
 
 def noise(kind: str, amp: float, seconds: float, seed: int) -> np.ndarray:
-    w = np.random.default_rng(seed).standard_normal(int(seconds * core.SAMPLE_RATE_HZ))
+    w = np.random.default_rng(seed).standard_normal(int(seconds * RATE))
     if kind != "white":
         w = lfilter(*(PINK if kind == "pink" else BROWN), w)
         w /= w.std()
     return np.clip(np.round(w * amp), -32768, 32767).astype(np.int16)
 
 
+def vad_reference(feats: np.ndarray, p: dict) -> dict:
+    """Plain-Python statement of the rule in es_internal.h (floors in Q4 steps)."""
+    prime = (core.WINDOW_SAMPLES + core.HOP_SAMPLES - 1) // core.HOP_SAMPLES
+    lo, cap = 16 * p["min_floor"], 16 * p["cap"]
+    floor = [0] * core.MEL_BINS
+    hold = run = is_open = 0
+    out = {"gate": [], "speech": [], "excess": []}
+    for i, row in enumerate(feats.astype(int)):
+        x = [16 * v for v in row]
+        if i < prime:
+            floor = [max(v, lo) for v in x]
+        d = [a - f for a, f in zip(x, floor)]
+        excess = sum(min(max(v, -cap), cap) for v in d)
+        floor = [
+            max(lo, f + (v // 2 ** (p["down_shift"] if v < 0 else p["up_shift"])))
+            for f, v in zip(floor, d)
+        ]
+        speech = excess >= 16 * core.MEL_BINS * p["onset"]
+        run = min(run + 1, p["confirm"]) if speech else 0
+        if run >= p["confirm"] or (speech and is_open):
+            hold, is_open = p["hangover"], 1
+        elif hold > 0:
+            hold, is_open = hold - 1, 1
+        else:
+            is_open = 0
+        out["gate"].append(is_open)
+        out["speech"].append(int(speech))
+        out["excess"].append(excess / 16 / core.MEL_BINS)
+    return {k: np.array(v) for k, v in out.items()}
+
+
 def test_defaults_documented():
     d = core.vad_defaults()
+    assert set(d) == set(core.VAD_PARAMS)
     assert d["onset"] > 0 and d["hangover"] > 0 and d["down_shift"] < d["up_shift"]
+    # A click reaches at most the 3 windows that hold it: confirmation must outlast them.
+    assert d["confirm"] > core.WINDOW_SAMPLES // core.HOP_SAMPLES
+    assert 0 < d["cap"] < 127
 
 
 def test_bad_parameters_raise():
     f = np.zeros((3, core.MEL_BINS), dtype=np.int8)
+    for bad in [dict(onset=0), dict(up_shift=16), dict(cap=0), dict(cap=128), dict(confirm=0)]:
+        with pytest.raises(ValueError):
+            core.vad(f, **bad)
     with pytest.raises(ValueError, match="rejected"):
-        core.vad(f, onset=0)
-    with pytest.raises(ValueError, match="rejected"):
-        core.vad(f, up_shift=16)
+        core.vad(f, confirm=0)
+    with pytest.raises(ValueError, match="unknown VAD parameter"):
+        core.vad(f, threshold=3)
     with pytest.raises(ValueError, match="int8"):
         core.vad(f.astype(np.int16))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        dict(onset=3, cap=5, confirm=1, hangover=0),
+        dict(onset=20, cap=127, confirm=6, hangover=7, down_shift=0, up_shift=15),
+        dict(onset=2, min_floor=-128, down_shift=0, up_shift=15, cap=3),
+    ],
+)
+def test_matches_the_documented_rule(params):
+    rng = np.random.default_rng(len(params))
+    # Random walks per bin with jumps, so floors rise, fall and the gate toggles.
+    steps = rng.integers(-6, 7, (3000, core.MEL_BINS))
+    steps[rng.integers(0, 3000, 60)] += rng.integers(-90, 90, (60, 1))
+    feats = np.clip(np.cumsum(steps, axis=0) // 4 - 60, -128, 127).astype(np.int8)
+    p = {**core.vad_defaults(), **params}
+    got = core.vad_trace(feats, **params)
+    ref = vad_reference(feats, p)
+    for key in ("gate", "speech", "excess"):
+        assert np.array_equal(got[key], ref[key]), key
+    assert 0 < got["gate"].sum() < len(feats)
 
 
 @pytest.mark.parametrize("kind", ["white", "pink", "brown"])
@@ -46,36 +112,107 @@ def test_stays_closed_on_stationary_noise(kind, amp):
     assert gate.sum() == 0
 
 
+def test_narrowband_bursts_and_clicks_stay_closed():
+    t = np.arange(10 * RATE) / RATE
+    bed = noise("white", 30, 10.0, seed=5).astype(np.float64)
+    # 1 kHz beeps switched on and off abruptly (broadband edges), 40 dB above the bed.
+    beeps = 3000 * np.sin(2 * np.pi * 1000 * t) * ((t % 1.5) < 0.2)
+    # Single-sample clicks, 60 dB above the bed.
+    clicks = np.zeros_like(t)
+    clicks[RATE // 3 :: RATE // 2] = 30000
+    for sig in (beeps, clicks):
+        x = np.clip(np.round(bed + sig), -32768, 32767).astype(np.int16)
+        trace = core.vad_trace(core.features(x))
+        assert trace["gate"].sum() == 0
+    # Without onset confirmation the clicks would open it: the test above is not vacuous.
+    x = np.clip(np.round(bed + clicks), -32768, 32767).astype(np.int16)
+    assert core.vad(core.features(x), confirm=1)[0].sum() > 0
+
+
+def _word_body(feats: np.ndarray) -> tuple[int, int]:
+    level = feats.astype(int).mean(axis=1)
+    # The word's body: hops within 20 dB (53 steps of 0.376 dB) of the loudest hop.
+    body = np.flatnonzero(level >= level.max() - 53)
+    return int(body[0]), int(body[-1])
+
+
 def test_opens_on_speech_and_holds_through_the_word(data):
-    hang = core.vad_defaults()["hangover"]
+    hang, confirm = core.vad_defaults()["hangover"], core.vad_defaults()["confirm"]
     files = sorted((data / "wake-word-benchmark" / "alexa").glob("*.flac"))[:12]
     for path in files:
         x = load(path)
-        pad = np.zeros(2 * core.SAMPLE_RATE_HZ, dtype=np.int16)
+        pad = np.zeros(2 * RATE, dtype=np.int16)
         feats = core.features(np.concatenate([pad, x, pad]))
         gate, _ = core.vad(feats)
-        level = feats.astype(int).mean(axis=1)
-        # The word's body: hops within 20 dB (53 steps of 0.376 dB) of the loudest hop.
-        body = np.flatnonzero(level >= level.max() - 53)
-        first, last = body[0], body[-1]
-        assert gate[first : last + 1].all(), path  # one open stretch over the whole word
+        first, last = _word_body(feats)
+        # Open by the word's confirm-th hop (the detector replays the hops before), then one
+        # open stretch over the whole word.
+        assert gate[first + confirm - 1 : last + 1].all(), path
         assert gate[last : last + hang].all(), path  # hangover after it
         assert gate[: len(pad) // core.HOP_SAMPLES].sum() == 0, path  # digital silence
+
+
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_opens_on_speech_at_10db_snr_after_long_noise(data, kind):
+    files = sorted((data / "wake-word-benchmark" / "alexa").glob("*.flac"))[12:24]
+    for i, path in enumerate(files):
+        x = load(path).astype(np.float64)
+        clean = core.features(np.concatenate([np.zeros(5 * RATE), x]).astype(np.int16))
+        first, last = _word_body(clean)
+        rms = np.sqrt(np.mean(x**2))
+        bed = noise(kind, 1.0, 5.0 + len(x) / RATE + 0.01, seed=i).astype(np.float64)
+        bed *= rms / 10 ** (10 / 20) / bed.std()
+        mix = np.concatenate([np.zeros(5 * RATE), x])
+        mix = np.clip(np.round(mix + bed[: len(mix)]), -32768, 32767).astype(np.int16)
+        gate, _ = core.vad(core.features(mix))
+        assert gate[: 4 * RATE // core.HOP_SAMPLES].sum() == 0, path  # noise alone: closed
+        # Open within the word's first 0.5 s (the detector's pre-roll of about a second then
+        # still reaches the word's start) and from there to its end.
+        opened = first + int(np.argmax(gate[first : last + 1]))
+        assert gate[first : last + 1].any() and opened <= first + 50, path
+        assert gate[opened : last + 1].all(), path
 
 
 def test_floor_follows_a_level_change():
     quiet, loud = noise("pink", 100, 3.0, 1), noise("pink", 1000, 10.0, 2)
     gate, floor = core.vad(core.features(np.concatenate([quiet, loud])))
+    floor = floor.mean(axis=1)
     change = len(quiet) // core.HOP_SAMPLES
-    _, floor_loud = core.vad(core.features(loud))
-    # A 20 dB step opens the gate, then the floor rises and the gate closes again.
-    assert gate[change : change + 10].all()
+    floor_loud = core.vad(core.features(loud))[1].mean(axis=1)
+    # A 20 dB step opens the gate, then the floors rise and the gate closes again.
+    assert gate[change : change + 10].sum() > 0
     assert gate[-500:].sum() == 0
     assert abs(floor[-1] - floor_loud[-1]) < 3.0
     assert floor[change - 1] < floor[-1] - 40  # 20 dB = 53 steps, less the noise's spread
-    # A drop is followed within a few hops and does not open the gate.
+    # A drop is followed within half a second and does not open the gate.
     gate2, floor2 = core.vad(core.features(np.concatenate([loud, quiet])))
-    _, floor_quiet = core.vad(core.features(quiet))
+    floor_quiet = core.vad(core.features(quiet))[1].mean(axis=1)
     drop = len(loud) // core.HOP_SAMPLES
     assert gate2[drop:].sum() == 0
-    assert abs(floor2[drop + 20] - floor_quiet[-1]) < 3.0
+    assert abs(floor2[drop + 50].mean() - floor_quiet[-1]) < 3.0
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_ctypes_structs_match_the_header(tmp_path):
+    src = tmp_path / "sizes.c"
+    src.write_text(
+        '#include <stddef.h>\n#include <stdio.h>\n#include "es_internal.h"\n'
+        "int main(void) {\n"
+        '    printf("%zu %zu %zu %zu %zu\\n", sizeof(es_vad_params_t), sizeof(es_vad_t),\n'
+        "        offsetof(es_vad_t, floor_q4), offsetof(es_vad_t, excess_q4),\n"
+        "        offsetof(es_vad_t, open));\n"
+        "    return 0;\n}\n"
+    )
+    exe = tmp_path / "sizes"
+    subprocess.run(["gcc", "-std=c99", "-I", str(FIRMWARE / "core"), "-o", str(exe), str(src)],
+                   check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
+                                          check=True).stdout.split()]
+    want = [
+        core.ctypes.sizeof(core.es_vad_params_t),
+        core.ctypes.sizeof(core.es_vad_t),
+        core.es_vad_t.floor_q4.offset,
+        core.es_vad_t.excess_q4.offset,
+        core.es_vad_t.open.offset,
+    ]
+    assert got == want

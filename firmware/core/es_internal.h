@@ -48,47 +48,68 @@ static inline int32_t es_clamp32(int32_t x, int32_t lo, int32_t hi) {
 }
 
 // ---------------------------------------------------------------------------
-// Energy VAD on int8 log-mel features (es_vad.c).
+// VAD on int8 log-mel features (es_vad.c): per-bin SNR against an adaptive
+// per-bin noise floor, with a bound on narrowband energy, onset confirmation and
+// hangover.
 //
-// Per hop: level = sum of the ES_MEL_BINS features (int8 steps of 0.376 dB, 8
-// per octave of power, see es_tables.h). The noise floor (Q4, level units)
-// falls fast and rises slowly:
-//   level < floor: floor += (level - floor) / 2^down_shift   (fast)
-//   otherwise:     floor += (level - floor) / 2^up_shift     (slow)
-// and never drops below ES_MEL_BINS * min_floor. A hop whose level is at least
-// ES_MEL_BINS * onset above the floor (before this hop's update) opens the gate;
-// it stays open for hangover hops after the last such hop. During the first
-// ES_WINDOW_SAMPLES / ES_HOP_SAMPLES hops after reset the floor is set to the
-// level (the window still holds zeros from before the stream). About 60 integer
-// operations per hop after the 40 additions of the level.
+// Per hop, for each of the ES_MEL_BINS bins b (features x[b] in int8 steps of
+// 0.376 dB, 8 per octave of power, see es_tables.h; floors in Q4 steps):
+//   d[b]   = 16 * x[b] - floor[b]                     (a posteriori SNR, Q4 steps)
+//   excess = sum over b of clamp(d[b], -16 * cap, 16 * cap)
+//   floor[b] += d[b] / 2^down_shift  if d[b] < 0       (falls fast)
+//   floor[b] += d[b] / 2^up_shift    otherwise         (rises slowly)
+//   floor[b]  = max(floor[b], 16 * min_floor)
+// The hop is speech-like when excess >= 16 * ES_MEL_BINS * onset, i.e. when the
+// spectrum lies on average `onset` steps above the noise's spectrum, bin by bin.
+// Comparing bin by bin (rather than the total level) lets speech at a low SNR in
+// coloured noise count where it rises above the noise, and the clamp bounds what
+// a few bins can contribute, so narrowband sounds (tones, beeps, hum) do not open
+// the gate on their own. The gate opens after `confirm` consecutive speech-like
+// hops (a click or a sine switched on spans at most ES_WINDOW_SAMPLES /
+// ES_HOP_SAMPLES hops of broadband energy) and stays open for `hangover` hops
+// after the last one. While the frontend's first window still holds the zeros
+// from before the stream (ES_VAD_PRIME_HOPS hops after reset), the floor is set
+// to the features. Floors use es_asr32, so the divisions round towards minus
+// infinity, as written.
+//
+// Cost: one pass over the ES_MEL_BINS bins, each a load, a scale, a subtraction,
+// a clamp, an add and the floor update (a compare, a shift, an add, a max):
+// about 12 integer operations per bin, plus a dozen per hop. bench/vad.py counts
+// the instructions per call with callgrind.
 typedef struct {
-    int8_t onset;        // per-bin steps above the floor that open the gate
-    int8_t min_floor;    // lowest floor, per-bin steps (int8 feature value)
-    uint16_t hangover;   // hops the gate stays open after the last onset hop
+    int8_t onset;        // mean clamped per-bin SNR (steps) of a speech-like hop, >= 1
+    int8_t min_floor;    // lowest floor of a bin, steps (int8 feature value)
+    uint16_t hangover;   // hops the gate stays open after the last speech-like hop
     uint8_t down_shift;  // floor time constant while falling: 2^down_shift hops
     uint8_t up_shift;    // floor time constant while rising: 2^up_shift hops
-    uint8_t reserved[2];
+    uint8_t cap;         // per-bin SNR clamped to +-cap steps, 1..127
+    uint8_t confirm;     // consecutive speech-like hops that open the gate, >= 1
 } es_vad_params_t;
+
+#define ES_VAD_PRIME_HOPS ((ES_WINDOW_SAMPLES + ES_HOP_SAMPLES - 1) / ES_HOP_SAMPLES)
 
 typedef struct {
     es_vad_params_t p;
-    int32_t floor_q4;   // noise floor, level units * 16
+    int16_t floor_q4[ES_MEL_BINS];  // per-bin noise floor, steps * 16
+    int32_t excess_q4;  // sum of clamped per-bin SNRs at the last hop, steps * 16
     uint16_t hold;      // hops left before the gate closes
-    uint8_t primed;     // hops seen, up to the window length in hops (floor = level)
+    uint8_t primed;     // hops seen, up to ES_VAD_PRIME_HOPS (floor = features)
+    uint8_t run;        // consecutive speech-like hops, saturating at confirm
+    uint8_t speech;     // the last hop was speech-like
     uint8_t open;       // gate state after the last update
+    uint8_t reserved[2];
 } es_vad_t;
 
 // Writes the documented defaults (see es_vad.c) to *p.
 void es_vad_default_params(es_vad_params_t *p);
 // Initialises v with p (NULL: defaults). Returns ES_OK or ES_E_ARG (v NULL,
-// onset < 1 or a shift above 15).
+// onset < 1, cap outside 1..127, confirm 0, or a shift above 15).
 int es_vad_init(es_vad_t *v, const es_vad_params_t *p);
+// Back to the state after init (floors unset, gate closed), parameters kept.
 void es_vad_reset(es_vad_t *v);
-// Updates the floor with one hop of ES_MEL_BINS features; returns 1 if the gate
-// is open at this hop, else 0.
+// Updates the floors with one hop of ES_MEL_BINS int8 features; returns 1 if
+// the gate is open at this hop, else 0 (also for v or features NULL).
 int es_vad_update(es_vad_t *v, const int8_t *features);
-// Level of one hop of features (sum of ES_MEL_BINS int8 values).
-int32_t es_vad_level(const int8_t *features);
 
 // ---------------------------------------------------------------------------
 // Posterior smoothing (es_posterior.c), microWakeWord / ESPHome micro_wake_word

@@ -90,17 +90,22 @@ class es_vad_params_t(ctypes.Structure):
         ("hangover", ctypes.c_uint16),
         ("down_shift", ctypes.c_uint8),
         ("up_shift", ctypes.c_uint8),
-        ("reserved", ctypes.c_uint8 * 2),
+        ("cap", ctypes.c_uint8),
+        ("confirm", ctypes.c_uint8),
     ]
 
 
 class es_vad_t(ctypes.Structure):
     _fields_ = [
         ("p", es_vad_params_t),
-        ("floor_q4", ctypes.c_int32),
+        ("floor_q4", ctypes.c_int16 * MEL_BINS),
+        ("excess_q4", ctypes.c_int32),
         ("hold", ctypes.c_uint16),
         ("primed", ctypes.c_uint8),
+        ("run", ctypes.c_uint8),
+        ("speech", ctypes.c_uint8),
         ("open", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 2),
     ]
 
 
@@ -202,41 +207,63 @@ def crc32(data: bytes, crc: int = 0) -> int:
     return int(lib().es_crc32(crc & 0xFFFFFFFF, buf, len(buf)))
 
 
-def vad(features, *, onset=None, min_floor=None, hangover=None, down_shift=None, up_shift=None):
-    """Run the core's energy VAD (es_vad.c) over int8 features, shape (n_hops, 40).
+VAD_PARAMS = ("onset", "min_floor", "hangover", "down_shift", "up_shift", "cap", "confirm")
+
+
+def vad(features, **params):
+    """Run the core's VAD (es_vad.c, rule in es_internal.h) over int8 features, shape
+    (n_hops, 40).
 
     Returns ``(gate, floor)``: gate uint8 (n_hops,), 1 where the gate is open; floor float64
-    (n_hops,), the noise floor after each hop as a per-bin mean (int8 feature steps).
-    Parameters left None take the C defaults (es_vad_default_params). Raises ValueError for
-    features of the wrong dtype/shape or parameters the core rejects.
+    (n_hops, 40), each bin's noise floor after each hop (int8 feature steps). Keyword
+    parameters (names in VAD_PARAMS, see es_vad_params_t) override the C defaults
+    (es_vad_default_params). Raises ValueError for features of the wrong dtype/shape, an
+    unknown parameter, or parameters the core rejects.
     """
+    return _vad_run(features, params)[:2]
+
+
+def vad_trace(features, **params) -> dict:
+    """As :func:`vad`, with every per-hop quantity: ``gate`` and ``speech`` (uint8 (n,), the
+    gate and the hop's own speech-like decision), ``excess`` (float64 (n,), mean clamped
+    per-bin SNR in steps, the quantity compared with ``onset``) and ``floor`` (float64
+    (n, 40))."""
+    gate, floor, speech, excess = _vad_run(features, params)
+    return {"gate": gate, "speech": speech, "excess": excess, "floor": floor}
+
+
+def _vad_run(features, params):
     f = np.asarray(features)
     if f.dtype != np.int8 or f.ndim != 2 or f.shape[1] != MEL_BINS:
         raise ValueError(
             f"features must be int8 of shape (n, {MEL_BINS}), got {f.dtype} {f.shape}"
         )
+    unknown = sorted(set(params) - set(VAD_PARAMS))
+    if unknown:
+        raise ValueError(f"unknown VAD parameter(s) {unknown}; known: {list(VAD_PARAMS)}")
     f = np.ascontiguousarray(f)
     so = lib()
-    params = es_vad_params_t()
-    so.es_vad_default_params(ctypes.byref(params))
-    for name, value in [
-        ("onset", onset),
-        ("min_floor", min_floor),
-        ("hangover", hangover),
-        ("down_shift", down_shift),
-        ("up_shift", up_shift),
-    ]:
+    p = es_vad_params_t()
+    so.es_vad_default_params(ctypes.byref(p))
+    for name, value in params.items():
         if value is not None:
-            setattr(params, name, int(value))
+            setattr(p, name, int(value))
+            if getattr(p, name) != int(value):
+                raise ValueError(f"VAD parameter {name}={value} does not fit its C type")
     state = es_vad_t()
-    if so.es_vad_init(ctypes.byref(state), ctypes.byref(params)) != 0:
-        raise ValueError(f"VAD parameters rejected by es_vad_init: {params_dict(params)}")
-    gate = np.zeros(len(f), dtype=np.uint8)
-    floor = np.zeros(len(f), dtype=np.float64)
-    for i in range(len(f)):
+    if so.es_vad_init(ctypes.byref(state), ctypes.byref(p)) != 0:
+        raise ValueError(f"VAD parameters rejected by es_vad_init: {params_dict(p)}")
+    n = len(f)
+    gate = np.zeros(n, dtype=np.uint8)
+    speech = np.zeros(n, dtype=np.uint8)
+    excess = np.zeros(n, dtype=np.float64)
+    floor = np.zeros((n, MEL_BINS), dtype=np.float64)
+    for i in range(n):
         gate[i] = so.es_vad_update(ctypes.byref(state), f[i].ctypes.data)
-        floor[i] = state.floor_q4 / 16.0 / MEL_BINS
-    return gate, floor
+        speech[i] = state.speech
+        excess[i] = state.excess_q4 / 16.0 / MEL_BINS
+        floor[i] = np.frombuffer(state.floor_q4, dtype=np.int16) / 16.0
+    return gate, floor, speech, excess
 
 
 def vad_defaults() -> dict:
