@@ -41,18 +41,34 @@ def core_sources() -> list[Path]:
     return sorted(CORE.glob("*.c"))
 
 
-def build_core(out: Path, *, opt: bool, sanitize: bool = False, shared: bool = True,
-               extra: list | None = None) -> Path:
+def build_core(
+    out: Path,
+    *,
+    opt: bool,
+    sanitize: bool = False,
+    optimize: str = "-O2",
+    shared: bool = True,
+    extra: list | None = None,
+) -> Path:
     """Compile the core (plus ``extra`` sources) with ES_NN_OPT = ``opt`` into ``out``: a
     shared library, or an executable when ``shared`` is False. ``sanitize`` adds
-    -fsanitize=address,undefined -fno-sanitize-recover=all. Raises CalledProcessError."""
+    -fsanitize=address,undefined -fno-sanitize-recover=all; ``optimize`` is the -O flag (-Os
+    selects the size-optimised code paths the device build uses). Raises CalledProcessError."""
     cc = shutil.which("gcc") or shutil.which("cc")
-    flags = ["-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-Werror", f"-DES_NN_OPT={int(opt)}"]
+    flags = ["-std=c99", optimize, "-g", "-Wall", "-Wextra", "-Werror", f"-DES_NN_OPT={int(opt)}"]
     if sanitize:
         flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     if shared:
         flags += ["-shared", "-fPIC"]
-    cmd = [cc, *flags, f"-I{CORE}", "-o", str(out), *map(str, core_sources()), *map(str, extra or [])]
+    cmd = [
+        cc,
+        *flags,
+        f"-I{CORE}",
+        "-o",
+        str(out),
+        *map(str, core_sources()),
+        *map(str, extra or []),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out
 
@@ -201,8 +217,16 @@ def single_op_case(kind: str, shape: tuple, seed: int, relu: bool):
     i8, i32 = schema.TensorType.INT8, schema.TensorType.INT32
     tensors = [
         _tensor(schema, in_shape, i8, 0, "input", [in_scale], [in_zp]),
-        _tensor(schema, w_shape, i8, 1, "filter", f_scales, [0] * n_scales,
-                3 if kind == "depthwise" else 0),
+        _tensor(
+            schema,
+            w_shape,
+            i8,
+            1,
+            "filter",
+            f_scales,
+            [0] * n_scales,
+            3 if kind == "depthwise" else 0,
+        ),
         _tensor(schema, (out_ch,), i32, 2, "bias", b_scales, [0] * n_scales),
         _tensor(schema, out_shape, i8, 0, "output", [out_scale], [out_zp]),
     ]

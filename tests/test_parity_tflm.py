@@ -21,7 +21,15 @@ import pytest
 from earshot import arch, audio, blob, core
 from earshot.model import Engine, Model
 from earshot.paths import MODELS
-from nn_cases import KINDS, build_core, declare, run_kernel, seeded_shapes, single_op_case, tflm_run
+from nn_cases import (
+    KINDS,
+    build_core,
+    declare,
+    run_kernel,
+    seeded_shapes,
+    single_op_case,
+    tflm_run,
+)
 
 tf = pytest.importorskip("tensorflow")
 

@@ -22,8 +22,15 @@ import numpy as np
 import pytest
 from earshot import core
 from earshot.paths import MODELS, ROOT
-from nn_cases import KINDS, TESTS_C, build_core, core_sources, seeded_shapes, single_op_case
-from nn_cases import tflm_run
+from nn_cases import (
+    KINDS,
+    TESTS_C,
+    build_core,
+    core_sources,
+    seeded_shapes,
+    single_op_case,
+    tflm_run,
+)
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
@@ -45,9 +52,20 @@ def _pad(b: bytes) -> bytes:
 def _kernel_record(kind, layer, x, expect) -> bytes:
     has_bias = layer["bias"] is not None
     head = [
-        1, KIND_CODE[kind], x.shape[0], layer["in_ch"], layer["out_ch"], layer["kernel"],
-        layer["stride"], -layer["input_zp"], layer["output_zp"], layer["act_min"],
-        layer["act_max"], int(has_bias), len(layer["weights"]), expect.shape[0],
+        1,
+        KIND_CODE[kind],
+        x.shape[0],
+        layer["in_ch"],
+        layer["out_ch"],
+        layer["kernel"],
+        layer["stride"],
+        -layer["input_zp"],
+        layer["output_zp"],
+        layer["act_min"],
+        layer["act_max"],
+        int(has_bias),
+        len(layer["weights"]),
+        expect.shape[0],
     ]
     out = struct.pack(f"<{len(head)}i", *head)
     out += np.asarray(layer["multiplier"], "<i4").tobytes()
@@ -107,15 +125,22 @@ def vectors(tmp_path_factory):
     return path, n
 
 
-@pytest.mark.parametrize("opt", [True, False], ids=["opt", "ref"])
-def test_parity_vectors_under_asan_ubsan(vectors, tmp_path, opt):
+@pytest.mark.parametrize(
+    "opt,optimize", [(True, "-O2"), (True, "-Os"), (False, "-O2")], ids=["opt", "opt-Os", "ref"]
+)
+def test_parity_vectors_under_asan_ubsan(vectors, tmp_path, opt, optimize):
+    """Both kernel variants, and the size-optimised (-Os, device) code paths of the twins."""
     _need("gcc")
     path, n_kernels = vectors
     exe = build_core(
-        tmp_path / "vectors", opt=opt, sanitize=True, shared=False,
+        tmp_path / "vectors",
+        opt=opt,
+        optimize=optimize,
+        sanitize=True,
+        shared=False,
         extra=[TESTS_C / "test_nn_vectors.c"],
     )
-    proc = subprocess.run([exe, path], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([exe, path], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = re.fullmatch(r"kernels (\d+) models (\d+) outputs (\d+)\n", proc.stdout)
     assert m, proc.stdout
@@ -130,9 +155,10 @@ def test_vector_driver_reports_a_wrong_output(vectors, tmp_path):
     data[-5] ^= 0x01  # the last expected logit (the file ends with it, padding, tag 0)
     bad = tmp_path / "bad.bin"
     bad.write_bytes(bytes(data))
-    exe = build_core(tmp_path / "vectors", opt=True, shared=False,
-                     extra=[TESTS_C / "test_nn_vectors.c"])
-    proc = subprocess.run([exe, bad], capture_output=True, text=True, timeout=600)
+    exe = build_core(
+        tmp_path / "vectors", opt=True, shared=False, extra=[TESTS_C / "test_nn_vectors.c"]
+    )
+    proc = subprocess.run([exe, bad], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 1 and "FAIL model 0" in proc.stdout, proc.stdout
 
 
@@ -162,9 +188,20 @@ def test_valgrind_memcheck_no_errors_no_heap_after_init(step_exe, tmp_path, mode
     usage = {}
     for hops in (1, 3000):
         proc = subprocess.run(
-            ["valgrind", "--error-exitcode=3", "--leak-check=full", step_exe, mode, BLOB,
-             tmp_path / "in.raw", str(hops)],
-            capture_output=True, text=True, timeout=900,
+            [
+                "valgrind",
+                "--error-exitcode=3",
+                "--leak-check=full",
+                step_exe,
+                mode,
+                BLOB,
+                tmp_path / "in.raw",
+                str(hops),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "ERROR SUMMARY: 0 errors" in proc.stderr
@@ -177,7 +214,9 @@ def test_valgrind_memcheck_no_errors_no_heap_after_init(step_exe, tmp_path, mode
 def test_core_references_no_allocator(tmp_path):
     _need("gcc")
     lib = build_core(tmp_path / "core.so", opt=True)
-    undefined = subprocess.run(["nm", "-u", lib], capture_output=True, text=True).stdout
+    undefined = subprocess.run(
+        ["nm", "-u", lib], capture_output=True, text=True, check=True
+    ).stdout
     for name in ("malloc", "calloc", "realloc", "free", "alloca"):
         assert not re.search(rf"\b{name}\b", undefined), f"the core calls {name}"
     assert len(core_sources()) >= 8

@@ -153,8 +153,10 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
         int32_t acc = bias != NULL ? bias[c] : 0;
         int32_t fsum = 0;
         size_t j = 0;
+        #if !defined(__OPTIMIZE_SIZE__)
+        // Speed-optimised builds: contiguous taps four per step. Size-optimised (-Os, the
+        // device) builds keep only the loop below, which also does every tap alone.
         if (step == 1) {
-            // Contiguous taps, four per step.
             for (; j + 4 <= taps; j += 4) {
                 acc += (int32_t)f[j] * x[j] + (int32_t)f[j + 1] * x[j + 1] +
                     (int32_t)f[j + 2] * x[j + 2] + (int32_t)f[j + 3] * x[j + 3];
@@ -163,6 +165,7 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
             f += j;
             x += j;
         }
+        #endif
         for (; j < taps; j++) {
             acc += (int32_t)*f * *x;
             fsum += *f;
