@@ -20,6 +20,7 @@
 #include "py/binary.h"  // BYTEARRAY_TYPECODE
 
 #include "earshot.h"
+#include "es_adapt.h"
 
 // Bytes in one hop of int16 samples.
 #define EARSHOT_HOP_BYTES (ES_HOP_SAMPLES * sizeof(int16_t))
@@ -32,12 +33,14 @@ mp_obj_full_type_t earshot_frontend_type;
 mp_obj_full_type_t earshot_model_type;
 mp_obj_full_type_t earshot_engine_type;
 mp_obj_full_type_t earshot_detector_type;
+mp_obj_full_type_t earshot_adapter_type;
 #define mp_type_MemoryError (*(mp_obj_type_t *)(mp_load_global(MP_QSTR_MemoryError)))
 #else
 static const mp_obj_type_t earshot_frontend_type;
 static const mp_obj_type_t earshot_model_type;
 static const mp_obj_type_t earshot_engine_type;
 static const mp_obj_type_t earshot_detector_type;
+static const mp_obj_type_t earshot_adapter_type;
 #endif
 
 // ---------------------------------------------------------------------------
@@ -434,6 +437,266 @@ static mp_obj_t earshot_detector_reset(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_detector_reset_obj, earshot_detector_reset);
 
 // ---------------------------------------------------------------------------
+// Adapter(model, student=None): on-device adaptation (firmware/core/es_adapt.h). Holds the
+// forward scratch and activation statistics (all kept windows, positives) of `model` (the
+// teacher, the model detecting), and the fixed-point trainer of the trainee (`student` if
+// given, else `model`). Driven by firmware/modules/es_adapt.py.
+
+typedef struct _earshot_adapter_obj_t {
+    mp_obj_base_t base;
+    mp_obj_t model;    // the teacher Model (kept alive)
+    mp_obj_t student;  // the student Model or None
+    const es_model_t *teacher_m;
+    const es_model_t *trainee_m;
+    size_t scratch_len;      // forward scratch, big enough for teacher and student
+    size_t trainer_len;
+    uint8_t *scratch;
+    es_adapt_stats_t *stats;
+    es_adapt_stats_t *pos_stats;
+    uint8_t *trainer_mem;
+    es_adapt_trainer_t *trainer;  // NULL until train_begin
+    uint32_t *scores;
+    uint8_t *keep;
+    uint8_t mem[];
+} earshot_adapter_obj_t;
+
+static size_t earshot_max_size(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+static mp_obj_t earshot_adapter_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
+    const mp_obj_t *args) {
+    mp_arg_check_num(n_args, n_kw, 1, 2, false);
+    const es_model_t *teacher = earshot_get_model(args[0])->model;
+    mp_obj_t student_in = n_args > 1 ? args[1] : mp_const_none;
+    const es_model_t *trainee = student_in == mp_const_none ? teacher
+        : earshot_get_model(student_in)->model;
+    const char *why = NULL;
+    if (es_adapt_embedding_size(teacher, &why) == 0 || es_adapt_embedding_size(trainee, &why) == 0) {
+        earshot_raise_value_error(why);
+    }
+    size_t scratch_len = earshot_max_size(es_adapt_forward_scratch_size(teacher),
+        es_adapt_forward_scratch_size(trainee));
+    size_t stats_len = (es_adapt_stats_mem_size(teacher) + 3u) & ~(size_t)3u;
+    size_t trainer_len = (es_adapt_trainer_mem_size(trainee) + 3u) & ~(size_t)3u;
+    scratch_len = (scratch_len + 3u) & ~(size_t)3u;
+    size_t channels = 0;
+    size_t total = scratch_len + 2u * stats_len + trainer_len;
+    earshot_adapter_obj_t *self = earshot_obj_alloc(sizeof(earshot_adapter_obj_t) + total, type);
+    self->model = args[0];
+    self->student = student_in;
+    self->teacher_m = teacher;
+    self->trainee_m = trainee;
+    self->scratch_len = scratch_len;
+    self->trainer_len = trainer_len;
+    self->scratch = self->mem;
+    self->stats = es_adapt_stats_init(self->mem + scratch_len, stats_len, teacher);
+    self->pos_stats = es_adapt_stats_init(self->mem + scratch_len + stats_len, stats_len, teacher);
+    self->trainer_mem = self->mem + scratch_len + 2u * stats_len;
+    self->trainer = NULL;
+    channels = es_adapt_stats_channels(self->stats);
+    // Scores and keep mask, only needed by prune: a separate block, freed with the object.
+    self->scores = m_malloc(channels * sizeof(uint32_t) + channels + 1u);
+    if (self->scores == NULL) {
+        mp_raise_msg(&mp_type_MemoryError, MP_ERROR_TEXT("earshot: out of memory"));
+    }
+    self->keep = (uint8_t *)(self->scores + channels);
+    return MP_OBJ_FROM_PTR(self);
+}
+
+// A readable buffer of exactly n bytes (or at least, when at_least); raises ValueError.
+static const uint8_t *earshot_get_in(mp_obj_t in, size_t n, bool at_least,
+    mp_rom_error_text_t wrong) {
+    mp_buffer_info_t bufinfo;
+    mp_get_buffer_raise(in, &bufinfo, MP_BUFFER_READ);
+    if (at_least ? bufinfo.len < n : bufinfo.len != n) {
+        mp_raise_ValueError(wrong);
+    }
+    return (const uint8_t *)bufinfo.buf;
+}
+
+// Adapter.logit(window) -> int: the teacher's int8 logit of one window (input_frames *
+// MEL_BINS int8 bytes), no statistics.
+static mp_obj_t earshot_adapter_logit(mp_obj_t self_in, mp_obj_t window_in) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    es_model_info_t info;
+    es_model_get_info(self->teacher_m, &info);
+    const uint8_t *w = earshot_get_in(window_in, (size_t)info.input_frames * ES_MEL_BINS, false,
+        MP_ERROR_TEXT("window must be input_frames * MEL_BINS bytes"));
+    int8_t logit = 0;
+    es_adapt_forward(self->teacher_m, (const int8_t *)w, self->scratch, self->scratch_len, NULL,
+        NULL, &logit);
+    return MP_OBJ_NEW_SMALL_INT(logit);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(earshot_adapter_logit_obj, earshot_adapter_logit);
+
+// Adapter.keep(window, emb, positive) -> None: a kept window. Adds the teacher's statistics
+// (all windows; positives also to the positives' statistics) and writes the trainee's
+// embedding (embedding_size() bytes) into emb.
+static mp_obj_t earshot_adapter_keep(size_t n_args, const mp_obj_t *args) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    es_model_info_t info;
+    es_model_get_info(self->teacher_m, &info);
+    const int8_t *w = (const int8_t *)earshot_get_in(args[1],
+        (size_t)info.input_frames * ES_MEL_BINS, false,
+        MP_ERROR_TEXT("window must be input_frames * MEL_BINS bytes"));
+    uint8_t *emb = earshot_get_out(args[2], es_adapt_embedding_size(self->trainee_m, NULL), false,
+        MP_ERROR_TEXT("emb must be a writable buffer"),
+        MP_ERROR_TEXT("emb shorter than embedding_size()"));
+    int8_t logit = 0;
+    const bool same = self->trainee_m == self->teacher_m;
+    es_adapt_forward(self->teacher_m, w, self->scratch, self->scratch_len, self->stats,
+        same ? (int8_t *)emb : NULL, &logit);
+    if (mp_obj_is_true(args[3])) {
+        es_adapt_forward(self->teacher_m, w, self->scratch, self->scratch_len, self->pos_stats,
+            NULL, &logit);
+    }
+    if (!same) {
+        es_adapt_forward(self->trainee_m, w, self->scratch, self->scratch_len, NULL,
+            (int8_t *)emb, &logit);
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_keep_obj, 4, 4, earshot_adapter_keep);
+
+// Adapter.embedding_size() -> int; Adapter.learning_memory() -> int (trainer bytes).
+static mp_obj_t earshot_adapter_embedding_size(mp_obj_t self_in) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    return mp_obj_new_int_from_uint(es_adapt_embedding_size(self->trainee_m, NULL));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(earshot_adapter_embedding_size_obj,
+    earshot_adapter_embedding_size);
+
+static mp_obj_t earshot_adapter_learning_memory(mp_obj_t self_in) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    return mp_obj_new_int_from_uint(es_adapt_trainer_mem_size(self->trainee_m));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(earshot_adapter_learning_memory_obj,
+    earshot_adapter_learning_memory);
+
+// Adapter.train_begin(lr_q24, pos_weight, neg_weight, distill_gain) -> int: (re)load the
+// trainee's weights into the trainer; returns the MACs of one sample. ValueError names a
+// bad setting.
+static mp_obj_t earshot_adapter_train_begin(size_t n_args, const mp_obj_t *args) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    es_adapt_train_params_t p = {
+        .lr_q24 = (int32_t)mp_obj_get_int(args[1]),
+        .pos_weight = (uint8_t)mp_obj_get_int(args[2]),
+        .neg_weight = (uint8_t)mp_obj_get_int(args[3]),
+        .distill_gain = (uint8_t)mp_obj_get_int(args[4]),
+    };
+    const char *why = NULL;
+    self->trainer = es_adapt_trainer_init(self->trainer_mem, self->trainer_len, self->trainee_m,
+        &p, &why);
+    if (self->trainer == NULL) {
+        earshot_raise_value_error(why);
+    }
+    return mp_obj_new_int_from_uint(es_adapt_sample_macs(self->trainer));
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_begin_obj, 5, 5,
+    earshot_adapter_train_begin);
+
+static void earshot_adapter_need_trainer(earshot_adapter_obj_t *self) {
+    if (self->trainer == NULL) {
+        mp_raise_ValueError(MP_ERROR_TEXT("call train_begin first"));
+    }
+}
+
+// Adapter.train(embs, labels, targets, max_macs) -> int: one time slice (es_adapt_train_slice);
+// returns the buffer slots stepped over. labels: n bytes; embs: n * embedding_size() bytes;
+// targets: n int8 bytes or None.
+static mp_obj_t earshot_adapter_train(size_t n_args, const mp_obj_t *args) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    earshot_adapter_need_trainer(self);
+    mp_buffer_info_t lab;
+    mp_get_buffer_raise(args[2], &lab, MP_BUFFER_READ);
+    const size_t n = lab.len;
+    const uint8_t *embs = earshot_get_in(args[1], n * es_adapt_embedding_size(self->trainee_m,
+        NULL), true, MP_ERROR_TEXT("embs shorter than len(labels) * embedding_size()"));
+    const uint8_t *targets = args[3] == mp_const_none ? NULL
+        : earshot_get_in(args[3], n, true, MP_ERROR_TEXT("targets shorter than labels"));
+    mp_int_t budget = mp_obj_get_int(args[4]);
+    if (budget < 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("max_macs must be >= 0"));
+    }
+    size_t done = es_adapt_train_slice(self->trainer, (const int8_t *)embs,
+        (const uint8_t *)lab.buf, (const int8_t *)targets, n, (uint32_t)budget);
+    return mp_obj_new_int_from_uint(done);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_obj, 5, 5, earshot_adapter_train);
+
+// Adapter.write(out=None) -> int: the trained blob's size; with out (a writable buffer of
+// at least that size) also writes the blob.
+static mp_obj_t earshot_adapter_write(size_t n_args, const mp_obj_t *args) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    earshot_adapter_need_trainer(self);
+    size_t need = 0;
+    const char *why = NULL;
+    es_adapt_trainer_write(self->trainer, NULL, 0, &need, &why);
+    if (n_args > 1 && args[1] != mp_const_none) {
+        uint8_t *out = earshot_get_out(args[1], need, false,
+            MP_ERROR_TEXT("out must be a writable buffer"),
+            MP_ERROR_TEXT("out smaller than the blob"));
+        if (es_adapt_trainer_write(self->trainer, out, need, &need, &why) != ES_OK) {
+            earshot_raise_value_error(why);
+        }
+    }
+    return mp_obj_new_int_from_uint(need);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_write_obj, 1, 2, earshot_adapter_write);
+
+// Adapter.prune(model, ratios_pm, out=None) -> int: prune `model` (the teacher or a model
+// with its channel groups, e.g. the adapted one) with data-aware importance from the
+// positives' statistics (all windows' when there are no positives) and bias correction from
+// all windows'. ratios_pm: array('H') of per-mille removed per channel group. Returns the
+// new blob's size; with out also writes it. ValueError names the problem.
+static mp_obj_t earshot_adapter_prune(size_t n_args, const mp_obj_t *args) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    const es_model_t *m = earshot_get_model(args[1])->model;
+    const size_t groups = es_adapt_stats_groups(self->stats);
+    const uint16_t *pm = (const uint16_t *)earshot_get_in(args[2], groups * sizeof(uint16_t),
+        false, MP_ERROR_TEXT("ratios_pm must be array('H') with one entry per channel group"));
+    if (((uintptr_t)pm & 1u) != 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("ratios_pm must be 2-byte aligned"));
+    }
+    const es_adapt_stats_t *imp = es_adapt_stats_windows(self->pos_stats) != 0
+        ? self->pos_stats : self->stats;
+    if (es_adapt_stats_windows(self->stats) == 0
+        || es_adapt_importance(m, imp, ES_ADAPT_DATA_AWARE, self->scores) != ES_OK) {
+        mp_raise_ValueError(MP_ERROR_TEXT("prune: no statistics, or a model with other channel groups"));
+    }
+    if (es_adapt_select(self->stats, self->scores, pm, self->keep) != ES_OK) {
+        mp_raise_ValueError(MP_ERROR_TEXT("prune: a ratio above 1000 per mille"));
+    }
+    size_t need = 0;
+    const char *why = NULL;
+    if (es_adapt_prune(m, self->stats, self->keep, 1, NULL, 0, &need, &why) != ES_OK) {
+        earshot_raise_value_error(why);
+    }
+    if (n_args > 3 && args[3] != mp_const_none) {
+        uint8_t *out = earshot_get_out(args[3], need, false,
+            MP_ERROR_TEXT("out must be a writable buffer"),
+            MP_ERROR_TEXT("out smaller than the blob"));
+        if (es_adapt_prune(m, self->stats, self->keep, 1, out, need, &need, &why) != ES_OK) {
+            earshot_raise_value_error(why);
+        }
+    }
+    return mp_obj_new_int_from_uint(need);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_prune_obj, 3, 4, earshot_adapter_prune);
+
+// Adapter.windows() -> (kept windows, positive windows) in the statistics.
+static mp_obj_t earshot_adapter_windows(mp_obj_t self_in) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    mp_obj_t t[2] = {
+        mp_obj_new_int_from_uint(es_adapt_stats_windows(self->stats)),
+        mp_obj_new_int_from_uint(es_adapt_stats_windows(self->pos_stats)),
+    };
+    return mp_obj_new_tuple(2, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(earshot_adapter_windows_obj, earshot_adapter_windows);
+
+// ---------------------------------------------------------------------------
 // Registration
 
 #if MICROPY_ENABLE_DYNRUNTIME
@@ -472,6 +735,8 @@ mp_map_elem_t earshot_engine_locals_dict_table[2];
 static MP_DEFINE_CONST_DICT(earshot_engine_locals_dict, earshot_engine_locals_dict_table);
 mp_map_elem_t earshot_detector_locals_dict_table[3];
 static MP_DEFINE_CONST_DICT(earshot_detector_locals_dict, earshot_detector_locals_dict_table);
+mp_map_elem_t earshot_adapter_locals_dict_table[9];
+static MP_DEFINE_CONST_DICT(earshot_adapter_locals_dict, earshot_adapter_locals_dict_table);
 
 #define EARSHOT_METHOD(table, i, name, obj) \
     table[i] = (mp_map_elem_t) { MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(&obj) }
@@ -513,6 +778,22 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     earshot_init_type(&earshot_detector_type, MP_QSTR_Detector, earshot_detector_make_new,
         &earshot_detector_locals_dict);
 
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 0, MP_QSTR_logit, earshot_adapter_logit_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 1, MP_QSTR_keep, earshot_adapter_keep_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 2, MP_QSTR_embedding_size,
+        earshot_adapter_embedding_size_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 3, MP_QSTR_learning_memory,
+        earshot_adapter_learning_memory_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 4, MP_QSTR_train_begin,
+        earshot_adapter_train_begin_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 5, MP_QSTR_train, earshot_adapter_train_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 6, MP_QSTR_write, earshot_adapter_write_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 7, MP_QSTR_prune, earshot_adapter_prune_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 8, MP_QSTR_windows,
+        earshot_adapter_windows_obj);
+    earshot_init_type(&earshot_adapter_type, MP_QSTR_Adapter, earshot_adapter_make_new,
+        &earshot_adapter_locals_dict);
+
     mp_store_global(MP_QSTR_SAMPLE_RATE, MP_OBJ_NEW_SMALL_INT(ES_SAMPLE_RATE_HZ));
     mp_store_global(MP_QSTR_HOP_SAMPLES, MP_OBJ_NEW_SMALL_INT(ES_HOP_SAMPLES));
     mp_store_global(MP_QSTR_WINDOW_SAMPLES, MP_OBJ_NEW_SMALL_INT(ES_WINDOW_SAMPLES));
@@ -531,6 +812,7 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&earshot_model_type));
     mp_store_global(MP_QSTR_Engine, MP_OBJ_FROM_PTR(&earshot_engine_type));
     mp_store_global(MP_QSTR_Detector, MP_OBJ_FROM_PTR(&earshot_detector_type));
+    mp_store_global(MP_QSTR_Adapter, MP_OBJ_FROM_PTR(&earshot_adapter_type));
 
     MP_DYNRUNTIME_INIT_EXIT
 }
@@ -594,6 +876,27 @@ static MP_DEFINE_CONST_OBJ_TYPE(
     locals_dict, &earshot_detector_locals_dict
     );
 
+static const mp_rom_map_elem_t earshot_adapter_locals_dict_table[] = {
+    { MP_ROM_QSTR(MP_QSTR_logit), MP_ROM_PTR(&earshot_adapter_logit_obj) },
+    { MP_ROM_QSTR(MP_QSTR_keep), MP_ROM_PTR(&earshot_adapter_keep_obj) },
+    { MP_ROM_QSTR(MP_QSTR_embedding_size), MP_ROM_PTR(&earshot_adapter_embedding_size_obj) },
+    { MP_ROM_QSTR(MP_QSTR_learning_memory), MP_ROM_PTR(&earshot_adapter_learning_memory_obj) },
+    { MP_ROM_QSTR(MP_QSTR_train_begin), MP_ROM_PTR(&earshot_adapter_train_begin_obj) },
+    { MP_ROM_QSTR(MP_QSTR_train), MP_ROM_PTR(&earshot_adapter_train_obj) },
+    { MP_ROM_QSTR(MP_QSTR_write), MP_ROM_PTR(&earshot_adapter_write_obj) },
+    { MP_ROM_QSTR(MP_QSTR_prune), MP_ROM_PTR(&earshot_adapter_prune_obj) },
+    { MP_ROM_QSTR(MP_QSTR_windows), MP_ROM_PTR(&earshot_adapter_windows_obj) },
+};
+static MP_DEFINE_CONST_DICT(earshot_adapter_locals_dict, earshot_adapter_locals_dict_table);
+
+static MP_DEFINE_CONST_OBJ_TYPE(
+    earshot_adapter_type,
+    MP_QSTR_Adapter,
+    MP_TYPE_FLAG_NONE,
+    make_new, earshot_adapter_make_new,
+    locals_dict, &earshot_adapter_locals_dict
+    );
+
 static const mp_rom_map_elem_t earshot_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__earshot) },
     { MP_ROM_QSTR(MP_QSTR_SAMPLE_RATE), MP_ROM_INT(ES_SAMPLE_RATE_HZ) },
@@ -614,6 +917,7 @@ static const mp_rom_map_elem_t earshot_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_Model), MP_ROM_PTR(&earshot_model_type) },
     { MP_ROM_QSTR(MP_QSTR_Engine), MP_ROM_PTR(&earshot_engine_type) },
     { MP_ROM_QSTR(MP_QSTR_Detector), MP_ROM_PTR(&earshot_detector_type) },
+    { MP_ROM_QSTR(MP_QSTR_Adapter), MP_ROM_PTR(&earshot_adapter_type) },
 };
 static MP_DEFINE_CONST_DICT(earshot_module_globals, earshot_module_globals_table);
 
