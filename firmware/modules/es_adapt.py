@@ -1,0 +1,292 @@
+# Earshot on-device adaptation (MicroPython): pseudo-labels, time-sliced fine-tuning,
+# pruning and atomic persistence of the adapted model.
+#
+# The C work happens in _earshot.Adapter (firmware/core/es_adapt.h); this module decides
+# what to learn from and when, and keeps the files safe. host_tools/earshot/adapt.py
+# mirrors the same rule (PseudoLabeler) step for step: fed the same audio, the board and the
+# host write the same adapted blob, byte for byte (tests/test_adapt.py).
+#
+# Use, next to the detector loop (es_loop.py):
+#   model, path = es_adapt.load_model()            # adapted.bin if valid, else model.bin
+#   det = earshot.Detector(model); ad = es_adapt.Adapter(model)
+#   each block: n = det.run(samples, probs, flags); ad.observe(samples, probs, flags)
+#   between blocks: ad.step()   # one slice of training (<= slice_macs MACs) once ready;
+#                               # when done, the adapted blob is saved and returned
+# Files: the factory model (model.bin) is never written. The adapted model goes to
+# adapted.bin through adapted.bin.tmp (write, flush, close, rename); a bad, partial or
+# missing adapted.bin falls back to the factory model; restore() deletes it.
+
+import os
+
+import _earshot
+
+FACTORY = "model.bin"
+ADAPTED = "adapted.bin"
+FLAG_VAD = 1  # ES_FLAG_VAD
+FLAG_OUTPUT = 4  # ES_FLAG_OUTPUT
+MEL_BINS = 40  # ES_MEL_BINS
+EMPTY = 0xFF  # ES_ADAPT_LABEL_EMPTY
+DISTILL = 2  # ES_ADAPT_LABEL_DISTILL
+
+# Defaults shared with host_tools/earshot/adapt.py DEFAULTS (tests compare them).
+DEFAULTS = {
+    "pos_cutoff": 179,
+    "neg_cutoff": 64,
+    "neg_every": 4,
+    "buffer_bytes": 16384,
+    "pos_share": 4,
+    "lr": 0.002,
+    "pos_weight": 4,
+    "neg_weight": 1,
+    "distill_gain": 8,
+    "epochs": 6,
+    "slice_macs": 20000,
+    "min_pos": 4,
+    "min_neg": 64,
+}
+
+
+def _read(path):
+    size = os.stat(path)[6]
+    blob = bytearray(size)
+    with open(path, "rb") as f:
+        got = f.readinto(blob)
+    if got != size:
+        raise OSError("short read of " + path)
+    return blob
+
+
+def load_model(factory=FACTORY, adapted=ADAPTED):
+    """(Model, path): the adapted model when its file parses (magic, sizes, CRC-32), else the
+    factory model. Raises OSError/ValueError only when the factory model itself is bad."""
+    try:
+        return _earshot.Model(_read(adapted)), adapted
+    except (OSError, ValueError):
+        pass
+    return _earshot.Model(_read(factory)), factory
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def save(blob, path=ADAPTED, chunk=512):
+    """Write a model blob atomically: validate it (ValueError if it does not parse), write
+    path + ".tmp" in chunks, flush, close, then rename over path. A crash at any point
+    leaves either the old file or the new one (or, on a file system whose rename cannot
+    replace, no adapted file, i.e. the factory model), never a partial model in use."""
+    _earshot.Model(bytes(blob))
+    tmp = path + ".tmp"
+    mv = memoryview(blob)
+    with open(tmp, "wb") as f:
+        for i in range(0, len(blob), chunk):
+            f.write(mv[i : i + chunk])
+        f.flush()
+    if hasattr(os, "sync"):
+        os.sync()
+    try:
+        os.rename(tmp, path)
+    except OSError:  # FAT cannot rename over an existing file
+        os.remove(path)
+        os.rename(tmp, path)
+    return path
+
+
+def restore(adapted=ADAPTED):
+    """Back to the factory model: delete the adapted model (and a leftover temp file).
+    Returns True if an adapted model was removed."""
+    removed = False
+    for p in (adapted + ".tmp", adapted):
+        if _exists(p):
+            os.remove(p)
+            removed = removed or p == adapted
+    return removed
+
+
+class Adapter:
+    """Pseudo-labelling buffer and training scheduler for `model` (the one detecting).
+
+    With `student` (a pruned model), windows kept are stored as the student's embeddings,
+    labelled DISTILL with `model`'s logit, and the student is trained. cfg overrides
+    DEFAULTS. Memory: the buffer (cfg buffer_bytes at most), a feature ring of 2 *
+    input_frames rows, and the C Adapter (forward scratch, statistics, trainer).
+    """
+
+    def __init__(self, model, cfg=None, student=None):
+        c = dict(DEFAULTS)
+        if cfg:
+            c.update(cfg)
+        self.cfg = c
+        self.model = model
+        self.student = student
+        self.c = _earshot.Adapter(model) if student is None else _earshot.Adapter(model, student)
+        self.frames = model.info()["input_frames"]
+        self.emb = self.c.embedding_size()
+        slots = c["buffer_bytes"] // (self.emb + 2)
+        if slots < 2:
+            raise ValueError("buffer_bytes holds fewer than 2 embeddings")
+        self.slots = slots
+        self.pos_slots = max(1, slots // c["pos_share"])
+        self.embs = bytearray(slots * self.emb)
+        self.labels = bytearray(b"\xff" * slots)
+        self.targets = bytearray(slots)
+        self.n_pos = self.n_neg = self.neg_seen = 0
+        self.ring = bytearray(2 * self.frames * MEL_BINS)
+        self.fe = _earshot.Frontend()
+        self.feats = bytearray(0)
+        self.slot = 0
+        self.hop = 0
+        self.remaining = -1  # samples left to train; -1: not training
+        self.sample_macs = 0
+
+    def buffer_bytes(self):
+        return len(self.embs) + len(self.labels) + len(self.targets)
+
+    def new_stream(self):
+        """Call when the audio restarts (as the detector's reset)."""
+        self.fe.reset()
+        self.hop = 0
+        self.slot = 0
+        for i in range(len(self.ring)):
+            self.ring[i] = 0
+
+    def _add(self, cand, emb_slot, target, label):
+        if cand:
+            slot = self.n_pos % self.pos_slots
+            self.n_pos += 1
+        else:
+            slot = self.pos_slots + self.n_neg % (self.slots - self.pos_slots)
+            self.n_neg += 1
+        self.labels[slot] = label
+        self.targets[slot] = target & 0xFF
+        return slot
+
+    def observe(self, samples, probs, flags):
+        """The block the detector just ran: int16 samples and its per-hop probs and flags."""
+        n = _earshot.hops(samples)
+        if len(self.feats) < n * MEL_BINS:
+            self.feats = bytearray(n * MEL_BINS)
+        self.fe.run(samples, self.feats)
+        c, frames, ring = self.cfg, self.frames, self.ring
+        row_bytes = frames * MEL_BINS
+        want = FLAG_OUTPUT | FLAG_VAD
+        mv = memoryview(ring)
+        for i in range(n):
+            row = self.feats[i * MEL_BINS : (i + 1) * MEL_BINS]
+            at = self.slot * MEL_BINS
+            ring[at : at + MEL_BINS] = row
+            ring[at + row_bytes : at + row_bytes + MEL_BINS] = row
+            self.slot = self.slot + 1 if self.slot + 1 < frames else 0
+            hop = self.hop
+            self.hop += 1
+            if flags[i] & want != want or hop + 1 < frames:
+                continue
+            p = probs[i]
+            if p >= c["pos_cutoff"]:
+                cand = 1
+            elif p <= c["neg_cutoff"]:
+                self.neg_seen += 1
+                if (self.neg_seen - 1) % c["neg_every"]:
+                    continue
+                cand = 0
+            else:
+                continue
+            window = mv[self.slot * MEL_BINS : self.slot * MEL_BINS + row_bytes]
+            logit = self.c.logit(window)
+            q = self.model.probability(logit)
+            if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
+                label = cand if self.student is None else DISTILL
+                slot = self._add(cand, None, logit, label)
+                emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
+                self.c.keep(window, emb, cand)
+
+    def ready(self):
+        return self.n_pos >= self.cfg["min_pos"] and self.n_neg >= self.cfg["min_neg"]
+
+    def start_training(self):
+        c = self.cfg
+        lr_q24 = int(c["lr"] * 16777216 + 0.5)
+        self.sample_macs = self.c.train_begin(lr_q24, c["pos_weight"], c["neg_weight"],
+                                              c["distill_gain"])
+        self.remaining = c["epochs"] * self.slots
+
+    def step(self, force=False):
+        """Between two detector blocks: start training once ready (or forced), then run one
+        slice of at most cfg slice_macs MACs. Returns the adapted blob (a bytearray) when
+        training has just finished, else None."""
+        if self.remaining < 0:
+            if not (force or self.ready()) or not self.n_pos or not self.n_neg:
+                return None
+            self.start_training()
+        if self.remaining > 0:
+            budget = min(self.cfg["slice_macs"], self.remaining * self.sample_macs)
+            done = self.c.train(self.embs, self.labels, self.targets, budget)
+            if done == 0:
+                raise ValueError("slice_macs fits no training sample")
+            self.remaining -= done
+            if self.remaining > 0:
+                return None
+        blob = bytearray(self.c.write())
+        self.c.write(blob)
+        self.remaining = -1
+        return blob
+
+    def train_all(self):
+        """Run every slice now (tests, or a board with time to spare); returns the blob."""
+        while True:
+            blob = self.step(force=True)
+            if blob is not None or self.remaining < 0:
+                return blob
+
+    def prune(self, teacher, ratios_pm):
+        """The pruned blob of `teacher` (this adapter's model or its adapted version): per
+        channel group, ratios_pm[g] per mille of channels removed (data-aware importance,
+        bias correction from the statistics gathered by observe)."""
+        from array import array
+
+        pm = array("H", ratios_pm)
+        blob = bytearray(self.c.prune(teacher, pm))
+        self.c.prune(teacher, pm, blob)
+        return blob
+
+    def learning_memory(self):
+        return self.c.learning_memory()
+
+
+def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
+    """Adapt the current model (load_model()) on recordings: each file (raw int16 little-
+    endian PCM at 16 kHz) is one stream through a fresh detector and the Adapter, read in
+    blocks of block_hops hops. Then train in slices and save atomically to save_to.
+    Prints 'ADAPT <positives> <negatives> <bytes> <crc32>' and returns the blob (None when
+    the buffer lacks positives or negatives; nothing is saved then)."""
+    model, _ = load_model()
+    det = _earshot.Detector(model)
+    ad = Adapter(model, cfg)
+    buf = bytearray(block_hops * 320)
+    probs = bytearray(block_hops)
+    flags = bytearray(block_hops)
+    for name in names:
+        det.reset()
+        ad.new_stream()
+        with open(name, "rb") as f:
+            while True:
+                got = f.readinto(buf)
+                if not got:
+                    break
+                n = got // 320
+                if n == 0:
+                    break
+                samples = memoryview(buf)[: n * 320]
+                det.run(samples, probs, flags)
+                ad.observe(samples, probs, flags)
+    blob = ad.train_all()
+    if blob is None:
+        print("ADAPT", ad.n_pos, ad.n_neg, 0, 0)
+        return None
+    save(blob, save_to)
+    print("ADAPT", ad.n_pos, ad.n_neg, len(blob), _earshot.crc32(blob))
+    return blob

@@ -1,0 +1,483 @@
+"""On-device adaptation from CPython: the C core's ``es_adapt`` (ctypes) and a host driver.
+
+The same C code the board runs (``firmware/core/es_adapt.c``, design notes in
+``es_adapt.h``) is used here through ctypes, and :class:`PseudoLabeler` mirrors the rule of
+``firmware/modules/es_adapt.py`` step for step, so :func:`adapt` on the host produces the
+same adapted blob, byte for byte, as the board fed the same audio (tests/test_adapt.py).
+
+Pieces:
+
+- :class:`Stats`, :func:`forward`: per-channel activation statistics and the embedding (the
+  int8 input row of the trainable pointwise layer) of one window of ``input_frames`` feature
+  rows (int8, shape ``(input_frames, 40)``).
+- :class:`Trainer`: fixed-point SGD of the last pointwise layer and the classifier;
+  ``write()`` returns the requantized blob (bytes).
+- :func:`importance`, :func:`select`, :func:`prune`: channel pruning (blob bytes out).
+- :func:`adapt`: pseudo-label streams of one user, optionally prune, fine-tune, return blobs.
+- :func:`rollback`: restore the factory model on a board (mpremote).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from earshot import core
+from earshot.model import Model
+
+MEL_BINS = core.MEL_BINS
+DATA_AWARE = 1
+WEIGHT_NORM = 0
+#: Buffer labels (ES_ADAPT_LABEL_* in es_adapt.h).
+NEGATIVE, POSITIVE, DISTILL, EMPTY = 0, 1, 2, 0xFF
+
+#: Defaults shared with firmware/modules/es_adapt.py (keep equal; the tests compare).
+DEFAULTS = {
+    "pos_cutoff": 179,  # probability * 255 at or above which an output is a positive (0.7)
+    "neg_cutoff": 64,  # at or below which a VAD-open output is a negative (0.25)
+    "neg_every": 4,  # keep one negative candidate in this many
+    "buffer_bytes": 16384,  # pseudo-label buffer: embeddings + one label byte each
+    "pos_share": 4,  # positives get 1 / pos_share of the buffer's slots
+    "lr": 0.002,  # learning rate (Q24 in the C trainer)
+    "pos_weight": 4,
+    "neg_weight": 1,
+    "distill_gain": 8,  # negatives: gradient per logit step above the teacher's logit
+    "epochs": 6,  # passes over the buffer
+    "slice_macs": 20000,  # MACs per training slice (one call between two detector blocks)
+    "min_pos": 4,  # the board starts training with at least this many positives ...
+    "min_neg": 64,  # ... and negatives
+}
+
+
+class es_adapt_train_params_t(ctypes.Structure):
+    _fields_ = [
+        ("lr_q24", ctypes.c_int32),
+        ("pos_weight", ctypes.c_uint8),
+        ("neg_weight", ctypes.c_uint8),
+        ("distill_gain", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8),
+    ]
+
+
+_declared = False
+
+
+def _lib() -> ctypes.CDLL:
+    global _declared
+    so = core.lib()
+    if _declared:
+        return so
+    c, p, sz = ctypes, ctypes.c_void_p, ctypes.c_size_t
+    why = c.POINTER(c.c_char_p)
+    sigs = {
+        "es_adapt_embedding_size": (sz, [p, why]),
+        "es_adapt_stats_mem_size": (sz, [p]),
+        "es_adapt_stats_init": (p, [p, sz, p]),
+        "es_adapt_stats_reset": (None, [p]),
+        "es_adapt_stats_channels": (sz, [p]),
+        "es_adapt_stats_groups": (sz, [p]),
+        "es_adapt_stats_windows": (c.c_uint32, [p]),
+        "es_adapt_group_channels": (sz, [p, sz]),
+        "es_adapt_forward_scratch_size": (sz, [p]),
+        "es_adapt_forward": (c.c_int, [p, p, p, sz, p, p, p]),
+        "es_adapt_trainer_mem_size": (sz, [p]),
+        "es_adapt_trainer_init": (p, [p, sz, p, c.POINTER(es_adapt_train_params_t), why]),
+        "es_adapt_sample_macs": (c.c_uint32, [p]),
+        "es_adapt_trainer_samples": (c.c_uint32, [p]),
+        "es_adapt_train_slice": (sz, [p, p, p, p, sz, c.c_uint32]),
+        "es_adapt_trainer_logit": (c.c_int8, [p, p]),
+        "es_adapt_trainer_write": (c.c_int, [p, p, sz, c.POINTER(sz), why]),
+        "es_adapt_importance": (c.c_int, [p, p, c.c_int, p]),
+        "es_adapt_select": (c.c_int, [p, p, p, p]),
+        "es_adapt_prune": (c.c_int, [p, p, p, c.c_int, p, sz, c.POINTER(sz), why]),
+    }
+    for name, (res, args) in sigs.items():
+        fn = getattr(so, name)
+        fn.restype = res
+        fn.argtypes = args
+    _declared = True
+    return so
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def embedding_size(model: Model) -> int:
+    """Bytes of one embedding (in_ch of the trainable pointwise layer). ValueError when the
+    model cannot be adapted (the C core's reason)."""
+    why = ctypes.c_char_p()
+    n = _lib().es_adapt_embedding_size(model.handle, ctypes.byref(why))
+    if n == 0:
+        raise ValueError(why.value.decode() if why.value else "model cannot be adapted")
+    return int(n)
+
+
+def learning_memory_bytes(model: Model) -> int:
+    """es_adapt_trainer_mem_size: the trainer's whole memory for ``model`` (bytes)."""
+    return int(_lib().es_adapt_trainer_mem_size(model.handle))
+
+
+class Stats:
+    """Per-channel activation statistics of ``model`` (es_adapt_stats_t)."""
+
+    def __init__(self, model: Model):
+        so = _lib()
+        self.model = model
+        self._mem = ctypes.create_string_buffer(so.es_adapt_stats_mem_size(model.handle))
+        self.handle = ctypes.c_void_p(
+            so.es_adapt_stats_init(self._mem, ctypes.sizeof(self._mem), model.handle)
+        )
+        self.channels = int(so.es_adapt_stats_channels(self.handle))
+        self.groups = [
+            int(so.es_adapt_group_channels(self.handle, g))
+            for g in range(so.es_adapt_stats_groups(self.handle))
+        ]
+
+    @property
+    def windows(self) -> int:
+        return int(_lib().es_adapt_stats_windows(self.handle))
+
+
+class Forward:
+    """Non-streaming forward passes of ``model`` over windows (es_adapt_forward)."""
+
+    def __init__(self, model: Model):
+        so = _lib()
+        self.model = model
+        self.frames = model.info["input_frames"]
+        self.emb_bytes = embedding_size(model)
+        self._scratch = ctypes.create_string_buffer(so.es_adapt_forward_scratch_size(model.handle))
+        self._logit = ctypes.c_int8()
+
+    def __call__(self, window, stats: Stats | None = None) -> tuple[int, np.ndarray]:
+        """Return (int8 logit, int8 embedding) of one window (int8, (input_frames, 40));
+        ``stats`` accumulates activation statistics. ValueError for a wrong shape/dtype."""
+        w = np.ascontiguousarray(window)
+        if w.dtype != np.int8 or w.shape != (self.frames, MEL_BINS):
+            raise ValueError(
+                f"window must be int8 of shape ({self.frames}, {MEL_BINS}), got "
+                f"{w.dtype} {w.shape}"
+            )
+        emb = np.zeros(self.emb_bytes, dtype=np.int8)
+        rc = _lib().es_adapt_forward(
+            self.model.handle,
+            _ptr(w),
+            self._scratch,
+            ctypes.sizeof(self._scratch),
+            None if stats is None else stats.handle,
+            _ptr(emb),
+            ctypes.byref(self._logit),
+        )
+        if rc != 0:
+            raise ValueError("es_adapt_forward rejected its arguments")
+        return int(self._logit.value), emb
+
+
+def forward(model: Model, window, stats: Stats | None = None) -> tuple[int, np.ndarray]:
+    """One-off :class:`Forward` call."""
+    return Forward(model)(window, stats)
+
+
+class Trainer:
+    """Fixed-point SGD of the last pointwise layer and the classifier of ``model``.
+
+    ``lr`` in (0, 1] (Q24 in C), ``pos_weight`` / ``neg_weight`` 1..16. ValueError names
+    a model that cannot be adapted or out-of-range settings.
+    """
+
+    def __init__(self, model: Model, lr: float, pos_weight: int = 1, neg_weight: int = 1,
+                 distill_gain: int = 8):
+        so = _lib()
+        self.model = model
+        self.emb_bytes = embedding_size(model)
+        self.mem_bytes = learning_memory_bytes(model)
+        self._mem = ctypes.create_string_buffer(self.mem_bytes)
+        params = es_adapt_train_params_t()
+        params.lr_q24 = int(round(lr * (1 << 24)))
+        params.pos_weight = int(pos_weight)
+        params.neg_weight = int(neg_weight)
+        params.distill_gain = int(distill_gain)
+        if not 1 <= pos_weight <= 16 or not 1 <= neg_weight <= 16:
+            raise ValueError("pos_weight and neg_weight must be 1..16")
+        if not 1 <= distill_gain <= 255:
+            raise ValueError("distill_gain must be 1..255")
+        why = ctypes.c_char_p()
+        h = so.es_adapt_trainer_init(
+            self._mem, self.mem_bytes, model.handle, ctypes.byref(params), ctypes.byref(why)
+        )
+        if not h:
+            raise ValueError(why.value.decode() if why.value else "trainer init failed")
+        self.handle = ctypes.c_void_p(h)
+        self.sample_macs = int(so.es_adapt_sample_macs(self.handle))
+
+    @property
+    def samples(self) -> int:
+        return int(_lib().es_adapt_trainer_samples(self.handle))
+
+    def _check(self, embs, labels, targets):
+        e = np.ascontiguousarray(embs, dtype=np.int8).reshape(-1, self.emb_bytes)
+        lab = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
+        if e.shape[0] != lab.shape[0]:
+            raise ValueError(f"{e.shape[0]} embeddings but {lab.shape[0]} labels")
+        if targets is not None:
+            targets = np.ascontiguousarray(targets, dtype=np.int8).reshape(-1)
+            if targets.shape != lab.shape:
+                raise ValueError(f"{lab.shape[0]} labels but {targets.shape[0]} targets")
+        return e, lab, targets
+
+    def train_slice(self, embs, labels, max_macs: int, targets=None) -> int:
+        """Train on whole samples while the next fits ``max_macs``; returns samples stepped
+        (empty slots included). ``targets``: the teacher's int8 logits (see es_adapt.h)."""
+        e, lab, tg = self._check(embs, labels, targets)
+        tp = None if tg is None else _ptr(tg)
+        return int(
+            _lib().es_adapt_train_slice(self.handle, _ptr(e), _ptr(lab), tp, e.shape[0],
+                                        max_macs)
+        )
+
+    def train(self, embs, labels, samples: int, slice_macs: int | None = None,
+              targets=None) -> None:
+        """Step over ``samples`` buffer slots (the C cursor order), in slices of
+        ``slice_macs`` MACs (default 64 samples)."""
+        e, lab, tg = self._check(embs, labels, targets)
+        tp = None if tg is None else _ptr(tg)
+        budget = slice_macs or self.sample_macs * 64
+        while samples > 0:
+            step = min(budget, samples * self.sample_macs)
+            done = _lib().es_adapt_train_slice(
+                self.handle, _ptr(e), _ptr(lab), tp, e.shape[0], step
+            )
+            if done == 0:
+                raise ValueError(f"slice of {budget} MACs fits no sample of {self.sample_macs}")
+            samples -= done
+
+    def logit(self, emb) -> int:
+        e = np.ascontiguousarray(emb, dtype=np.int8).reshape(self.emb_bytes)
+        return int(_lib().es_adapt_trainer_logit(self.handle, _ptr(e)))
+
+    def write(self) -> bytes:
+        """The adapted blob (the two trained layers requantized)."""
+        so = _lib()
+        need = ctypes.c_size_t()
+        why = ctypes.c_char_p()
+        so.es_adapt_trainer_write(self.handle, None, 0, ctypes.byref(need), ctypes.byref(why))
+        out = ctypes.create_string_buffer(need.value)
+        rc = so.es_adapt_trainer_write(
+            self.handle, out, need.value, ctypes.byref(need), ctypes.byref(why)
+        )
+        if rc != 0:
+            raise ValueError(why.value.decode() if why.value else "trainer write failed")
+        return out.raw[: need.value]
+
+
+def importance(model: Model, stats: Stats, mode: int = DATA_AWARE) -> np.ndarray:
+    """uint32 channel scores, group after group (see es_adapt.h). ValueError when the mode
+    is unknown or data-aware scores lack statistics."""
+    scores = np.zeros(stats.channels, dtype=np.uint32)
+    if _lib().es_adapt_importance(model.handle, stats.handle, int(mode), _ptr(scores)) != 0:
+        raise ValueError(f"importance: mode {mode} needs statistics from >= 1 window")
+    return scores
+
+
+def select(stats: Stats, scores, prune) -> np.ndarray:
+    """uint8 keep mask: in group g the top max(1, n - round(n * prune[g])) scores kept.
+    ``prune``: one ratio in [0, 1] for every group, or a sequence with one per group."""
+    ratios = np.broadcast_to(np.asarray(prune, dtype=np.float64), (len(stats.groups),))
+    if ((ratios < 0) | (ratios > 1)).any():
+        raise ValueError(f"prune ratios must be in [0, 1], got {prune}")
+    sc = np.ascontiguousarray(scores, dtype=np.uint32)
+    if sc.shape != (stats.channels,):
+        raise ValueError(f"scores must have {stats.channels} entries, got {sc.shape}")
+    keep = np.zeros(stats.channels, dtype=np.uint8)
+    pm = np.ascontiguousarray(np.round(ratios * 1000), dtype=np.uint16)
+    _lib().es_adapt_select(stats.handle, _ptr(sc), _ptr(pm), _ptr(keep))
+    return keep
+
+
+def prune(model: Model, stats: Stats, keep, bias_fix: bool = True) -> bytes:
+    """The blob of ``model`` without the channels where ``keep`` is 0 (ValueError with the
+    C core's reason otherwise)."""
+    k = np.ascontiguousarray(keep, dtype=np.uint8)
+    if k.shape != (stats.channels,):
+        raise ValueError(f"keep must have {stats.channels} entries, got {k.shape}")
+    so = _lib()
+    need = ctypes.c_size_t()
+    why = ctypes.c_char_p()
+    args = (model.handle, stats.handle, _ptr(k), int(bool(bias_fix)))
+    if so.es_adapt_prune(*args, None, 0, ctypes.byref(need), ctypes.byref(why)) != 0:
+        raise ValueError(why.value.decode() if why.value else "prune failed")
+    out = ctypes.create_string_buffer(need.value)
+    if so.es_adapt_prune(*args, out, need.value, ctypes.byref(need), ctypes.byref(why)) != 0:
+        raise ValueError(why.value.decode() if why.value else "prune failed")
+    return out.raw[: need.value]
+
+
+# ---------------------------------------------------------------------------------------
+# Pseudo-labelling and the whole adaptation (mirror of firmware/modules/es_adapt.py).
+
+
+class PseudoLabeler:
+    """Turns a detector's outputs into a bounded buffer of pseudo-labelled embeddings.
+
+    At each hop with FLAG_OUTPUT and FLAG_VAD (a model output while the gate is open) whose
+    window lies inside the stream: probability >= ``pos_cutoff`` is a positive candidate;
+    <= ``neg_cutoff`` a negative candidate, of which one in ``neg_every`` is kept. The
+    candidate's window is run by :class:`Forward` (statistics accumulate into ``stats``) and
+    kept when the recomputed probability agrees. Buffer: ``buffer_bytes // (emb + 1)``
+    slots, the first ``slots // pos_share`` for positives, each part a ring (oldest
+    overwritten).
+    """
+
+    def __init__(self, model: Model, cfg: dict | None = None, with_stats: bool = True,
+                 student: Model | None = None):
+        # With a student, every kept window is stored as the student's embedding, labelled
+        # DISTILL with the teacher's (``model``'s) logit as the target.
+        self.cfg = {**DEFAULTS, **(cfg or {})}
+        self.model = model
+        self.fwd = Forward(model)
+        # All kept windows (mean activations for the bias correction) and the positives
+        # alone (data-aware importance: channels the user's wake word uses).
+        self.stats = Stats(model) if with_stats else None
+        self.pos_stats = Stats(model) if with_stats else None
+        self.student = None if student is None else Forward(student)
+        self.emb_bytes = (self.student or self.fwd).emb_bytes
+        slots = self.cfg["buffer_bytes"] // (self.emb_bytes + 2)
+        if slots < 2:
+            raise ValueError(f"buffer_bytes {self.cfg['buffer_bytes']} holds < 2 embeddings")
+        self.slots = slots
+        self.pos_slots = max(1, slots // self.cfg["pos_share"])
+        self.embs = np.zeros((slots, self.emb_bytes), dtype=np.int8)
+        self.labels = np.full(slots, EMPTY, dtype=np.uint8)
+        self.targets = np.zeros(slots, dtype=np.int8)
+        self.n_pos = self.n_neg = self.neg_seen = 0
+
+    @property
+    def buffer_bytes(self) -> int:
+        return self.embs.nbytes + self.labels.nbytes + self.targets.nbytes
+
+    def add(self, cand: int, emb: np.ndarray, target: int, label: int) -> None:
+        if cand:
+            slot = self.n_pos % self.pos_slots
+            self.n_pos += 1
+        else:
+            slot = self.pos_slots + self.n_neg % (self.slots - self.pos_slots)
+            self.n_neg += 1
+        self.embs[slot] = emb
+        self.labels[slot] = label
+        self.targets[slot] = target
+
+    def observe(self, feats: np.ndarray, probs: np.ndarray, flags: np.ndarray) -> None:
+        """One stream from its start: int8 features (n, 40) and the detector's per-hop
+        probs and flags (n,)."""
+        c = self.cfg
+        frames = self.fwd.frames
+        want = core.FLAG_OUTPUT | core.FLAG_VAD
+        for hop in np.flatnonzero((flags & want) == want):
+            hop = int(hop)
+            if hop + 1 < frames:
+                continue
+            p = int(probs[hop])
+            if p >= c["pos_cutoff"]:
+                cand = 1
+            elif p <= c["neg_cutoff"]:
+                self.neg_seen += 1
+                if (self.neg_seen - 1) % c["neg_every"]:
+                    continue
+                cand = 0
+            else:
+                continue
+            window = feats[hop + 1 - frames : hop + 1]
+            logit, emb = self.fwd(window)
+            q = self.model.probability(logit)
+            if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
+                if self.stats is not None:
+                    self.fwd(window, self.stats)
+                    if cand:
+                        self.fwd(window, self.pos_stats)
+                label = cand
+                if self.student is not None:
+                    emb = self.student(window)[1]
+                    label = DISTILL
+                self.add(cand, emb, logit, label)
+
+    def run_stream(self, samples: np.ndarray) -> None:
+        """Run a fresh detector over int16 ``samples`` and observe it."""
+        det = core.Detector(self.model)
+        res = det.run(samples)
+        self.observe(core.features(samples), res.probs, res.flags)
+
+
+@dataclass
+class AdaptResult:
+    """What :func:`adapt` did: ``blob`` (adapted), ``pruned_blob`` (pruned model before the
+    fine-tuning, or None), positives/negatives in the buffer, learning memory (bytes)."""
+
+    blob: bytes
+    pruned_blob: bytes | None
+    positives: int
+    negatives: int
+    learning_memory_bytes: int
+    buffer_bytes: int
+    keep: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+def train_buffer(model: Model, pl: PseudoLabeler, cfg: dict | None = None) -> tuple[bytes, int]:
+    """Fine-tune ``model`` on ``pl``'s buffer; returns (blob, learning memory bytes)."""
+    c = {**DEFAULTS, **(cfg or {})}
+    t = Trainer(model, c["lr"], c["pos_weight"], c["neg_weight"], c["distill_gain"])
+    if pl.n_pos and pl.n_neg:
+        t.train(pl.embs, pl.labels, c["epochs"] * pl.slots, slice_macs=c["slice_macs"],
+                targets=pl.targets)
+    return t.write(), t.mem_bytes
+
+
+def adapt(blob: bytes, streams, cfg: dict | None = None, prune_ratio=0.0,
+          mode: int = DATA_AWARE) -> AdaptResult:
+    """Adapt ``blob`` to one user's ``streams`` (int16 arrays: their utterances and ambient
+    audio; on the board, what the microphone hears).
+
+    Phase 1: the model pseudo-labels the streams (buffer of embeddings, activation
+    statistics) and its last pointwise layer and classifier are fine-tuned: the adapted
+    model A. With ``prune_ratio`` > 0 (one ratio, or one per channel group), A is pruned
+    (importance by ``mode`` from the positives' statistics; biases corrected with the mean
+    activations of all kept windows) into a student S, and phase 2 runs the streams again
+    (on the board: the next minutes of listening, A detecting): A labels the windows, the
+    buffer holds S's embeddings with A's logits as DISTILL targets, and S's head is
+    fine-tuned to match A. Without positives or negatives the weights stay as they are.
+    """
+    streams = list(streams)
+    model = Model(blob)
+    pl = PseudoLabeler(model, cfg)
+    for s in streams:
+        pl.run_stream(s)
+    adapted, mem = train_buffer(model, pl, cfg)
+    if not np.any(np.asarray(prune_ratio) > 0):
+        return AdaptResult(adapted, None, pl.n_pos, pl.n_neg, mem, pl.buffer_bytes)
+    teacher = Model(adapted)
+    scores = importance(teacher, pl.pos_stats if pl.pos_stats.windows else pl.stats, mode)
+    keep = select(pl.stats, scores, prune_ratio)
+    pruned = prune(teacher, pl.stats, keep, bias_fix=True)
+    student = Model(pruned)
+    pl2 = PseudoLabeler(teacher, cfg, with_stats=False, student=student)
+    for s in streams:
+        pl2.run_stream(s)
+    out, mem2 = train_buffer(student, pl2, cfg)
+    return AdaptResult(out, pruned, pl2.n_pos, pl2.n_neg, max(mem, mem2), pl2.buffer_bytes,
+                       keep)
+
+
+# ---------------------------------------------------------------------------------------
+# Board side.
+
+
+def rollback(port: str) -> str:
+    """Restore the factory model on the board at ``port`` (es_adapt.restore() over mpremote);
+    returns the board's answer. Raises earshot.deploy.DeployError when the board fails."""
+    from earshot import deploy
+
+    out = deploy.run_on_board(port, "import es_adapt\nprint(es_adapt.restore())\n")
+    return out.decode(errors="replace").strip()
