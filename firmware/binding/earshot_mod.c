@@ -472,7 +472,8 @@ static mp_obj_t earshot_adapter_make_new(const mp_obj_type_t *type, size_t n_arg
     const es_model_t *trainee = student_in == mp_const_none ? teacher
         : earshot_get_model(student_in)->model;
     const char *why = NULL;
-    if (es_adapt_embedding_size(teacher, &why) == 0 || es_adapt_embedding_size(trainee, &why) == 0) {
+    if (es_adapt_embedding_size(teacher, &why) == 0
+        || es_adapt_embedding_size(trainee, &why) == 0) {
         earshot_raise_value_error(why);
     }
     size_t scratch_len = earshot_max_size(es_adapt_forward_scratch_size(teacher),
@@ -663,7 +664,8 @@ static mp_obj_t earshot_adapter_prune(size_t n_args, const mp_obj_t *args) {
         ? self->pos_stats : self->stats;
     if (es_adapt_stats_windows(self->stats) == 0
         || es_adapt_importance(m, imp, ES_ADAPT_DATA_AWARE, self->scores) != ES_OK) {
-        mp_raise_ValueError(MP_ERROR_TEXT("prune: no statistics, or a model with other channel groups"));
+        mp_raise_ValueError(
+            MP_ERROR_TEXT("prune: no statistics, or a model with other channel groups"));
     }
     if (es_adapt_select(self->stats, self->scores, pm, self->keep) != ES_OK) {
         mp_raise_ValueError(MP_ERROR_TEXT("prune: a ratio above 1000 per mille"));

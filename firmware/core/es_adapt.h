@@ -35,7 +35,8 @@
 //      255/256 factor are absorbed into the learning rate.
 //    Learning memory (es_adapt_trainer_mem_size): int32 W [out][in], bias [out], FC weights
 //    [out], FC bias, one int32 activation row [out], and the handle: 4 * (in * out + 3 *
-//    out + 1) bytes + the handle. 9,764 B for the default 48 -> 48 -> 1 head (<= 10 KB).
+//    out) bytes + the handle: 9,867 B for models/alexa (48 -> 48 -> 1 head; <= 10 KB;
+//    tests/test_adapt.py checks the bound, bench/adapt.py reports it).
 //
 //    Time slicing: es_adapt_train_slice() does whole samples while their cost fits a MAC
 //    budget (es_adapt_sample_macs() each: 2 * in * out + 3 * out + 1), so one call fits the
@@ -58,6 +59,10 @@
 //    gain from channel c. es_adapt_select() keeps the top channels of every group;
 //    es_adapt_prune() writes the smaller blob, and with statistics folds each removed
 //    channel's mean contribution into the consumer's bias (bias += sum_k w * mean(a_c - zp)).
+//    The device keeps two statistics: of the positives (importance: the channels the
+//    user's wake word uses) and of all kept windows (the means for the bias correction).
+//    The pruned model then learns from the adapted one (DISTILL samples, see
+//    es_adapt_train_slice), on new windows the adapted model labels.
 #ifndef ES_ADAPT_H
 #define ES_ADAPT_H
 
@@ -134,8 +139,9 @@ uint32_t es_adapt_trainer_samples(const es_adapt_trainer_t *t);
 // logit exceeds its target, by distill_gain / 255 per logit step (one-sided distillation: no
 // negative may score higher than it did, which holds false accepts where the quantized
 // sigmoid's gradient is 0); without targets by BCE. DISTILL samples learn (logit - target)
-// * distill_gain / 255 from both sides. Returns the samples stepped over in this call, empty slots
-// included (0 if max_macs < es_adapt_sample_macs, n is 0 or above 65535, a pointer NULL).
+// * distill_gain / 255 from both sides. Returns the samples stepped over in this call,
+// empty slots included (0 if max_macs < es_adapt_sample_macs, n is 0 or above 65535, a
+// pointer NULL).
 size_t es_adapt_train_slice(es_adapt_trainer_t *t, const int8_t *emb, const uint8_t *labels,
     const int8_t *targets, size_t n, uint32_t max_macs);
 // Logit of one embedding under the current master weights (int8, clamped as the engine).
@@ -162,8 +168,8 @@ int es_adapt_select(const es_adapt_stats_t *s, const uint32_t *scores,
     const uint16_t *prune_pm, uint8_t *keep);
 // Write the model without the channels whose keep[c] is 0. s gives the group layout and,
 // when bias_fix is 1, the mean activations folded into the consumers' biases. s may come
-// from another model with the same channel groups (e.g. the model before fine-tuning). out NULL:
-// only *out_len (the size needed) is computed. ES_OK or ES_E_ARG with *why.
+// from another model with the same channel groups (e.g. the model before fine-tuning).
+// out NULL: only *out_len (the size needed) is computed. ES_OK or ES_E_ARG with *why.
 int es_adapt_prune(const es_model_t *m, const es_adapt_stats_t *s, const uint8_t *keep,
     int bias_fix, uint8_t *out, size_t cap, size_t *out_len, const char **why);
 

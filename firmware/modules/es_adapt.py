@@ -36,6 +36,7 @@ DEFAULTS = {
     "buffer_bytes": 16384,
     "pos_share": 4,
     "lr": 0.002,
+    "distill_lr": 0.0002,
     "pos_weight": 4,
     "neg_weight": 1,
     "distill_gain": 8,
@@ -209,7 +210,8 @@ class Adapter:
 
     def start_training(self):
         c = self.cfg
-        lr_q24 = int(c["lr"] * 16777216 + 0.5)
+        lr = c["lr"] if self.student is None else c["distill_lr"]
+        lr_q24 = int(lr * 16777216 + 0.5)
         self.sample_macs = self.c.train_begin(lr_q24, c["pos_weight"], c["neg_weight"],
                                               c["distill_gain"])
         self.remaining = c["epochs"] * self.slots

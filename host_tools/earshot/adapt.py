@@ -41,6 +41,7 @@ DEFAULTS = {
     "buffer_bytes": 16384,  # pseudo-label buffer: embeddings + one label byte each
     "pos_share": 4,  # positives get 1 / pos_share of the buffer's slots
     "lr": 0.002,  # learning rate (Q24 in the C trainer)
+    "distill_lr": 0.0002,  # learning rate of a pruned student (its L2 loss oscillates at lr)
     "pos_weight": 4,
     "neg_weight": 1,
     "distill_gain": 8,  # negatives: gradient per logit step above the teacher's logit
@@ -188,15 +189,21 @@ class Trainer:
     a model that cannot be adapted or out-of-range settings.
     """
 
-    def __init__(self, model: Model, lr: float, pos_weight: int = 1, neg_weight: int = 1,
-                 distill_gain: int = 8):
+    def __init__(
+        self,
+        model: Model,
+        lr: float,
+        pos_weight: int = 1,
+        neg_weight: int = 1,
+        distill_gain: int = 8,
+    ):
         so = _lib()
         self.model = model
         self.emb_bytes = embedding_size(model)
         self.mem_bytes = learning_memory_bytes(model)
         self._mem = ctypes.create_string_buffer(self.mem_bytes)
         params = es_adapt_train_params_t()
-        params.lr_q24 = int(round(lr * (1 << 24)))
+        params.lr_q24 = round(lr * (1 << 24))
         params.pos_weight = int(pos_weight)
         params.neg_weight = int(neg_weight)
         params.distill_gain = int(distill_gain)
@@ -234,12 +241,12 @@ class Trainer:
         e, lab, tg = self._check(embs, labels, targets)
         tp = None if tg is None else _ptr(tg)
         return int(
-            _lib().es_adapt_train_slice(self.handle, _ptr(e), _ptr(lab), tp, e.shape[0],
-                                        max_macs)
+            _lib().es_adapt_train_slice(self.handle, _ptr(e), _ptr(lab), tp, e.shape[0], max_macs)
         )
 
-    def train(self, embs, labels, samples: int, slice_macs: int | None = None,
-              targets=None) -> None:
+    def train(
+        self, embs, labels, samples: int, slice_macs: int | None = None, targets=None
+    ) -> None:
         """Step over ``samples`` buffer slots (the C cursor order), in slices of
         ``slice_macs`` MACs (default 64 samples)."""
         e, lab, tg = self._check(embs, labels, targets)
@@ -331,8 +338,13 @@ class PseudoLabeler:
     overwritten).
     """
 
-    def __init__(self, model: Model, cfg: dict | None = None, with_stats: bool = True,
-                 student: Model | None = None):
+    def __init__(
+        self,
+        model: Model,
+        cfg: dict | None = None,
+        with_stats: bool = True,
+        student: Model | None = None,
+    ):
         # With a student, every kept window is stored as the student's embedding, labelled
         # DISTILL with the teacher's (``model``'s) logit as the target.
         self.cfg = {**DEFAULTS, **(cfg or {})}
@@ -428,15 +440,22 @@ class AdaptResult:
 def train_buffer(model: Model, pl: PseudoLabeler, cfg: dict | None = None) -> tuple[bytes, int]:
     """Fine-tune ``model`` on ``pl``'s buffer; returns (blob, learning memory bytes)."""
     c = {**DEFAULTS, **(cfg or {})}
-    t = Trainer(model, c["lr"], c["pos_weight"], c["neg_weight"], c["distill_gain"])
+    lr = c["lr"] if pl.student is None else c["distill_lr"]
+    t = Trainer(model, lr, c["pos_weight"], c["neg_weight"], c["distill_gain"])
     if pl.n_pos and pl.n_neg:
-        t.train(pl.embs, pl.labels, c["epochs"] * pl.slots, slice_macs=c["slice_macs"],
-                targets=pl.targets)
+        t.train(
+            pl.embs,
+            pl.labels,
+            c["epochs"] * pl.slots,
+            slice_macs=c["slice_macs"],
+            targets=pl.targets,
+        )
     return t.write(), t.mem_bytes
 
 
-def adapt(blob: bytes, streams, cfg: dict | None = None, prune_ratio=0.0,
-          mode: int = DATA_AWARE) -> AdaptResult:
+def adapt(
+    blob: bytes, streams, cfg: dict | None = None, prune_ratio=0.0, mode: int = DATA_AWARE
+) -> AdaptResult:
     """Adapt ``blob`` to one user's ``streams`` (int16 arrays: their utterances and ambient
     audio; on the board, what the microphone hears).
 
@@ -466,8 +485,7 @@ def adapt(blob: bytes, streams, cfg: dict | None = None, prune_ratio=0.0,
     for s in streams:
         pl2.run_stream(s)
     out, mem2 = train_buffer(student, pl2, cfg)
-    return AdaptResult(out, pruned, pl2.n_pos, pl2.n_neg, max(mem, mem2), pl2.buffer_bytes,
-                       keep)
+    return AdaptResult(out, pruned, pl2.n_pos, pl2.n_neg, max(mem, mem2), pl2.buffer_bytes, keep)
 
 
 # ---------------------------------------------------------------------------------------
