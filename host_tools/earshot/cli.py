@@ -13,7 +13,7 @@ import sys
 from earshot import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "score", "board", "train", "export", "firmware", "flash", "deploy", "monitor", "plot", "repl"]
+COMMANDS = ["demo", "score", "board", "train", "export", "firmware", "flash", "deploy", "monitor", "plot", "repl", "adapt"]
 
 
 def build_parser() -> argparse.ArgumentParser:
