@@ -167,7 +167,8 @@ def err(f):
     except (OSError, ValueError) as e:
         print(type(e).__name__, e)
 err(lambda: es_audio.make_source({{"source": "i2s", "i2s": {{}}}}))
-es_audio.make_source({{"source": "i2s", "i2s": {{"id": 1, "sck": 1, "ws": 2, "sd": 3, "ibuf": 64}}}})
+mic = {{"id": 1, "sck": 1, "ws": 2, "sd": 3, "ibuf": 64}}
+es_audio.make_source({{"source": "i2s", "i2s": mic}})
 print(machine.I2S.CALLS[-1][0], machine.I2S.CALLS[-1][1]["bits"])
 err(lambda: es_audio.I2SSource({xiao.mic!r}))
 machine.I2S.PDM_RX = 7

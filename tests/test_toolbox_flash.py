@@ -129,7 +129,8 @@ def test_firmware_environment_versions(tmp_path):
         firmware.check(_fake_env(tmp_path / "old_idf", idf=(4, 4, 7)))
     with pytest.raises(firmware.FirmwareError, match=r"ESP-IDF v6\.0\.0 is not supported"):
         firmware.check(_fake_env(tmp_path / "idf6", idf=(6, 0, 0)))
-    with pytest.raises(firmware.FirmwareError, match=r"MicroPython 1\.22\.2 at MPY_DIR is too old"):
+    msg = r"MicroPython 1\.22\.2 at MPY_DIR is too old"
+    with pytest.raises(firmware.FirmwareError, match=msg):
         firmware.check(_fake_env(tmp_path / "old_mpy", mpy=(1, 22, 2)))
     env["MPY_DIR"] = str(tmp_path)
     with pytest.raises(firmware.FirmwareError, match="is not a MicroPython checkout"):

@@ -62,7 +62,8 @@ def test_monitor_records_survives_garbage_and_a_board_restart(tmp_path, suffix):
     link = tmp_path / "board.tty"
     rec = Recorder(tmp_path / f"session{suffix}")
     ends = []
-    mon = Monitor(str(link), record=rec, on_frame=lambda f: ends.append(f) if f.name == "end" else None)
+    mon = Monitor(str(link), record=rec,
+                  on_frame=lambda f: ends.append(f) if f.name == "end" else None)  # fmt: skip
     # The monitor starts before the port exists and waits for it.
     th = threading.Thread(target=mon.run, kwargs={"duration": 90}, daemon=True)
     th.start()

@@ -4,9 +4,9 @@
 # rules). The Sense expansion board carries a PDM MEMS microphone (MSM261D3526H1CPM) wired
 # to GPIO42 (clock) and GPIO41 (data), as in Seeed's XIAO ESP32S3 Sense wiki; nothing to wire.
 #
-# PDM: the ESP32-S3's I2S0 converts PDM to PCM in hardware, but MicroPython's machine.I2S
-# (up to 1.27) has no PDM mode; micropython/micropython pull request #14176 adds one
-# (I2S.PDM_RX). es_audio uses it when the firmware has it and otherwise raises OSError
+# PDM: the ESP32-S3's I2S0 converts PDM to PCM in hardware, but stock MicroPython's
+# machine.I2S has no PDM mode; micropython/micropython pull request #14176 (still open when
+# this was written) adds one (I2S.PDM_RX). es_audio uses it when the firmware has it and otherwise raises OSError
 # saying so (see README, "From zero to a listening board").
 
 NAME = "XIAO_ESP32S3_SENSE"

@@ -157,7 +157,7 @@ def read_partitions(csv_path: Path) -> list[Partition]:
         if len(cells) < 5 or not cells[3] or not cells[4]:
             raise BoardError(f"{where}: need name, type, subtype, offset, size")
         rows.append(
-            Partition(cells[0], cells[1], cells[2], number(cells[3], where), number(cells[4], where))
+            Partition(*cells[:3], number(cells[3], where), number(cells[4], where))
         )
     end = TABLE_END
     for p in sorted(rows, key=lambda r: r.offset):

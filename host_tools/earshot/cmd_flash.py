@@ -17,7 +17,9 @@ def register(sub) -> None:
     )
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
     p.add_argument("--board", required=True, help="board folder name under boards/")
-    p.add_argument("--firmware", type=Path, help="image (default build/firmware/BOARD/firmware.bin)")
+    p.add_argument(
+        "--firmware", type=Path, help="image (default: build/firmware/BOARD/firmware.bin)"
+    )
     p.add_argument("--model", type=Path, help="model blob to write to the 'model' partition")
     p.add_argument("--baud", type=int, help="default: the board's (board.json)")
     p.add_argument("--no-erase", action="store_true", help="keep the rest of the flash")
@@ -39,8 +41,10 @@ def handler(args) -> int:
         if args.merge is not None:
             argv_list = [flash.merge_args(board, firmware, args.model, args.merge)]
         else:
-            argv_list = flash.steps(board, args.port, firmware, args.model, args.baud,
-                                    erase=not args.no_erase, verify=not args.no_verify)  # fmt: skip
+            argv_list = flash.steps(
+                board, args.port, firmware, args.model, args.baud,
+                erase=not args.no_erase, verify=not args.no_verify,
+            )  # fmt: skip
         if args.dry_run:
             for argv in argv_list:  # plain print: a command to copy must not be wrapped
                 print("esptool " + " ".join(shlex.quote(a) for a in argv))

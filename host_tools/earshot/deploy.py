@@ -180,7 +180,9 @@ class DeviceInfo:
     @property
     def arch(self) -> str | None:
         """Native architecture name (``x64``, ``xtensawin``...), None if it loads none."""
-        return None if self.mpy is None else ARCH_NAMES.get(self.mpy >> 10, f"arch{self.mpy >> 10}")
+        if self.mpy is None:
+            return None
+        return ARCH_NAMES.get(self.mpy >> 10, f"arch{self.mpy >> 10}")
 
 
 def parse_probe(output: bytes | str) -> DeviceInfo:
