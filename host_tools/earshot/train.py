@@ -347,8 +347,13 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        # TensorFlow already started in this process (e.g. a test converted a model before):
+        # its thread pools are fixed now; training still runs, with those pools.
+        log(f"TensorFlow already initialised: keeping its thread settings ({threads} asked)")
 
     from earshot import arch
 
