@@ -59,6 +59,7 @@ DEFAULT_CONFIG = {
         "max_clips": None,
         "stride_hops": 12,
         "augmented_copy": True,
+        "augmented_fraction": 0.5,
     },
     "noise_windows": 3000,
     "validation_fraction": 0.1,
@@ -417,11 +418,13 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     ys += [np.zeros(len(a), np.uint8) for a in xs_neg]
     xs += xs_neg
     # real negative streams: clean, and an augmented copy (noise, reverb, level)
-    half = len(real) // 2
+    n_aug = int(round(rc["augmented_fraction"] * len(real)))
     streams = [stream(real, np.random.default_rng([seed, 8]))]
     if rc["augmented_copy"]:
         arng = np.random.default_rng([seed, 9])
-        aug = [synth.augment(c, len(c), arng, speech=real, snr_db=(5, 30))[0] for c in real[:half]]
+        aug = [
+            synth.augment(c, len(c), arng, speech=real, snr_db=(5, 30))[0] for c in real[:n_aug]
+        ]
         streams.append(stream(aug, arng))
     stream_feats = [dataset.features(s) for s in streams]
     hours = len(streams[0]) / 16000 / 3600
