@@ -543,7 +543,10 @@ def _render_job(job: tuple[int, dict, bool]) -> tuple[int, np.ndarray | None, in
         x, end = render(spec)
     except SynthError as exc:
         return i, None, 0, str(exc)
-    why = check_positive(x, end) if check else None
+    # microWakeWord's model only knows "alexa": other phrases get the phrase-independent
+    # checks (level, clipping, duration) alone.
+    use_mww = spec["text"].strip(" !?.,").lower() == "alexa"
+    why = check_positive(x, end, use_mww=use_mww) if check else None
     return i, (None if why else x), end, why
 
 
