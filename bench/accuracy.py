@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -35,110 +34,17 @@ import numpy as np
 
 from earshot import dataset
 from earshot.audio import SAMPLE_RATE_HZ
+from earshot.evaluate import (
+    NOISE_SEED,
+    Earshot,
+    MicroWakeWord,
+    load_positives,
+    merge,
+    negative_stream,
+)
 
-MERGE_S = 1.5
-PAD_S = 1.0
-GAP_S = 0.5
-SHUFFLE_SEED = 0
-NOISE_SEED = 1
-MWW_CUTOFF = 0.9
-MWW_WINDOW = 5
-MWW_STEP_S = 0.03  # 3 feature hops of 10 ms per model step (pymicro-wakeword stride)
-HOP_S = 0.01
 CARD_BEGIN = "<!-- bench:accuracy:begin -->"
 CARD_END = "<!-- bench:accuracy:end -->"
-
-
-def merge(times_s, window_s: float = MERGE_S) -> list[float]:
-    """Detection times (s, ascending) with any detection within ``window_s`` of the previous
-    kept one dropped."""
-    out: list[float] = []
-    for t in times_s:
-        if not out or t - out[-1] >= window_s:
-            out.append(float(t))
-    return out
-
-
-def add_noise(x: np.ndarray, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
-    """int16 ``x`` plus white Gaussian noise at ``snr_db`` below its RMS (None: unchanged)."""
-    if snr_db is None:
-        return x
-    xf = x.astype(np.float64)
-    rms = np.sqrt(np.mean(xf**2)) + 1e-9
-    noisy = xf + rng.standard_normal(len(x)) * rms / 10 ** (snr_db / 20)
-    return np.clip(np.round(noisy), -32768, 32767).astype(np.int16)
-
-
-def pad(x: np.ndarray, seconds: float) -> np.ndarray:
-    z = np.zeros(int(seconds * SAMPLE_RATE_HZ), np.int16)
-    return np.concatenate([z, x, z])
-
-
-def negative_stream(paths, snr_db, rng) -> tuple[np.ndarray, int, int]:
-    """Shuffled (seed 0) clips joined with 0.5 s gaps: (int16 stream, clips used, failed)."""
-    paths = sorted(paths)
-    random.Random(SHUFFLE_SEED).shuffle(paths)
-    clips, failed = dataset.load_clips(paths)
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE_HZ), np.int16)
-    parts = []
-    for c in clips:
-        parts += [add_noise(np.concatenate([c, gap]), snr_db, rng)]
-    return np.concatenate(parts), len(clips), len(failed)
-
-
-# --- engines ----------------------------------------------------------------------------------
-
-
-class Earshot:
-    name = "Earshot"
-
-    def __init__(self, model_dir):
-        from earshot import modelpkg
-        from earshot.model import Model
-
-        self.manifest, blob = modelpkg.load(model_dir)
-        self.model = Model(blob)
-
-    def settings(self) -> str:
-        m = self.manifest
-        return f"cutoff {m['cutoff']:.2f}, window {m['window']}, VAD on"
-
-    def detect(self, samples: np.ndarray) -> list[float]:
-        from earshot.core import Detector
-
-        m = self.manifest
-        det = Detector(self.model, cutoff=m["cutoff"], window=m["window"],
-                       refractory=m["refractory"], vad=True)
-        res = det.run(samples)
-        return [(int(h) + 1) * HOP_S for h in res.detections]
-
-
-class MicroWakeWord:
-    name = "microWakeWord"
-
-    def __init__(self):
-        from pymicro_wakeword import MicroWakeWord as Mww
-        from pymicro_wakeword import Model
-
-        self.mww = Mww.from_builtin(Model.ALEXA)
-        if (self.mww.probability_cutoff, self.mww.sliding_window_size) != (MWW_CUTOFF,
-                                                                            MWW_WINDOW):
-            raise RuntimeError("pymicro-wakeword alexa defaults changed: expected 0.9 / 5")
-
-    def settings(self) -> str:
-        return f"cutoff {MWW_CUTOFF}, window {MWW_WINDOW}"
-
-    def detect(self, samples: np.ndarray) -> list[float]:
-        from pymicro_wakeword import MicroWakeWordFeatures
-
-        self.mww.reset()
-        times = []
-        feats = MicroWakeWordFeatures().process_streaming(samples.tobytes())
-        for k, f in enumerate(feats):
-            p = self.mww.process_streaming_prob(f)
-            if (k + 1) % self.mww.stride == 0 and p is not None and p > MWW_CUTOFF:
-                times.append((k + 1) * HOP_S)
-        return times
 
 
 # --- bench ------------------------------------------------------------------------------------
@@ -150,14 +56,7 @@ def run(model_dir, snr_db=None, limit_negatives=None, log=print) -> dict:
     root = dataset.data_dir()
     pos_paths = dataset.dev_positives(root)
     rng = np.random.default_rng(NOISE_SEED)
-    positives, failed = [], []
-    for p in pos_paths:
-        clips, bad = dataset.load_clips([p])
-        if bad:
-            failed.append(p.name)
-            log(f"skipped {p.name}: {bad[0][1]}")
-            continue
-        positives.append((p.name, add_noise(pad(clips[0], PAD_S), snr_db, rng)))
+    positives, failed = load_positives(pos_paths, snr_db, rng, log)
     neg_paths = dataset.all_negatives(root)
     held = dataset.heldout_negatives(root)
     if limit_negatives:

@@ -13,7 +13,10 @@ import sys
 from earshot import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "score", "board", "train", "export", "firmware", "flash", "deploy", "monitor", "plot", "repl", "adapt"]
+COMMANDS = [
+    "demo", "score", "board", "train", "export", "firmware", "flash", "deploy", "monitor", "plot",
+    "repl", "adapt", "data", "eval",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

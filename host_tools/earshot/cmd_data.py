@@ -1,0 +1,107 @@
+"""``earshot data synth``: render synthetic positives and negatives (TTS) into a folder."""
+
+import argparse
+import json
+
+HELP = """\
+Writes into --out:
+  positives/pos_NNNNN.wav   the wake word (16 kHz mono int16), kept by the sanity filter
+  negatives/neg_NNNNN.wav   confusable words and general sentences, no wake word
+  index.json                {"wake_word", "seed", "positives": [{"file", "end", "spec"}],
+                             "negatives": [{"file", "spec"}], "dropped": [{"spec", "reason"}]}
+"end" is the sample index just after the wake word; "spec" is the TTS recipe (engine, voice,
+text, rate/pitch/...; earshot.synth). Clip i is drawn from numpy.random.default_rng([seed, ...,
+i]), so the same seed gives the same clips whatever --workers is. Rendered audio is cached in
+--out/.cache and reused by a rerun with the same specs.
+"""
+
+
+def register(sub):
+    p = sub.add_parser(
+        "data",
+        help="synthesise training/evaluation audio",
+        description="Data tools.",
+    )
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = dsub.add_parser(
+        "synth",
+        help="render TTS positives and negatives into a folder",
+        description="Render synthetic speech (earshot.synth) into wav files and a JSON index.",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--wake-word", required=True, metavar="TEXT", help='e.g. "alexa"')
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    s.add_argument("--positives", type=int, default=200, metavar="N", help="positive specs")
+    s.add_argument("--negatives", type=int, default=200, metavar="N", help="negative specs")
+    s.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
+    s.add_argument("--workers", type=int, metavar="W", help="processes (default: all cores)")
+    s.add_argument("--no-check", action="store_true", help="keep positives the filter drops")
+    s.set_defaults(func=run_synth)
+
+
+def synth_to_folder(wake_word: str, out, positives: int, negatives: int, seed: int,
+                    workers: int, check: bool = True, log=None) -> dict:
+    """Render ``positives`` + ``negatives`` specs into ``out`` (layout in HELP); returns the
+    index dict that was written to ``out/index.json``. Raises ValueError for bad counts or an
+    empty wake word, SynthError when a TTS engine is missing."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from earshot import synth
+    from earshot.audio import SAMPLE_RATE_HZ
+
+    wake_word = " ".join(wake_word.split())
+    if not wake_word:
+        raise ValueError("--wake-word is empty")
+    if positives < 0 or negatives < 0 or positives + negatives == 0:
+        raise ValueError("--positives and --negatives must be >= 0, not both 0")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    out = Path(out)
+    cache = out / ".cache"
+    pos = synth.generate(synth.positive_specs(positives, seed, wake_word),
+                         cache / f"pos-s{seed}", check=check, workers=workers,
+                         progress="positives", log=log)
+    neg = synth.generate(synth.negative_specs(negatives, seed), cache / f"neg-s{seed}",
+                         check=False, workers=workers, progress="negatives", log=log)
+    index = {"wake_word": wake_word, "seed": seed, "sample_rate_hz": SAMPLE_RATE_HZ,
+             "positives": [], "negatives": [], "dropped": []}
+    for kind, data in (("positives", pos), ("negatives", neg)):
+        folder = out / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.wav"):  # a rerun with fewer clips leaves no strays
+            old.unlink()
+        for k, (x, spec) in enumerate(zip(data["audio"], data["specs"])):
+            name = f"{kind}/{kind[:3]}_{k:05d}.wav"
+            sf.write(str(out / name), x, SAMPLE_RATE_HZ, subtype="PCM_16")
+            entry = {"file": name, "spec": spec}
+            if kind == "positives":
+                entry["end"] = int(data["end"][k])
+            index[kind].append(entry)
+        index["dropped"] += [{"spec": s, "reason": r} for s, r in data["dropped"]]
+    (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+    return index
+
+
+def run_synth(args) -> int:
+    import os
+
+    from rich.console import Console
+
+    from earshot.synth import SynthError
+
+    err = Console(stderr=True)
+    workers = args.workers or os.cpu_count() or 1
+    try:
+        index = synth_to_folder(args.wake_word, args.out, args.positives, args.negatives,
+                                args.seed, workers, check=not args.no_check,
+                                log=lambda m: err.print(m, highlight=False))
+    except (ValueError, SynthError, OSError) as exc:
+        err.print(f"earshot data synth: {exc}", highlight=False, markup=False, style="red")
+        return 2
+    print(f"{args.out}: {len(index['positives'])} positives, {len(index['negatives'])} "
+          f"negatives, {len(index['dropped'])} dropped by the sanity filter "
+          f"(index.json lists each clip's recipe)")
+    return 0

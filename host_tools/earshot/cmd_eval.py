@@ -1,0 +1,72 @@
+"""``earshot eval``: recall and FA/h of Earshot and microWakeWord on the same audio."""
+
+import argparse
+import json
+import sys
+
+HELP = """\
+Method (as ../shared/data/README.md): each positive file is padded with 1 s of silence and run on
+its own (detected = at least one detection); all negative files, resampled to 16 kHz, are shuffled
+with seed 0 and joined with 0.5 s gaps into one stream; detections within 1.5 s are merged into
+one false accept. --snr mixes seeded white noise (seed 1) at that SNR into every clip, the same
+audio for both engines. Unreadable files are reported on stderr and skipped.
+
+Earshot runs through the C core at the model's own cutoff/window (VAD gate on); microWakeWord's
+alexa (pymicro-wakeword) at its defaults, cutoff 0.9 and window 5.
+
+--json prints one object: snr_db, positives, positives_unreadable, negative_clips,
+negative_unreadable, negative_hours (h), and per engine under "engines": settings, cutoff,
+detected, recall (fraction), missed (file names), false_accepts, fa_per_hour, seconds, and with
+--det the sweep "det": [{cutoff, frr (fraction), fa_per_hour}, ...].
+"""
+
+
+def register(sub):
+    p = sub.add_parser(
+        "eval",
+        help="recall and FA/h of Earshot and microWakeWord on the same audio",
+        description="Evaluate a model against microWakeWord's alexa on folders of audio.",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--positives", required=True, metavar="DIR", help="wake-word clips")
+    p.add_argument("--negatives", required=True, metavar="DIR", help="clips without it")
+    p.add_argument("--model", metavar="DIR", help="model package folder (default models/alexa)")
+    p.add_argument("--snr", type=float, metavar="DB", help="mix seeded noise at this SNR")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--det", metavar="FILE.png", help="also sweep cutoffs, plot the DET curve")
+    p.add_argument("--no-mww", action="store_true", help="skip microWakeWord")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from earshot import evaluate
+    from earshot.paths import MODELS
+
+    err = Console(stderr=True)
+    model = args.model or MODELS / "alexa"
+    try:
+        res = evaluate.evaluate(
+            args.positives, args.negatives, model, snr_db=args.snr, det=bool(args.det),
+            mww=not args.no_mww, log=lambda m: err.print(m, highlight=False, markup=False),
+        )
+        if args.det:
+            evaluate.plot_det(res, args.det)
+            err.print(f"DET curve written to {args.det}", highlight=False)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        err.print(f"earshot eval: {exc}", highlight=False, markup=False, style="red")
+        return 2
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        print()
+        return 0
+    snr = "clean" if res["snr_db"] is None else f"{res['snr_db']:g} dB SNR"
+    print(f"{snr}: {res['positives']} positives, {res['negative_clips']} negative clips "
+          f"({res['negative_hours']:.2f} h)")
+    for name, r in res["engines"].items():
+        print(f"  {name:<14} {r['settings']:<32} recall {100 * r['recall']:5.1f} % "
+              f"({r['detected']}/{res['positives']})  false accepts {r['false_accepts']} "
+              f"({r['fa_per_hour']:.2f}/h)")
+    return 0

@@ -1,0 +1,296 @@
+"""Accuracy evaluation: Earshot and microWakeWord's "alexa" on the same audio, same run.
+
+Method (shared ``data/README.md``, also used by ``bench/accuracy.py``):
+
+- each positive clip is padded with ``PAD_S`` = 1 s of silence on both sides and run on its own
+  (a fresh detector); it counts as detected when at least one detection fires;
+- all negative clips, resampled to 16 kHz, are sorted, shuffled with ``random.Random(0)`` and
+  joined with ``GAP_S`` = 0.5 s of silence into one stream; detections closer than ``MERGE_S`` =
+  1.5 s are merged into one false accept; FA/h = false accepts / stream hours;
+- ``snr_db``: seeded white Gaussian noise (``numpy.random.default_rng(1)``) at that SNR relative
+  to each clip's own RMS (pads and gaps included in the noise), identical for both engines.
+
+Undecodable files are reported and skipped, never fatal. Earshot runs through the C core
+(:class:`earshot.core.Detector`, VAD gate on, the model's cutoff/window/refractory).
+microWakeWord runs through ``pymicro-wakeword`` 2.5.0 with its defaults (cutoff 0.9, window 5):
+each 30 ms step whose window mean exceeds the cutoff is a detection, merged as above.
+
+The DET curve (:func:`det_curve`) sweeps the cutoff: FRR (1 - recall, fraction) against FA/h,
+measured the same way at each cutoff (Earshot: one detector run per cutoff; microWakeWord: its
+smoothed probabilities thresholded at each cutoff).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earshot import dataset
+from earshot.audio import SAMPLE_RATE_HZ
+
+MERGE_S = 1.5
+PAD_S = 1.0
+GAP_S = 0.5
+SHUFFLE_SEED = 0
+NOISE_SEED = 1
+MWW_CUTOFF = 0.9
+MWW_WINDOW = 5
+MWW_STEP_S = 0.03  # 3 feature hops of 10 ms per model step (pymicro-wakeword stride)
+HOP_S = 0.01
+#: Cutoffs of the DET sweep (probability, both engines).
+DET_CUTOFFS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
+def merge(times_s, window_s: float = MERGE_S) -> list[float]:
+    """Detection times (s, ascending) with any detection within ``window_s`` of the previous
+    kept one dropped."""
+    out: list[float] = []
+    for t in times_s:
+        if not out or t - out[-1] >= window_s:
+            out.append(float(t))
+    return out
+
+
+def add_noise(x: np.ndarray, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
+    """int16 ``x`` plus white Gaussian noise at ``snr_db`` below its RMS (None: unchanged)."""
+    if snr_db is None:
+        return x
+    xf = x.astype(np.float64)
+    rms = np.sqrt(np.mean(xf**2)) + 1e-9
+    noisy = xf + rng.standard_normal(len(x)) * rms / 10 ** (snr_db / 20)
+    return np.clip(np.round(noisy), -32768, 32767).astype(np.int16)
+
+
+def pad(x: np.ndarray, seconds: float) -> np.ndarray:
+    """int16 ``x`` with ``seconds`` of digital silence on both sides."""
+    z = np.zeros(int(seconds * SAMPLE_RATE_HZ), np.int16)
+    return np.concatenate([z, x, z])
+
+
+def load_positives(paths, snr_db, rng, log=print):
+    """Positive clips ready to run: (list of (file name, int16 padded and noised clip),
+    list of unreadable file names). Each unreadable file is reported through ``log``."""
+    positives, failed = [], []
+    for p in paths:
+        clips, bad = dataset.load_clips([p])
+        if bad:
+            failed.append(Path(p).name)
+            log(f"skipped {Path(p).name}: {bad[0][1]}")
+            continue
+        positives.append((Path(p).name, add_noise(pad(clips[0], PAD_S), snr_db, rng)))
+    return positives, failed
+
+
+def negative_stream(paths, snr_db, rng, log=None) -> tuple[np.ndarray, int, int]:
+    """Shuffled (seed 0) clips joined with 0.5 s gaps: (int16 stream, clips used, failed).
+    Unreadable clips are skipped (and reported through ``log`` when given)."""
+    paths = sorted(paths)
+    random.Random(SHUFFLE_SEED).shuffle(paths)
+    clips, failed = dataset.load_clips(paths, notify=log)
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE_HZ), np.int16)
+    parts = []
+    for c in clips:
+        parts += [add_noise(np.concatenate([c, gap]), snr_db, rng)]
+    stream = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    return stream, len(clips), len(failed)
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+
+class Earshot:
+    """An Earshot model package run through the C core (``earshot.core.Detector``)."""
+
+    name = "Earshot"
+
+    def __init__(self, model_dir):
+        from earshot import modelpkg
+        from earshot.model import Model
+
+        self.manifest, blob = modelpkg.load(model_dir)
+        self.model = Model(blob)
+        self.cutoff = float(self.manifest["cutoff"])
+
+    def settings(self) -> str:
+        m = self.manifest
+        return f"cutoff {m['cutoff']:.2f}, window {m['window']}, VAD on"
+
+    def detect(self, samples: np.ndarray, cutoff: float | None = None) -> list[float]:
+        """Detection times (s, end of the hop that fired) over int16 ``samples``, fresh
+        detector; ``cutoff`` (probability) defaults to the model's."""
+        from earshot.core import Detector
+
+        m = self.manifest
+        det = Detector(self.model, cutoff=m["cutoff"] if cutoff is None else cutoff,
+                       window=m["window"], refractory=m["refractory"], vad=True)
+        res = det.run(samples)
+        return [(int(h) + 1) * HOP_S for h in res.detections]
+
+    def sweep(self, samples: np.ndarray, cutoffs) -> list[list[float]]:
+        """:meth:`detect` at each of ``cutoffs``."""
+        return [self.detect(samples, c) for c in cutoffs]
+
+
+class MicroWakeWord:
+    """microWakeWord's built-in "alexa" (pymicro-wakeword 2.5.0) at its default settings."""
+
+    name = "microWakeWord"
+    cutoff = MWW_CUTOFF
+
+    def __init__(self):
+        from pymicro_wakeword import MicroWakeWord as Mww
+        from pymicro_wakeword import Model
+
+        self.mww = Mww.from_builtin(Model.ALEXA)
+        if (self.mww.probability_cutoff, self.mww.sliding_window_size) != (MWW_CUTOFF,
+                                                                            MWW_WINDOW):
+            raise RuntimeError("pymicro-wakeword alexa defaults changed: expected 0.9 / 5")
+
+    def settings(self) -> str:
+        return f"cutoff {MWW_CUTOFF}, window {MWW_WINDOW}"
+
+    def probabilities(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(step end times in s, smoothed probabilities), float (n_steps,) each."""
+        from pymicro_wakeword import MicroWakeWordFeatures
+
+        self.mww.reset()
+        times, probs = [], []
+        feats = MicroWakeWordFeatures().process_streaming(samples.tobytes())
+        for k, f in enumerate(feats):
+            p = self.mww.process_streaming_prob(f)
+            if (k + 1) % self.mww.stride == 0 and p is not None:
+                times.append((k + 1) * HOP_S)
+                probs.append(float(p))
+        return np.asarray(times, np.float64), np.asarray(probs, np.float64)
+
+    def detect(self, samples: np.ndarray, cutoff: float = MWW_CUTOFF) -> list[float]:
+        """Times (s) of the steps whose smoothed probability exceeds ``cutoff``."""
+        times, probs = self.probabilities(samples)
+        return [float(t) for t in times[probs > cutoff]]
+
+    def sweep(self, samples: np.ndarray, cutoffs) -> list[list[float]]:
+        """:meth:`detect` at each of ``cutoffs`` from one pass of the model."""
+        times, probs = self.probabilities(samples)
+        return [[float(t) for t in times[probs > c]] for c in cutoffs]
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def audio_files(folder) -> list[Path]:
+    """Audio files (.wav, .flac) under ``folder``, sorted. Raises FileNotFoundError when the
+    folder does not exist and ValueError when it holds no audio file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in dataset.AUDIO_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder}: no audio files (.wav, .flac) found")
+    return files
+
+
+def evaluate(positives_dir, negatives_dir, model_dir, snr_db=None, det=False,
+             cutoffs=DET_CUTOFFS, mww=True, log=print) -> dict:
+    """Measure Earshot (``model_dir``) and, when ``mww``, microWakeWord's alexa on the audio
+    files under ``positives_dir`` and ``negatives_dir``; returns a JSON-able dict:
+
+    ``snr_db`` (dB or None), ``positives`` (clips run), ``positives_unreadable`` (file names),
+    ``negative_clips``, ``negative_unreadable`` (count), ``negative_hours`` (h), and per engine
+    under ``engines``: ``settings``, ``cutoff`` (probability), ``detected`` (clips),
+    ``recall`` (fraction, detected / positives), ``missed`` (file names), ``false_accepts``
+    (merged detections in the stream), ``fa_per_hour`` (1/h), ``seconds`` (wall time); with
+    ``det`` also ``det``: a list of ``{"cutoff", "frr", "fa_per_hour"}`` over ``cutoffs``.
+
+    Raises FileNotFoundError / ValueError for a missing folder, a folder without audio or with
+    no readable clip.
+    """
+    pos_paths = audio_files(positives_dir)
+    neg_paths = audio_files(negatives_dir)
+    engines = [Earshot(model_dir)] + ([MicroWakeWord()] if mww else [])
+    rng = np.random.default_rng(NOISE_SEED)
+    positives, failed = load_positives(pos_paths, snr_db, rng, log)
+    stream, n_neg, n_neg_failed = negative_stream(neg_paths, snr_db, rng, log)
+    if not positives:
+        raise ValueError(f"{positives_dir}: no readable audio file")
+    if n_neg == 0:
+        raise ValueError(f"{negatives_dir}: no readable audio file")
+    hours = len(stream) / SAMPLE_RATE_HZ / 3600
+    results = {
+        "snr_db": snr_db,
+        "positives": len(positives),
+        "positives_unreadable": failed,
+        "negative_clips": n_neg,
+        "negative_unreadable": n_neg_failed,
+        "negative_hours": round(hours, 4),
+        "engines": {},
+    }
+    for eng in engines:
+        t0 = time.monotonic()
+        hits = [len(eng.detect(x)) > 0 for _, x in positives]
+        fa = len(merge(eng.detect(stream)))
+        r = {
+            "settings": eng.settings(),
+            "cutoff": float(eng.cutoff),
+            "detected": int(sum(hits)),
+            "recall": round(sum(hits) / len(hits), 4),
+            "missed": [name for (name, _), h in zip(positives, hits) if not h],
+            "false_accepts": fa,
+            "fa_per_hour": round(fa / hours, 3),
+        }
+        if det:
+            r["det"] = det_curve(eng, positives, stream, hours, cutoffs)
+        r["seconds"] = round(time.monotonic() - t0, 1)
+        results["engines"][eng.name] = r
+        log(f"{eng.name}: done in {time.monotonic() - t0:.0f} s")
+    return results
+
+
+def det_curve(engine, positives, stream, hours, cutoffs=DET_CUTOFFS) -> list[dict]:
+    """FRR (fraction) and FA/h of ``engine`` at each of ``cutoffs``, measured as in
+    :func:`evaluate` (``positives``: list of (name, int16 clip); ``stream``: int16)."""
+    hit = np.zeros(len(cutoffs), np.int64)
+    for _, x in positives:
+        hit += np.array([len(d) > 0 for d in engine.sweep(x, cutoffs)], np.int64)
+    fas = [len(merge(d)) for d in engine.sweep(stream, cutoffs)]
+    return [
+        {"cutoff": float(c), "frr": round(1 - int(h) / len(positives), 4),
+         "fa_per_hour": round(fa / hours, 3)}
+        for c, h, fa in zip(cutoffs, hit, fas)
+    ]
+
+
+def plot_det(results: dict, path) -> Path:
+    """Write the DET curves of ``results`` (from :func:`evaluate` with ``det=True``) as a PNG:
+    FRR (%) against FA/h, one line per engine, each engine's own cutoff marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)
+    for name, r in results["engines"].items():
+        if "det" not in r:
+            raise ValueError(f"{name}: no DET sweep in these results (run with det=True)")
+        fa = [d["fa_per_hour"] for d in r["det"]]
+        frr = [100 * d["frr"] for d in r["det"]]
+        line = ax.plot(fa, frr, marker="o", ms=3, label=f"{name} (sweep)")[0]
+        ax.plot([r["fa_per_hour"]], [100 * (1 - r["recall"])], marker="*", ms=14,
+                color=line.get_color(), ls="none", label=f"{name} at cutoff {r['cutoff']:.2f}")
+    snr = "clean" if results["snr_db"] is None else f"{results['snr_db']:g} dB SNR"
+    ax.set_title(f"DET, {snr}: {results['positives']} positives, "
+                 f"{results['negative_hours']:.2f} h negatives")
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("false rejection rate (%)")
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
