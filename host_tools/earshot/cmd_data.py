@@ -92,7 +92,7 @@ def run_synth(args) -> int:
 
     from earshot.synth import SynthError
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     workers = args.workers or os.cpu_count() or 1
     try:
         index = synth_to_folder(args.wake_word, args.out, args.positives, args.negatives,

@@ -45,7 +45,7 @@ def run(args) -> int:
     from earshot import evaluate
     from earshot.paths import MODELS
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     model = args.model or MODELS / "alexa"
     try:
         res = evaluate.evaluate(
