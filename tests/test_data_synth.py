@@ -65,3 +65,18 @@ def test_other_wake_words_skip_the_alexa_only_filter():
     assert synth.check_positive(x, end, use_mww=True).startswith("microWakeWord rejects")
     silent = dict(spec, text="")
     assert synth._render_job((1, silent, True))[1] is None
+
+
+def test_new_wake_word_gets_a_card_with_measured_numbers(tmp_path):
+    from earshot import modelpkg, train
+    from earshot.paths import MODELS
+
+    cfg = train.load_config(None, {"wake_word": "hey earshot"})
+    card = tmp_path / "README.md"
+    card.write_text(train.new_card("hey earshot", cfg))
+    man, _ = modelpkg.load(MODELS / "alexa")  # any package's manifest has the numbers
+    train.write_card_numbers(card, man)
+    text = card.read_text()
+    assert text.startswith('# Model card: Earshot "hey earshot"')
+    assert f"| blob | {man['blob_bytes']:,} B" in text
+    assert f"| MACs per 30 ms (VAD open) | {man['macs_per_30ms']:,} |" in text

@@ -509,8 +509,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     model.save(stage / "model.keras")
     man = package(tflite, summary, out_dir, wake_word)
     card = Path(out_dir) / "README.md"
-    if card.is_file():
-        write_card_numbers(card, man)
+    if not card.is_file():  # a new wake word: start its card from the template
+        card.write_text(new_card(wake_word, cfg))
+    write_card_numbers(card, man)
     log(f"wrote {out_dir} in {time.monotonic() - t_start:.0f} s")
     return summary
 
@@ -531,6 +532,38 @@ def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:
 
 CARD_BEGIN = "<!-- train:numbers:begin -->"
 CARD_END = "<!-- train:numbers:end -->"
+
+
+def new_card(wake_word: str, cfg: dict) -> str:
+    """Markdown model card for a newly trained wake word: what it is, how it was trained, and
+    the CARD_BEGIN/CARD_END block that :func:`write_card_numbers` fills with measured numbers.
+    Accuracy on real recordings is not claimed: there are none of a new phrase."""
+    sc = cfg["synth"]
+    return f"""# Model card: Earshot "{wake_word}"
+
+| | |
+|---|---|
+| wake word | "{wake_word}" (English) |
+| files | `model.bin` (Earshot blob), `model.tflite` (int8), `manifest.json` (schema 1) |
+| network | time-only DS-CNN (`earshot.arch`), int8 weights per channel, int8 activations |
+| input | 40 int8 log-mel bins per 10 ms hop from the Earshot C frontend |
+| detector defaults | `cutoff`, `window`, `refractory` in `manifest.json` (training data only) |
+| trained by | `earshot train --wake-word "{wake_word}"`, seed {cfg['seed']} (`earshot.train`) |
+
+## Training data
+
+- Positives: synthetic only, {sc['positives']} text-to-speech specs of "{wake_word}"
+  (espeak-ng, Festival, Flite, Kokoro; `earshot.synth`), filtered by the phrase-independent
+  checks of `earshot.synth.check_positive` (level, clipping, duration); microWakeWord's check
+  is used for "alexa" only.
+- Negatives: {sc['negatives']} synthetic confusable words and sentences, the training part of
+  the real negative speech (`earshot.dataset.training_negatives`), noise.
+
+## Measured sizes and compute
+
+{CARD_BEGIN}
+{CARD_END}
+"""
 
 
 def write_card_numbers(card: Path, man: dict) -> None:
