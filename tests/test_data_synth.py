@@ -9,8 +9,22 @@ from earshot import cli, synth
 
 
 def _synth(out, workers, capsys):
-    argv = ["data", "synth", "--wake-word", "alexa", "--out", str(out), "--positives", "3",
-            "--negatives", "2", "--seed", "11", "--workers", str(workers)]
+    argv = [
+        "data",
+        "synth",
+        "--wake-word",
+        "alexa",
+        "--out",
+        str(out),
+        "--positives",
+        "3",
+        "--negatives",
+        "2",
+        "--seed",
+        "11",
+        "--workers",
+        str(workers),
+    ]
     assert cli.main(argv) == 0
     assert "positives" in capsys.readouterr().out
     return json.loads((out / "index.json").read_text())
@@ -45,8 +59,18 @@ def test_synth_folder_is_reproducible_and_indexed(tmp_path, capsys):
 
 
 def test_synth_rejects_bad_arguments(tmp_path, capsys):
-    argv = ["data", "synth", "--wake-word", "alexa", "--out", str(tmp_path), "--positives", "0",
-            "--negatives", "0"]
+    argv = [
+        "data",
+        "synth",
+        "--wake-word",
+        "alexa",
+        "--out",
+        str(tmp_path),
+        "--positives",
+        "0",
+        "--negatives",
+        "0",
+    ]
     assert cli.main(argv) == 2
     assert "--positives and --negatives" in capsys.readouterr().err
     argv = ["data", "synth", "--wake-word", "  ", "--out", str(tmp_path)]
@@ -58,9 +82,15 @@ def test_synth_rejects_bad_arguments(tmp_path, capsys):
 def test_other_wake_words_skip_the_alexa_only_filter():
     # microWakeWord's alexa model rejects "hey earshot": the filter must not use it there,
     # but the phrase-independent checks still apply.
-    spec = {"engine": "espeak", "voice": "en-us", "rate": 160, "pitch": 50, "gap": 0,
-            "text": "hey earshot"}
-    i, x, end, why = synth._render_job((0, spec, True))
+    spec = {
+        "engine": "espeak",
+        "voice": "en-us",
+        "rate": 160,
+        "pitch": 50,
+        "gap": 0,
+        "text": "hey earshot",
+    }
+    _, x, end, why = synth._render_job((0, spec, True))
     assert why is None and x is not None and 0 < end <= len(x)
     assert synth.check_positive(x, end, use_mww=True).startswith("microWakeWord rejects")
     silent = dict(spec, text="")

@@ -40,8 +40,16 @@ def register(sub):
     s.set_defaults(func=run_synth)
 
 
-def synth_to_folder(wake_word: str, out, positives: int, negatives: int, seed: int,
-                    workers: int, check: bool = True, log=None) -> dict:
+def synth_to_folder(
+    wake_word: str,
+    out,
+    positives: int,
+    negatives: int,
+    seed: int,
+    workers: int,
+    check: bool = True,
+    log=None,
+) -> dict:
     """Render ``positives`` + ``negatives`` specs into ``out`` (layout in HELP); returns the
     index dict that was written to ``out/index.json``. Raises ValueError for bad counts or an
     empty wake word, SynthError when a TTS engine is missing."""
@@ -61,13 +69,30 @@ def synth_to_folder(wake_word: str, out, positives: int, negatives: int, seed: i
         raise ValueError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     cache = out / ".cache"
-    pos = synth.generate(synth.positive_specs(positives, seed, wake_word),
-                         cache / f"pos-s{seed}", check=check, workers=workers,
-                         progress="positives", log=log)
-    neg = synth.generate(synth.negative_specs(negatives, seed), cache / f"neg-s{seed}",
-                         check=False, workers=workers, progress="negatives", log=log)
-    index = {"wake_word": wake_word, "seed": seed, "sample_rate_hz": SAMPLE_RATE_HZ,
-             "positives": [], "negatives": [], "dropped": []}
+    pos = synth.generate(
+        synth.positive_specs(positives, seed, wake_word),
+        cache / f"pos-s{seed}",
+        check=check,
+        workers=workers,
+        progress="positives",
+        log=log,
+    )
+    neg = synth.generate(
+        synth.negative_specs(negatives, seed),
+        cache / f"neg-s{seed}",
+        check=False,
+        workers=workers,
+        progress="negatives",
+        log=log,
+    )
+    index = {
+        "wake_word": wake_word,
+        "seed": seed,
+        "sample_rate_hz": SAMPLE_RATE_HZ,
+        "positives": [],
+        "negatives": [],
+        "dropped": [],
+    }
     for kind, data in (("positives", pos), ("negatives", neg)):
         folder = out / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -95,13 +120,22 @@ def run_synth(args) -> int:
     err = Console(stderr=True, soft_wrap=True)
     workers = args.workers or os.cpu_count() or 1
     try:
-        index = synth_to_folder(args.wake_word, args.out, args.positives, args.negatives,
-                                args.seed, workers, check=not args.no_check,
-                                log=lambda m: err.print(m, highlight=False))
+        index = synth_to_folder(
+            args.wake_word,
+            args.out,
+            args.positives,
+            args.negatives,
+            args.seed,
+            workers,
+            check=not args.no_check,
+            log=lambda m: err.print(m, highlight=False),
+        )
     except (ValueError, SynthError, OSError) as exc:
         err.print(f"earshot data synth: {exc}", highlight=False, markup=False, style="red")
         return 2
-    print(f"{args.out}: {len(index['positives'])} positives, {len(index['negatives'])} "
-          f"negatives, {len(index['dropped'])} dropped by the sanity filter "
-          f"(index.json lists each clip's recipe)")
+    print(
+        f"{args.out}: {len(index['positives'])} positives, {len(index['negatives'])} "
+        f"negatives, {len(index['dropped'])} dropped by the sanity filter "
+        f"(index.json lists each clip's recipe)"
+    )
     return 0

@@ -49,8 +49,13 @@ def run(args) -> int:
     model = args.model or MODELS / "alexa"
     try:
         res = evaluate.evaluate(
-            args.positives, args.negatives, model, snr_db=args.snr, det=bool(args.det),
-            mww=not args.no_mww, log=lambda m: err.print(m, highlight=False, markup=False),
+            args.positives,
+            args.negatives,
+            model,
+            snr_db=args.snr,
+            det=bool(args.det),
+            mww=not args.no_mww,
+            log=lambda m: err.print(m, highlight=False, markup=False),
         )
         if args.det:
             evaluate.plot_det(res, args.det)
@@ -63,10 +68,14 @@ def run(args) -> int:
         print()
         return 0
     snr = "clean" if res["snr_db"] is None else f"{res['snr_db']:g} dB SNR"
-    print(f"{snr}: {res['positives']} positives, {res['negative_clips']} negative clips "
-          f"({res['negative_hours']:.2f} h)")
+    print(
+        f"{snr}: {res['positives']} positives, {res['negative_clips']} negative clips "
+        f"({res['negative_hours']:.2f} h)"
+    )
     for name, r in res["engines"].items():
-        print(f"  {name:<14} {r['settings']:<32} recall {100 * r['recall']:5.1f} % "
-              f"({r['detected']}/{res['positives']})  false accepts {r['false_accepts']} "
-              f"({r['fa_per_hour']:.2f}/h)")
+        print(
+            f"  {name:<14} {r['settings']:<32} recall {100 * r['recall']:5.1f} % "
+            f"({r['detected']}/{res['positives']})  false accepts {r['false_accepts']} "
+            f"({r['fa_per_hour']:.2f}/h)"
+        )
     return 0

@@ -124,8 +124,13 @@ class Earshot:
         from earshot.core import Detector
 
         m = self.manifest
-        det = Detector(self.model, cutoff=m["cutoff"] if cutoff is None else cutoff,
-                       window=m["window"], refractory=m["refractory"], vad=True)
+        det = Detector(
+            self.model,
+            cutoff=m["cutoff"] if cutoff is None else cutoff,
+            window=m["window"],
+            refractory=m["refractory"],
+            vad=True,
+        )
         res = det.run(samples)
         return [(int(h) + 1) * HOP_S for h in res.detections]
 
@@ -145,8 +150,7 @@ class MicroWakeWord:
         from pymicro_wakeword import Model
 
         self.mww = Mww.from_builtin(Model.ALEXA)
-        if (self.mww.probability_cutoff, self.mww.sliding_window_size) != (MWW_CUTOFF,
-                                                                            MWW_WINDOW):
+        if (self.mww.probability_cutoff, self.mww.sliding_window_size) != (MWW_CUTOFF, MWW_WINDOW):
             raise RuntimeError("pymicro-wakeword alexa defaults changed: expected 0.9 / 5")
 
     def settings(self) -> str:
@@ -192,8 +196,16 @@ def audio_files(folder) -> list[Path]:
     return files
 
 
-def evaluate(positives_dir, negatives_dir, model_dir, snr_db=None, det=False,
-             cutoffs=DET_CUTOFFS, mww=True, log=print) -> dict:
+def evaluate(
+    positives_dir,
+    negatives_dir,
+    model_dir,
+    snr_db=None,
+    det=False,
+    cutoffs=DET_CUTOFFS,
+    mww=True,
+    log=print,
+) -> dict:
     """Measure Earshot (``model_dir``) and, when ``mww``, microWakeWord's alexa on the audio
     files under ``positives_dir`` and ``negatives_dir``; returns a JSON-able dict:
 
@@ -256,8 +268,11 @@ def det_curve(engine, positives, stream, hours, cutoffs=DET_CUTOFFS) -> list[dic
         hit += np.array([len(d) > 0 for d in engine.sweep(x, cutoffs)], np.int64)
     fas = [len(merge(d)) for d in engine.sweep(stream, cutoffs)]
     return [
-        {"cutoff": float(c), "frr": round(1 - int(h) / len(positives), 4),
-         "fa_per_hour": round(fa / hours, 3)}
+        {
+            "cutoff": float(c),
+            "frr": round(1 - int(h) / len(positives), 4),
+            "fa_per_hour": round(fa / hours, 3),
+        }
         for c, h, fa in zip(cutoffs, hit, fas)
     ]
 
@@ -278,11 +293,20 @@ def plot_det(results: dict, path) -> Path:
         fa = [d["fa_per_hour"] for d in r["det"]]
         frr = [100 * d["frr"] for d in r["det"]]
         line = ax.plot(fa, frr, marker="o", ms=3, label=f"{name} (sweep)")[0]
-        ax.plot([r["fa_per_hour"]], [100 * (1 - r["recall"])], marker="*", ms=14,
-                color=line.get_color(), ls="none", label=f"{name} at cutoff {r['cutoff']:.2f}")
+        ax.plot(
+            [r["fa_per_hour"]],
+            [100 * (1 - r["recall"])],
+            marker="*",
+            ms=14,
+            color=line.get_color(),
+            ls="none",
+            label=f"{name} at cutoff {r['cutoff']:.2f}",
+        )
     snr = "clean" if results["snr_db"] is None else f"{results['snr_db']:g} dB SNR"
-    ax.set_title(f"DET, {snr}: {results['positives']} positives, "
-                 f"{results['negative_hours']:.2f} h negatives")
+    ax.set_title(
+        f"DET, {snr}: {results['positives']} positives, "
+        f"{results['negative_hours']:.2f} h negatives"
+    )
     ax.set_xlabel("false accepts per hour")
     ax.set_ylabel("false rejection rate (%)")
     ax.set_xscale("symlog", linthresh=0.1)
