@@ -84,3 +84,27 @@ def test_detection_rule_matches_posterior_semantics():
     assert list(train.detections(probs, 0.9, 3, 10)) == [3]
     assert list(train.detections(probs, 0.96, 3, 0)) == []
     assert train.end_row(160) == 0 and train.end_row(161) == 1
+
+
+def test_broadband_noise_is_at_the_asked_snr():
+    """SNR relative to the clip's own RMS, as earshot.evaluate.add_noise measures it."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    x = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    for snr in (0.0, 10.0, 20.0):
+        y = train.add_broadband_noise(x, snr, rng)
+        assert y.dtype == np.int16 and len(y) == len(x)
+        noise = y.astype(np.float64) - x
+        measured = 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2))
+                                 / np.sqrt(np.mean(noise**2)))
+        assert abs(measured - snr) < 0.3
+
+
+def test_noisy_stream_keeps_every_clip_and_gap():
+    clips = [np.full(n, 1000, np.int16) for n in (800, 1600, 2400)]
+    s = train.noisy_stream(clips, (10, 10), np.random.default_rng(1), gap=480)
+    assert s.dtype == np.int16 and len(s) == 4800 + 3 * 480
+    assert np.std(s.astype(np.float64) - 1000 * (s > 500)) > 50  # noise is there, gaps too
+    cfg = train.load_config(overrides={"real_negatives": {"noisy_copy_snr_db": [0, 20]},
+                                       "detector": {"validation_snr_db": [10]}})
+    assert cfg["detector"]["window"] == train.DEFAULT_CONFIG["detector"]["window"]

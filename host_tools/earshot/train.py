@@ -54,12 +54,18 @@ DEFAULT_CONFIG = {
     "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True},
     "positives": {"copies": 3, "shifts": 3, "max_shift_ms": 250, "early_negative": True},
     "synth_negatives": {"copies": 2, "windows": 3},
+    # Share of augmented positive and synthetic negative copies that also get broadband noise
+    # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
+    # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
+    "broadband_fraction": 0.0,
+    "broadband_snr_db": [0.0, 20.0],
     "real_negatives": {
         "sources": ["wwb", "precise", "wuw"],
         "max_clips": None,
         "stride_hops": 12,
         "augmented_copy": True,
         "augmented_fraction": 0.5,
+        "noisy_copy_snr_db": None,
     },
     "noise_windows": 3000,
     "validation_fraction": 0.1,
@@ -68,7 +74,8 @@ DEFAULT_CONFIG = {
     "learning_rate": 0.003,
     "positive_weight": 1.0,
     "mining": {"rounds": 1, "top_k": 3000, "epochs": 4, "learning_rate": 0.0005},
-    "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05},
+    "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
+                 "validation_snr_db": []},
     "threads": 2,
 }
 
@@ -155,6 +162,8 @@ def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, se
             post = np.zeros(int(rng.integers(3200, 8000)), np.int16)
             raw = np.concatenate([pre, clip, post])
             aug, aug_end = synth.augment(raw, len(pre) + end, rng, speech=ctx.clips)
+            if rng.random() < cfg["broadband_fraction"]:
+                aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
             feats = dataset.features(aug)
             e = end_row(aug_end)
             n_shifts = min(pc["shifts"], max_shift + 1)
@@ -178,6 +187,8 @@ def synth_negative_windows(cache: dict, cfg: dict, frames: int, ctx: _Context, s
             pre = ctx.pre(rng, frames)
             raw = np.concatenate([pre, clip, np.zeros(4800, np.int16)])
             aug, _ = synth.augment(raw, len(raw), rng, speech=ctx.clips)
+            if rng.random() < cfg["broadband_fraction"]:
+                aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
             feats = dataset.features(aug)
             lo, hi = end_row(len(pre)) + 20, len(feats) - 1
             if hi <= lo:
@@ -192,6 +203,28 @@ def stream(clips: list[np.ndarray], rng: np.random.Generator, gap: int = 4800) -
     silence = np.zeros(gap, np.int16)
     for k in rng.permutation(len(clips)):
         out += [clips[k], silence]
+    return np.concatenate(out) if out else np.zeros(0, np.int16)
+
+
+def add_broadband_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """int16 ``x`` plus white (p 0.5) or coloured (1/f^alpha, alpha 0..1) Gaussian noise at
+    ``snr_db`` below the RMS of ``x`` itself, as ``earshot.evaluate.add_noise`` measures SNR
+    (silences included). Returns int16 (n,)."""
+    xf = x.astype(np.float64)
+    rms = np.sqrt(np.mean(xf**2)) + 1e-9
+    alpha = 0.0 if rng.random() < 0.5 else rng.uniform(0.0, 1.0)
+    noise = synth.colored_noise(len(x), alpha, rng).astype(np.float64)
+    noisy = xf + noise * rms / 10 ** (snr_db / 20)
+    return np.clip(np.round(noisy), -32768, 32767).astype(np.int16)
+
+
+def noisy_stream(clips: list[np.ndarray], snr_db, rng: np.random.Generator,
+                 gap: int = 4800) -> np.ndarray:
+    """Like :func:`stream`, each clip with its trailing gap mixed with broadband noise
+    (:func:`add_broadband_noise`) at an SNR drawn uniformly from ``snr_db`` (lo, hi) dB."""
+    silence = np.zeros(gap, np.int16)
+    out = [add_broadband_noise(np.concatenate([clips[k], silence]),
+                               rng.uniform(*snr_db), rng) for k in rng.permutation(len(clips))]
     return np.concatenate(out) if out else np.zeros(0, np.int16)
 
 
@@ -426,6 +459,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
             synth.augment(c, len(c), arng, speech=real, snr_db=(5, 30))[0] for c in real[:n_aug]
         ]
         streams.append(stream(aug, arng))
+    if rc["noisy_copy_snr_db"] is not None:  # speech in broadband noise, every clip
+        streams.append(noisy_stream(real, rc["noisy_copy_snr_db"],
+                                    np.random.default_rng([seed, 14])))
     stream_feats = [dataset.features(s) for s in streams]
     hours = len(streams[0]) / 16000 / 3600
     # validation negatives: clean and with noise/reverb, never fitted
@@ -433,6 +469,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     val_streams = [stream(val_real, vrng)]
     val_streams.append(stream([synth.augment(c, len(c), vrng, speech=real, snr_db=(5, 30))[0]
                                for c in val_real], vrng))
+    for k, snr in enumerate(cfg["detector"]["validation_snr_db"]):
+        val_streams.append(noisy_stream(val_real, (snr, snr),
+                                        np.random.default_rng([seed, 15, k])))
     val_hours = sum(len(s) for s in val_streams) / 16000 / 3600
     for k, f in enumerate(stream_feats):
         off = int(np.random.default_rng([seed, 10, k]).integers(rc["stride_hops"]))
