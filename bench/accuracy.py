@@ -39,6 +39,7 @@ from earshot.evaluate import (
     Earshot,
     MicroWakeWord,
     load_positives,
+    measure,
     merge,
     negative_stream,
 )
@@ -79,22 +80,12 @@ def run(model_dir, snr_db=None, limit_negatives=None, log=print) -> dict:
     }
     for eng in engines:
         t0 = time.monotonic()
-        hits = [len(eng.detect(x)) > 0 for _, x in positives]
-        fa = len(merge(eng.detect(stream)))
+        r = measure(eng, positives, stream, hours)
         fa_held = len(merge(eng.detect(held_stream)))
-        first20 = hits[:20]
-        results["engines"][eng.name] = {
-            "settings": eng.settings(),
-            "detected": int(sum(hits)),
-            "recall": round(sum(hits) / max(1, len(hits)), 4),
-            "first20_detected": int(sum(first20)),
-            "missed": [name for (name, _), h in zip(positives, hits) if not h],
-            "false_accepts": fa,
-            "fa_per_hour": round(fa / hours, 3) if hours else None,
-            "heldout_false_accepts": fa_held,
-            "heldout_fa_per_hour": round(fa_held / held_hours, 3) if held_hours else None,
-            "seconds": round(time.monotonic() - t0, 1),
-        }
+        r["heldout_false_accepts"] = fa_held
+        r["heldout_fa_per_hour"] = round(fa_held / held_hours, 3) if held_hours else None
+        r["seconds"] = round(time.monotonic() - t0, 1)
+        results["engines"][eng.name] = r
         log(f"{eng.name}: done in {time.monotonic() - t0:.0f} s")
     return results
 

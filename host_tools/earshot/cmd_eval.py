@@ -16,7 +16,8 @@ alexa (pymicro-wakeword) at its defaults, cutoff 0.9 and window 5.
 
 --json prints one object: snr_db, positives, positives_unreadable, negative_clips,
 negative_unreadable, negative_hours (h), and per engine under "engines": settings, cutoff,
-detected, recall (fraction), missed (file names), false_accepts, fa_per_hour, seconds, and with
+detected, recall (fraction), first20_detected, missed (file names), false_accepts, fa_per_hour,
+seconds, and with
 --det the sweep "det": [{cutoff, frr (fraction), fa_per_hour}, ...].
 """
 

@@ -212,7 +212,8 @@ def evaluate(
     ``snr_db`` (dB or None), ``positives`` (clips run), ``positives_unreadable`` (file names),
     ``negative_clips``, ``negative_unreadable`` (count), ``negative_hours`` (h), and per engine
     under ``engines``: ``settings``, ``cutoff`` (probability), ``detected`` (clips),
-    ``recall`` (fraction, detected / positives), ``missed`` (file names), ``false_accepts``
+    ``recall`` (fraction, detected / positives), ``first20_detected`` (of the first 20
+    positives), ``missed`` (file names), ``false_accepts``
     (merged detections in the stream), ``fa_per_hour`` (1/h), ``seconds`` (wall time); with
     ``det`` also ``det``: a list of ``{"cutoff", "frr", "fa_per_hour"}`` over ``cutoffs``.
 
@@ -241,23 +242,32 @@ def evaluate(
     }
     for eng in engines:
         t0 = time.monotonic()
-        hits = [len(eng.detect(x)) > 0 for _, x in positives]
-        fa = len(merge(eng.detect(stream)))
-        r = {
-            "settings": eng.settings(),
-            "cutoff": float(eng.cutoff),
-            "detected": int(sum(hits)),
-            "recall": round(sum(hits) / len(hits), 4),
-            "missed": [name for (name, _), h in zip(positives, hits) if not h],
-            "false_accepts": fa,
-            "fa_per_hour": round(fa / hours, 3),
-        }
+        r = measure(eng, positives, stream, hours)
+        r["cutoff"] = float(eng.cutoff)
         if det:
             r["det"] = det_curve(eng, positives, stream, hours, cutoffs)
         r["seconds"] = round(time.monotonic() - t0, 1)
         results["engines"][eng.name] = r
         log(f"{eng.name}: done in {time.monotonic() - t0:.0f} s")
     return results
+
+
+def measure(engine, positives, stream, hours: float) -> dict:
+    """Recall on ``positives`` (list of (name, int16 samples), one detector run per clip) and
+    false accepts on the negative ``stream`` (detections within MERGE_S merged) of ``hours``
+    hours. Returns settings, detected, recall (0..1), first20_detected, missed (names),
+    false_accepts and fa_per_hour (None when ``hours`` is 0)."""
+    hits = [len(engine.detect(x)) > 0 for _, x in positives]
+    fa = len(merge(engine.detect(stream)))
+    return {
+        "settings": engine.settings(),
+        "detected": int(sum(hits)),
+        "recall": round(sum(hits) / max(1, len(hits)), 4),
+        "first20_detected": int(sum(hits[:20])),
+        "missed": [name for (name, _), h in zip(positives, hits) if not h],
+        "false_accepts": fa,
+        "fa_per_hour": round(fa / hours, 3) if hours else None,
+    }
 
 
 def det_curve(engine, positives, stream, hours, cutoffs=DET_CUTOFFS) -> list[dict]:
