@@ -19,7 +19,7 @@ from earshot.audio import load
 from earshot.paths import FIRMWARE
 
 CORE = FIRMWARE / "core"
-MY_SOURCES = ["es_frontend.c", "es_vad.c", "es_posterior.c", "es_detector.c", "es_crc32.c"]
+MY_SOURCES = ["es_frontend.c", "es_vad.c", "es_norm.c", "es_posterior.c", "es_detector.c", "es_crc32.c"]
 
 
 def hz_to_mel(f):

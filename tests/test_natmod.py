@@ -60,9 +60,10 @@ def mpy(tmp_path_factory):
     return run
 
 
-def random_blob(seed: int = 0) -> bytes:
+def random_blob(seed: int = 0, input_norm: int = 0) -> bytes:
     """A small valid DS-CNN blob (conv 3x40->8, depthwise 3 stride 2, FC 8->1) with random
-    int8 weights and TFLite-style requantization, packed by earshot.blob.pack."""
+    int8 weights and TFLite-style requantization, packed by earshot.blob.pack (input_norm:
+    as there)."""
     rng = np.random.default_rng(seed)
 
     def requant(n, lo, hi):
@@ -86,13 +87,15 @@ def random_blob(seed: int = 0) -> bytes:
             "multiplier": mult, "shift": shift,
         })  # fmt: skip
     return blobfmt.pack(
-        layers, logistic=blobfmt.logistic_table(0.08, 3), cutoff=0.6, window=4, refractory=20
+        layers, logistic=blobfmt.logistic_table(0.08, 3), cutoff=0.6, window=4, refractory=20,
+        input_norm=input_norm,
     )
 
 
 def model_blobs() -> list:
     """The shipped model when present, and always a random one (so nothing is skipped)."""
-    params = [pytest.param(random_blob(), id="random")]
+    params = [pytest.param(random_blob(), id="random"),
+              pytest.param(random_blob(input_norm=7), id="random-norm")]
     shipped = MODELS / "alexa" / "model.bin"
     if shipped.is_file():
         params.append(pytest.param(shipped.read_bytes(), id="alexa"))
@@ -181,6 +184,19 @@ def test_features_identical_to_ctypes(mpy, clip, tmp_path):
     assert np.array_equal(got.reshape(expected.shape), expected)
     assert f"hops {expected.shape[0]}" in proc.stdout
     assert "streamed equal True" in proc.stdout
+
+
+def test_frontend_input_norm_identical_to_ctypes(mpy, clip, tmp_path):
+    """Frontend(input_norm) on MicroPython, streamed in uneven chunks, writes exactly what
+    core.model_features computes on the host (the features a normalised model sees)."""
+    samples, raw = clip
+    proc = mpy("norm.py", raw, 7, tmp_path / "n.bin")
+    expected = core.model_features(samples, 7)
+    got = np.frombuffer((tmp_path / "n.bin").read_bytes(), np.int8)
+    assert got.size == expected.size > 0
+    assert np.array_equal(got.reshape(expected.shape), expected)
+    assert not np.array_equal(expected, core.features(samples))
+    assert "refused input_norm must be 0..15" in proc.stdout
 
 
 @pytest.mark.parametrize("blob", model_blobs())

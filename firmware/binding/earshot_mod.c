@@ -158,22 +158,32 @@ static mp_obj_t earshot_features(mp_obj_t samples_in, mp_obj_t out_in) {
 static MP_DEFINE_CONST_FUN_OBJ_2(earshot_features_obj, earshot_features);
 
 // ---------------------------------------------------------------------------
-// Frontend(): streaming frontend; keeps the sample history between calls.
+// Frontend(input_norm=0): streaming frontend; keeps the sample history between calls.
+// input_norm 1..15 (a model's info()["input_norm"]) also runs the core's input
+// normalisation (es_norm, earshot.h), so run() writes what that model takes as input.
 
 typedef struct _earshot_frontend_obj_t {
     mp_obj_base_t base;
     es_frontend_t *fe;
-    uint8_t mem[];  // es_frontend_mem_size() bytes
+    es_norm_t *norm;  // NULL: plain log-mel
+    uint8_t mem[];  // es_frontend_mem_size() (+ es_norm_mem_size()) bytes
 } earshot_frontend_obj_t;
 
 static mp_obj_t earshot_frontend_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
     const mp_obj_t *args) {
-    mp_arg_check_num(n_args, n_kw, 0, 0, false);
-    size_t mem_len = es_frontend_mem_size();
+    mp_arg_check_num(n_args, n_kw, 0, 1, false);
+    mp_int_t input_norm = n_args > 0 ? mp_obj_get_int(args[0]) : 0;
+    if (input_norm < 0 || input_norm > 15) {
+        mp_raise_ValueError(MP_ERROR_TEXT("input_norm must be 0..15"));
+    }
+    size_t fe_len = es_frontend_mem_size();
+    size_t norm_len = input_norm != 0 ? es_norm_mem_size() : 0;
     earshot_frontend_obj_t *self =
-        earshot_obj_alloc(sizeof(earshot_frontend_obj_t) + mem_len, type);
-    self->fe = es_frontend_init(self->mem, mem_len);
-    if (self->fe == NULL) {
+        earshot_obj_alloc(sizeof(earshot_frontend_obj_t) + fe_len + norm_len, type);
+    self->fe = es_frontend_init(self->mem, fe_len);
+    self->norm = input_norm != 0 ?
+        es_norm_init(self->mem + fe_len, norm_len, (unsigned)input_norm) : NULL;
+    if (self->fe == NULL || (input_norm != 0 && self->norm == NULL)) {
         mp_raise_ValueError(MP_ERROR_TEXT("frontend init failed"));
     }
     return MP_OBJ_FROM_PTR(self);
@@ -188,6 +198,9 @@ static mp_obj_t earshot_frontend_run(mp_obj_t self_in, mp_obj_t samples_in, mp_o
         MP_ERROR_TEXT("out must be a writable buffer (bytearray)"),
         MP_ERROR_TEXT("out too small: need n_hops * MEL_BINS bytes"));
     es_frontend_run(self->fe, samples, n_hops, out);
+    if (self->norm != NULL) {
+        es_norm_run(self->norm, out, n_hops, out);
+    }
     return MP_OBJ_NEW_SMALL_INT(n_hops);
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(earshot_frontend_run_obj, earshot_frontend_run);
@@ -195,6 +208,9 @@ static MP_DEFINE_CONST_FUN_OBJ_3(earshot_frontend_run_obj, earshot_frontend_run)
 static mp_obj_t earshot_frontend_reset(mp_obj_t self_in) {
     earshot_frontend_obj_t *self = MP_OBJ_TO_PTR(self_in);
     es_frontend_reset(self->fe);
+    if (self->norm != NULL) {
+        es_norm_reset(self->norm);
+    }
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_frontend_reset_obj, earshot_frontend_reset);
@@ -259,7 +275,7 @@ static mp_obj_t earshot_model_info(mp_obj_t self_in) {
     earshot_model_obj_t *self = MP_OBJ_TO_PTR(self_in);
     es_model_info_t info;
     es_model_get_info(self->model, &info);
-    mp_obj_t dict = mp_obj_new_dict(11);
+    mp_obj_t dict = mp_obj_new_dict(12);
     earshot_dict_store_uint(dict, MP_QSTR_format_version, info.format_version);
     earshot_dict_store_uint(dict, MP_QSTR_n_layers, info.n_layers);
     earshot_dict_store_uint(dict, MP_QSTR_input_frames, info.input_frames);
@@ -271,6 +287,7 @@ static mp_obj_t earshot_model_info(mp_obj_t self_in) {
     earshot_dict_store_uint(dict, MP_QSTR_macs_per_output, info.macs_per_output);
     earshot_dict_store_uint(dict, MP_QSTR_engine_bytes, info.engine_bytes);
     earshot_dict_store_uint(dict, MP_QSTR_payload_bytes, info.payload_bytes);
+    earshot_dict_store_uint(dict, MP_QSTR_input_norm, info.input_norm);
     return dict;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_model_info_obj, earshot_model_info);

@@ -49,6 +49,24 @@ void es_frontend_reset(es_frontend_t *fe);
 void es_frontend_run(es_frontend_t *fe, const int16_t *samples, size_t n_hops, int8_t *features);
 
 // ---------------------------------------------------------------------------
+// Input normalisation (es_norm.c has the rule and its sources): int8 log-mel in, int8
+// level above a per-bin adaptive floor out (-128: at the floor; steps of 0.376 dB).
+// A model whose blob has input_norm != 0 was trained on these features; the detector
+// applies the stage itself. State: one int16 floor per bin.
+typedef struct es_norm_t es_norm_t;
+
+size_t es_norm_mem_size(void);
+// up_shift (1..15): the floor rises by 1/2^up_shift of the gap per hop (time constant
+// 2^up_shift hops). Returns a handle inside mem, or NULL if mem is NULL, mem_len too
+// small or up_shift out of range.
+es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned up_shift);
+// Forget the floors (as after init); up_shift is kept.
+void es_norm_reset(es_norm_t *n);
+// Normalise n_hops rows of ES_MEL_BINS int8 features (row-major) into out, continuing
+// from the state left by the previous call; out may equal features (in place).
+void es_norm_run(es_norm_t *n, const int8_t *features, size_t n_hops, int8_t *out);
+
+// ---------------------------------------------------------------------------
 // Model blob (format in es_model.h). Parsing validates every offset, size and
 // the CRC-32 of the payload, and keeps pointers into the blob (no copy): the
 // blob must stay valid and unchanged while the model is in use.
@@ -66,6 +84,9 @@ typedef struct {
     uint32_t macs_per_output;     // multiply-accumulates for one streaming output
     uint32_t engine_bytes;        // es_engine_mem_size() for this model
     uint32_t payload_bytes;
+    uint8_t input_norm;           // 0: the model takes the frontend's log-mel as it is;
+                                  // 1..15: es_norm with up_shift = input_norm first
+    uint8_t reserved[3];
 } es_model_info_t;
 
 size_t es_model_mem_size(void);

@@ -776,7 +776,7 @@ static const char *es_adapt_write(es_adapt_writer_t *wr, size_t *total) {
         uint8_t *h = wr->out;
         memset(h, 0, ES_BLOB_HEADER_BYTES);
         memcpy(h, ES_BLOB_MAGIC, 4);
-        es_adapt_wr16(h + 4, ES_BLOB_VERSION);
+        es_adapt_wr16(h + 4, m->info.format_version);
         es_adapt_wr16(h + 6, ES_BLOB_HEADER_BYTES);
         es_adapt_wr32(h + 12, logistic_off + 256u);
         es_adapt_wr32(h + 16, ES_SAMPLE_RATE_HZ);
@@ -792,6 +792,7 @@ static const char *es_adapt_write(es_adapt_writer_t *wr, size_t *total) {
         es_adapt_wr32(h + 36, ES_BLOB_HEADER_BYTES);
         es_adapt_wr32(h + 40, logistic_off);
         es_adapt_wr16(h + 44, ES_BLOB_LAYER_BYTES);
+        h[46] = m->info.input_norm;
         const uint32_t total_bytes = logistic_off + 256u;
         es_adapt_wr32(h + 8, es_crc32(0, h + ES_BLOB_CRC_START,
             total_bytes - ES_BLOB_CRC_START));

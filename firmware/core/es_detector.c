@@ -14,6 +14,11 @@
 // all go through the posterior at hop n. When the gate closes the posterior is
 // cleared and the reported probability drops to 0.
 //
+// Input normalisation. When the model's blob sets input_norm, every row goes through
+// es_norm (earshot.h) after the VAD has seen it and before it enters the pre-roll; the
+// floors are updated at every hop, gate open or closed, so the model's input does not
+// depend on the gate. The VAD always sees the frontend's log-mel.
+//
 // With vad_enabled = 0 the engine runs on every hop (the first hop after
 // init/reset replays one row, which is the same as pushing it); the VAD still
 // runs, so ES_FLAG_VAD and vad_open_hops report what the gate would have done.
@@ -42,6 +47,7 @@ struct es_detector_t {
     es_detector_config_t cfg;
     es_detector_stats_t stats;
     es_vad_t vad;
+    es_norm_t norm;          // used when the model's input_norm != 0
     es_posterior_t post;
 };
 
@@ -107,6 +113,9 @@ es_detector_t *es_detector_init(void *mem, size_t mem_len, const es_model_t *m,
         es_vad_init(&d->vad, NULL) != ES_OK) {
         return NULL;
     }
+    if (info.input_norm != 0) {
+        es_norm_setup(&d->norm, info.input_norm);
+    }
     d->model = m;
     d->cfg = c;
     d->input_frames = info.input_frames;
@@ -129,6 +138,7 @@ void es_detector_reset(es_detector_t *d) {
     es_frontend_reset(d->fe);
     es_engine_reset(d->engine);
     es_vad_reset(&d->vad);
+    es_norm_reset(&d->norm);
     es_posterior_clear(&d->post);
     memset(d->preroll, 0, (size_t)d->capacity * ES_MEL_BINS);
     memset(&d->stats, 0, sizeof(d->stats));
@@ -186,6 +196,9 @@ static unsigned es_detector_hop(es_detector_t *d, const int16_t *samples) {
     if (es_vad_update(&d->vad, row)) {
         flags |= ES_FLAG_VAD;
         d->stats.vad_open_hops++;
+    }
+    if (d->norm.up_shift != 0) {
+        es_norm_update(&d->norm, row, row);
     }
     int run = !d->cfg.vad_enabled || (flags & ES_FLAG_VAD);
     if (run) {

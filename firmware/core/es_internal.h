@@ -112,6 +112,24 @@ void es_vad_reset(es_vad_t *v);
 int es_vad_update(es_vad_t *v, const int8_t *features);
 
 // ---------------------------------------------------------------------------
+// Input normalisation (es_norm.c; public entry points in earshot.h).
+#define ES_NORM_MIN_FLOOR (-112)   // lowest floor, int8 feature value (as the VAD's)
+#define ES_NORM_MAX_UP_SHIFT (15u)
+
+struct es_norm_t {
+    int16_t floor_q4[ES_MEL_BINS];  // per-bin floor, steps * 16
+    uint8_t primed;                 // hops seen, up to ES_VAD_PRIME_HOPS
+    uint8_t up_shift;               // 1..ES_NORM_MAX_UP_SHIFT
+    uint8_t reserved[2];
+};
+
+// Initialise an es_norm_t embedded in another object (n not NULL, up_shift checked by the
+// caller).
+void es_norm_setup(es_norm_t *n, unsigned up_shift);
+// One hop: x (ES_MEL_BINS int8) -> out (may equal x). n and the pointers not NULL.
+void es_norm_update(es_norm_t *n, const int8_t *x, int8_t *out);
+
+// ---------------------------------------------------------------------------
 // Posterior smoothing (es_posterior.c), microWakeWord / ESPHome micro_wake_word
 // style: a ring of the last `window` uint8 probabilities; a detection fires when
 // their sum >= cutoff * window; then the ring is cleared and the next

@@ -144,7 +144,7 @@ static const char *es_model_parse_blob(es_model_t *m, const uint8_t *blob, size_
         return "bad magic";
     }
     uint16_t version = es_rd16(blob + 4);
-    if (version != ES_BLOB_VERSION) {
+    if (version < 1 || version > ES_BLOB_VERSION) {
         return "unsupported format version";
     }
     uint16_t header_bytes = es_rd16(blob + 6);
@@ -184,6 +184,11 @@ static const char *es_model_parse_blob(es_model_t *m, const uint8_t *blob, size_
     info->window = blob[33];
     info->refractory = es_rd16(blob + 34);
     info->payload_bytes = total - header_bytes;
+    info->input_norm = blob[46];
+    if (info->input_norm > ES_NORM_MAX_UP_SHIFT ||
+        (info->input_norm != 0) != (version >= ES_BLOB_VERSION_NORM)) {
+        return "input_norm outside 0..15 or not matching the format version";
+    }
     if (info->n_layers == 0 || info->n_layers > ES_MODEL_MAX_LAYERS) {
         return "layer count outside 1..ES_MODEL_MAX_LAYERS";
     }

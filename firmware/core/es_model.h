@@ -1,7 +1,9 @@
 // Earshot model blob: format and the parsed model (internal to the core; the public API
 // is es_model_parse / es_model_get_info / es_model_probability in earshot.h).
 //
-// Blob format, version 1. Little-endian, every array 4-byte aligned relative to the blob
+// Blob format, versions 1 and 2 (2 = 1 plus a non-zero input_norm; a writer uses 1 when
+// input_norm is 0, so that a reader that predates input_norm refuses only the blobs whose
+// input it would get wrong). Little-endian, every array 4-byte aligned relative to the blob
 // start, and the blob itself must start at a 4-byte aligned address (read in place: the
 // int32 arrays are used through pointers into the blob). Written by
 // host_tools/earshot/blob.py; host_tools/earshot/blob.py:describe() parses it in Python.
@@ -9,7 +11,7 @@
 // Header (ES_BLOB_HEADER_BYTES = 48 bytes):
 //   off size field
 //     0    4 magic "ESMB"
-//     4    2 format_version (ES_BLOB_VERSION)
+//     4    2 format_version: 1, or 2 when input_norm != 0
 //     6    2 header_bytes (>= 48; readers skip fields they do not know)
 //     8    4 crc32: es_crc32 (= zlib.crc32) of bytes [12, total_bytes)
 //    12    4 total_bytes: the blob's length (a longer buffer is allowed; the rest is ignored)
@@ -26,7 +28,10 @@
 //    36    4 layers_offset    offset of the layer table (n_layers records)
 //    40    4 logistic_offset  offset of the 256-byte logistic table
 //    44    2 layer_bytes      bytes per layer record (>= 48; readers skip the rest)
-//    46    2 reserved, 0
+//    46    1 input_norm     0: the model's input is the frontend's log-mel; 1..15: the
+//                           log-mel goes through es_norm (earshot.h) with up_shift =
+//                           input_norm first (the detector applies it)
+//    47    1 reserved, 0
 // Layer record (ES_BLOB_LAYER_BYTES = 48 bytes):
 //     0    1 type: ES_LAYER_CONV, ES_LAYER_DEPTHWISE or ES_LAYER_FC
 //     1    1 kernel (taps over time, >= 1; FC: 1)
@@ -57,7 +62,8 @@
 #include "earshot.h"
 
 #define ES_BLOB_MAGIC "ESMB"
-#define ES_BLOB_VERSION (1)
+#define ES_BLOB_VERSION (2)      // newest version read and written
+#define ES_BLOB_VERSION_NORM (2)  // first version with input_norm
 #define ES_BLOB_HEADER_BYTES (48)
 #define ES_BLOB_LAYER_BYTES (48)
 #define ES_BLOB_CRC_START (12)

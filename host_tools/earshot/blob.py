@@ -26,7 +26,9 @@ import zlib
 import numpy as np
 
 MAGIC = b"ESMB"
-VERSION = 1
+VERSION = 2  # newest format read and written (es_model.h ES_BLOB_VERSION)
+VERSION_NORM = 2  # first version with input_norm; a blob without it is written as 1
+MAX_INPUT_NORM = 15  # ES_NORM_MAX_UP_SHIFT
 HEADER_BYTES = 48
 LAYER_BYTES = 48
 CRC_START = 12
@@ -42,7 +44,7 @@ MEL_BINS = 40
 LAYER_TYPES = {"conv": 1, "depthwise": 2, "fc": 3}
 LAYER_NAMES = {v: k for k, v in LAYER_TYPES.items()}
 
-_HEADER = struct.Struct("<4sHHII I HHHHHH BBH II HH")
+_HEADER = struct.Struct("<4sHHII I HHHHHH BBH II H BB")
 _LAYER = struct.Struct("<BBBB HH hhhh II II II II")
 assert _HEADER.size == HEADER_BYTES and _LAYER.size == LAYER_BYTES
 
@@ -120,8 +122,9 @@ def pack(
     cutoff: float,
     window: int,
     refractory: int,
+    input_norm: int = 0,
 ) -> bytes:
-    """Pack layer dicts into a blob (format version 1).
+    """Pack layer dicts into a blob (format version 1, or 2 when ``input_norm`` is set).
 
     Each layer dict: ``type`` ("conv", "depthwise", "fc"), ``kernel``, ``stride``,
     ``in_ch``, ``out_ch``, ``input_zp``, ``output_zp``, ``act_min``, ``act_max``,
@@ -129,7 +132,9 @@ def pack(
     shape with that many elements in that order), ``bias`` (int32 [out] or None),
     ``multiplier`` and ``shift`` (int32 [out]). ``cutoff``: default probability cutoff in
     (0, 1]; ``window``: outputs averaged, 1..32; ``refractory``: outputs ignored after a
-    detection, 0..65535. ``input_frames`` and ``output_stride`` are derived from the layers.
+    detection, 0..65535. ``input_norm``: 0 (the model takes the frontend's log-mel) or the
+    up_shift 1..15 of the es_norm stage the detector applies first (earshot.h).
+    ``input_frames`` and ``output_stride`` are derived from the layers.
     The C parser (es_model_parse) performs the full validation; this raises ValueError for
     arguments it cannot encode.
     """
@@ -139,6 +144,8 @@ def pack(
         raise ValueError(f"window must be 1..{MAX_WINDOW} outputs, got {window}")
     if not 0 <= refractory <= 0xFFFF:
         raise ValueError(f"refractory must be 0..65535 outputs, got {refractory}")
+    if not 0 <= input_norm <= MAX_INPUT_NORM:
+        raise ValueError(f"input_norm must be 0..{MAX_INPUT_NORM}, got {input_norm}")
     if not 1 <= len(layers) <= MAX_LAYERS:
         raise ValueError(f"a blob holds 1..{MAX_LAYERS} layers, got {len(layers)}")
     if len(logistic) != 256:
@@ -189,7 +196,7 @@ def pack(
     body = (
         _HEADER.pack(
             MAGIC,
-            VERSION,
+            VERSION_NORM if input_norm else 1,
             HEADER_BYTES,
             0,
             total,
@@ -206,6 +213,7 @@ def pack(
             layers_off,
             logistic_off,
             LAYER_BYTES,
+            input_norm,
             0,
         )
         + records
@@ -233,7 +241,9 @@ def _schema():
     return schema
 
 
-def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: int) -> bytes:
+def from_tflite(
+    tflite_bytes: bytes, *, cutoff: float, window: int, refractory: int, input_norm: int = 0
+) -> bytes:
     """Convert a full-integer int8 ``.tflite`` (as made by ``arch.to_tflite_int8``) to a blob.
 
     Supported graph: one subgraph, a chain of CONV_2D (kernel (k, 1), stride (s, 1), VALID)
@@ -430,6 +440,7 @@ def from_tflite(tflite_bytes: bytes, *, cutoff: float, window: int, refractory: 
         cutoff=cutoff,
         window=window,
         refractory=refractory,
+        input_norm=input_norm,
     )
 
 
@@ -464,12 +475,15 @@ def describe(blob: bytes) -> dict:
         layers_off,
         logistic_off,
         layer_bytes,
+        input_norm,
         _,
     ) = _HEADER.unpack_from(blob)
     if magic != MAGIC:
         raise ValueError("bad magic")
-    if version != VERSION:
+    if not 1 <= version <= VERSION:
         raise ValueError(f"unsupported format version {version}")
+    if input_norm > MAX_INPUT_NORM or bool(input_norm) != (version >= VERSION_NORM):
+        raise ValueError(f"input_norm {input_norm} invalid for format version {version}")
     if total > len(blob) or total < header_bytes:
         raise ValueError(f"blob truncated or bad total size ({total} bytes, have {len(blob)})")
     if zlib.crc32(blob[CRC_START:total]) != crc:
@@ -547,6 +561,7 @@ def describe(blob: bytes) -> dict:
         "cutoff": cutoff,
         "window": window,
         "refractory": refractory,
+        "input_norm": input_norm,
         "layers": layers,
         "logistic": np.frombuffer(blob, np.uint8, 256, logistic_off).copy(),
         "macs_per_output": macs,
@@ -626,13 +641,16 @@ def random_model(
     cutoff: float = 0.9,
     window: int = 5,
     refractory: int = 10,
+    input_norm: int = 0,
 ) -> bytes:
     """A blob with ``random_layers(cfg, seed)`` and the logistic table of scale 1/16, zero
-    point 0. Its detections are meaningless; its cost and memory are the real ones."""
+    point 0 (``input_norm`` as in ``pack``). Its detections are meaningless; its cost and
+    memory are the real ones."""
     return pack(
         random_layers(cfg, seed),
         logistic=logistic_table(1.0 / 16.0, 0),
         cutoff=cutoff,
         window=window,
         refractory=refractory,
+        input_norm=input_norm,
     )

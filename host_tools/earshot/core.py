@@ -131,6 +131,9 @@ def _declare(so: ctypes.CDLL) -> None:
         "es_frontend_reset": (None, [p]),
         "es_frontend_run": (None, [p, p, sz, p]),
         "es_crc32": (c.c_uint32, [c.c_uint32, p, sz]),
+        "es_norm_mem_size": (sz, []),
+        "es_norm_init": (p, [p, sz, c.c_uint]),
+        "es_norm_run": (None, [p, p, sz, p]),
         "es_vad_default_params": (None, [c.POINTER(es_vad_params_t)]),
         "es_vad_init": (c.c_int, [c.POINTER(es_vad_t), c.POINTER(es_vad_params_t)]),
         "es_vad_update": (c.c_int, [c.POINTER(es_vad_t), p]),
@@ -199,6 +202,34 @@ def features(samples) -> np.ndarray:
     if n_hops:
         so.es_frontend_run(fe, _ptr(x), n_hops, _ptr(out))
     return out
+
+
+def normalize(features, up_shift: int) -> np.ndarray:
+    """The core's input normalisation (es_norm.c) over int8 log-mel ``features``, shape
+    (n_hops, 40), from a fresh state: int8 level above a per-bin adaptive floor, same shape
+    (-128 = at the floor, steps of 0.376 dB). ``up_shift`` 1..15: the floor's rising time
+    constant is 2^up_shift hops. Raises ValueError for a bad shape, dtype or up_shift."""
+    f = np.asarray(features)
+    if f.dtype != np.int8 or f.ndim != 2 or f.shape[1] != MEL_BINS:
+        raise ValueError(f"features must be int8 (n_hops, {MEL_BINS}), got {f.dtype} {f.shape}")
+    if not 1 <= int(up_shift) <= 15:
+        raise ValueError(f"up_shift must be 1..15, got {up_shift}")
+    f = np.ascontiguousarray(f)
+    so = lib()
+    mem = ctypes.create_string_buffer(so.es_norm_mem_size())
+    n = so.es_norm_init(mem, ctypes.sizeof(mem), int(up_shift))
+    out = np.empty_like(f)
+    if len(f):
+        so.es_norm_run(n, _ptr(f), len(f), _ptr(out))
+    return out
+
+
+def model_features(samples, input_norm: int = 0) -> np.ndarray:
+    """What a model sees for int16 ``samples`` in a fresh detector: ``features(samples)``,
+    then ``normalize(..., input_norm)`` when ``input_norm`` (a model's info["input_norm"])
+    is not 0. Shape (n_samples // 160, 40), int8."""
+    f = features(samples)
+    return normalize(f, input_norm) if input_norm else f
 
 
 def crc32(data: bytes, crc: int = 0) -> int:

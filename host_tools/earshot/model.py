@@ -27,6 +27,8 @@ _INFO_FIELDS = [
     ("macs_per_output", ctypes.c_uint32),
     ("engine_bytes", ctypes.c_uint32),
     ("payload_bytes", ctypes.c_uint32),
+    ("input_norm", ctypes.c_uint8),
+    ("reserved", ctypes.c_uint8 * 3),
 ]
 
 
@@ -62,7 +64,7 @@ class Model:
     mismatch", ...) for a bad blob. Attributes: ``blob`` (bytes), ``info`` (dict of every es_model_info_t field:
     format_version, n_layers, input_frames [hops], input_bins, output_stride [hops], cutoff
     [probability * 255], window [outputs], refractory [outputs], macs_per_output,
-    engine_bytes, payload_bytes), ``handle`` (the es_model_t* as ctypes.c_void_p, for other
+    engine_bytes, payload_bytes, input_norm [0, or the es_norm up_shift]), ``handle`` (the es_model_t* as ctypes.c_void_p, for other
     ctypes wrappers such as earshot.core; valid while this object lives).
     """
 
@@ -89,7 +91,7 @@ class Model:
         self.handle = ctypes.c_void_p(handle)
         info = es_model_info_t()
         so.es_model_get_info(self.handle, ctypes.byref(info))
-        self.info = {name: int(getattr(info, name)) for name, _ in _INFO_FIELDS}
+        self.info = {n: int(getattr(info, n)) for n, _ in _INFO_FIELDS if n != "reserved"}
 
     def probability(self, logit: int) -> int:
         """uint8 probability (0..255) of an int8 logit, from the blob's logistic table."""

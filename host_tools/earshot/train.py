@@ -76,6 +76,9 @@ DEFAULT_CONFIG = {
     "mining": {"rounds": 1, "top_k": 3000, "epochs": 4, "learning_rate": 0.0005},
     "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
                  "validation_snr_db": []},
+    # 0: the model takes the frontend's log-mel; 1..15: es_norm (per-bin adaptive floor,
+    # earshot.h) with that up_shift runs first, on the host here and in the device's detector.
+    "input_norm": 0,
     "threads": 2,
 }
 
@@ -149,6 +152,15 @@ class _Context:
         return np.concatenate([seg * level, gap])[-n:].astype(np.int16)
 
 
+def inputs(samples: np.ndarray, cfg: dict) -> np.ndarray:
+    """The model's input rows for int16 ``samples`` from a fresh state: int8 (n_hops, 40), by
+    the C core (``core.model_features``), so training sees what the device's detector feeds."""
+    from earshot import core
+
+    return core.model_features(np.ascontiguousarray(samples, dtype=np.int16),
+                               int(cfg["input_norm"]))
+
+
 def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, seed: int):
     """Windows of synthetic positives ``cache`` clips ``idx``; returns (x int8, y uint8)."""
     pc = cfg["positives"]
@@ -164,7 +176,7 @@ def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, se
             aug, aug_end = synth.augment(raw, len(pre) + end, rng, speech=ctx.clips)
             if rng.random() < cfg["broadband_fraction"]:
                 aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
-            feats = dataset.features(aug)
+            feats = inputs(aug, cfg)
             e = end_row(aug_end)
             n_shifts = min(pc["shifts"], max_shift + 1)
             shifts = np.sort(rng.choice(max_shift + 1, size=n_shifts, replace=False))
@@ -189,7 +201,7 @@ def synth_negative_windows(cache: dict, cfg: dict, frames: int, ctx: _Context, s
             aug, _ = synth.augment(raw, len(raw), rng, speech=ctx.clips)
             if rng.random() < cfg["broadband_fraction"]:
                 aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
-            feats = dataset.features(aug)
+            feats = inputs(aug, cfg)
             lo, hi = end_row(len(pre)) + 20, len(feats) - 1
             if hi <= lo:
                 continue
@@ -228,7 +240,7 @@ def noisy_stream(clips: list[np.ndarray], snr_db, rng: np.random.Generator,
     return np.concatenate(out) if out else np.zeros(0, np.int16)
 
 
-def noise_windows(n: int, frames: int, seed: int) -> np.ndarray:
+def noise_windows(n: int, frames: int, seed: int, cfg: dict) -> np.ndarray:
     """``n`` noise-only windows (coloured noise or hum, -60..-10 dBFS RMS)."""
     xs = []
     per = 20  # windows per generated noise stretch
@@ -240,12 +252,12 @@ def noise_windows(n: int, frames: int, seed: int) -> np.ndarray:
         else:
             x = synth.hum(length, rng)
         x = np.clip(x * 32768 * 10 ** (rng.uniform(-60, -10) / 20), -32768, 32767)
-        feats = dataset.features(x.astype(np.int16))
+        feats = inputs(x.astype(np.int16), cfg)
         xs.append(windows_ending(feats, range(frames - 1, len(feats), 8), frames)[:per])
     return np.concatenate(xs)[:n]
 
 
-def validation_probs(model, cache, idx, frames, stride, ctx, seed) -> list[np.ndarray]:
+def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg) -> list[np.ndarray]:
     """Per validation positive: probabilities at the streaming outputs from 300 ms before to
     400 ms after the end of the word (one augmented copy each, as in training)."""
     out = []
@@ -254,7 +266,7 @@ def validation_probs(model, cache, idx, frames, stride, ctx, seed) -> list[np.nd
         pre = ctx.pre(rng, frames)
         raw = np.concatenate([pre, cache["audio"][i], np.zeros(8000, np.int16)])
         aug, aug_end = synth.augment(raw, len(pre) + int(cache["end"][i]), rng, speech=ctx.clips)
-        feats = dataset.features(aug)
+        feats = inputs(aug, cfg)
         e = end_row(aug_end)
         first = frames - 1 + ((max(frames - 1, e - 30) - (frames - 1)) // stride) * stride
         rows = np.arange(first, min(len(feats), e + 41), stride)
@@ -462,7 +474,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if rc["noisy_copy_snr_db"] is not None:  # speech in broadband noise, every clip
         streams.append(noisy_stream(real, rc["noisy_copy_snr_db"],
                                     np.random.default_rng([seed, 14])))
-    stream_feats = [dataset.features(s) for s in streams]
+    stream_feats = [inputs(s, cfg) for s in streams]
     hours = len(streams[0]) / 16000 / 3600
     # validation negatives: clean and with noise/reverb, never fitted
     vrng = np.random.default_rng([seed, 13])
@@ -478,7 +490,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         w = windows_ending(f, range(frames - 1 + off, len(f), rc["stride_hops"]), frames)
         xs.append(w)
         ys.append(np.zeros(len(w), np.uint8))
-    xn = noise_windows(cfg["noise_windows"], frames, seed)
+    xn = noise_windows(cfg["noise_windows"], frames, seed, cfg)
     xs.append(xn)
     ys.append(np.zeros(len(xn), np.uint8))
     x = np.concatenate(xs)
@@ -515,8 +527,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     rep = x[np.random.default_rng([seed, 11]).choice(len(x), size=min(500, len(x)), replace=False)]
     with contextlib.redirect_stdout(sys.stderr):  # the converter prints to stdout
         tflite = arch.to_tflite_int8(model, rep)
-    pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed)
-    neg_probs = [_sigmoid(stream_logits(model, dataset.features(s), frames, stride))
+    pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed, cfg)
+    neg_probs = [_sigmoid(stream_logits(model, inputs(s, cfg), frames, stride))
                  for s in val_streams]
     det = cfg["detector"]
     cutoff, val_recall, val_fa = choose_cutoff(pos_probs, neg_probs, val_hours, det, stride,
@@ -539,6 +551,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "cutoff": cutoff,
         "window": det["window"],
         "refractory": refractory,
+        "input_norm": int(cfg["input_norm"]),
     }
     # Keep the trained network before packaging, so packaging can be redone without training.
     stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
@@ -565,6 +578,7 @@ def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:
         cutoff=summary["cutoff"],
         window=summary["window"],
         refractory=summary["refractory"],
+        input_norm=int(summary.get("input_norm", 0)),
     )
     return modelpkg.write(out_dir, wake_word, model_blob, tflite, training=summary)
 

@@ -49,7 +49,7 @@ attempt("float samples", earshot.features, array.array("f", [0.0] * hop), bytear
 attempt("int32 samples", earshot.hops, array.array("i", [0] * hop))
 attempt("not a buffer", earshot.hops, 3)
 attempt("misaligned samples", earshot.hops, memoryview(b"\0" + bytes(ramp))[1:])
-attempt("frontend args", earshot.Frontend, 1)
+attempt("frontend args", earshot.Frontend, 1, 2)
 attempt("model of int", earshot.Model, 5)
 attempt("empty blob", earshot.Model, b"")
 attempt("short blob", earshot.Model, b"ESMB")
