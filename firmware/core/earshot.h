@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define ES_VERSION_MAJOR (0)
-#define ES_VERSION_MINOR (1)
+#define ES_VERSION_MINOR (2)  // 2: es_norm, blob format 2
 
 // Frontend constants. Shared by training (through ctypes) and the device; the
 // host tools assert they equal the values stored in every model blob.

@@ -18,7 +18,9 @@
       "blob_crc32": 305419896,        # zlib.crc32 of the whole blob file
       "engine_bytes": 4096,           # es_engine_mem_size() for this model
       "macs_per_30ms": 8520,          # macs_per_output * 3 / output_stride
-      "min_earshot_version": "0.1.0",
+      "input_norm": 0,                # 0, or the es_norm up_shift the model's input needs
+                                      # (the .tflite takes normalised features then)
+      "min_earshot_version": "0.1.0", # "0.2.0" when input_norm != 0 (blob format 2)
       "training": {...}               # optional: measured numbers from the training run
     }
 
@@ -36,6 +38,7 @@ SCHEMA = 1
 FEATURE_STEP_MS = 10  # ES_HOP_SAMPLES (160) / ES_SAMPLE_RATE_HZ (16000)
 MEL_BINS = 40  # ES_MEL_BINS
 MIN_EARSHOT_VERSION = "0.1.0"
+MIN_EARSHOT_VERSION_NORM = "0.2.0"  # first release with es_norm and blob format 2
 MANIFEST = "manifest.json"
 BLOB_NAME = "model.bin"
 TFLITE_NAME = "model.tflite"
@@ -163,7 +166,9 @@ def manifest_for(wake_word: str, blob: bytes, info, cutoff: float, window: int,
         "blob_crc32": zlib.crc32(blob),
         "engine_bytes": int(info["engine_bytes"]),
         "macs_per_30ms": int(round(info["macs_per_output"] * 3 / info["output_stride"])),
-        "min_earshot_version": MIN_EARSHOT_VERSION,
+        "input_norm": int(info.get("input_norm", 0)),
+        "min_earshot_version": (MIN_EARSHOT_VERSION_NORM if info.get("input_norm")
+                                else MIN_EARSHOT_VERSION),
     }
 
 
