@@ -33,14 +33,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from accuracy import HOP_S, PAD_S, merge, negative_stream, pad
 from earshot import adapt, core, dataset
+from earshot.evaluate import HOP_S, PAD_S, merge, negative_stream, pad
 from earshot.model import Model
 
+ROOT = Path(__file__).resolve().parents[1]
 FACTORY = ROOT / "models" / "alexa" / "model.bin"
 #: Per-group pruning profile (groups: conv0, pw2, pw4, pw6, pw8 outputs); a ratio r prunes
 #: min(1, r * profile[g]) of group g. Chosen by hand from a one-group-at-a-time sweep (each

@@ -643,6 +643,45 @@ static mp_obj_t earshot_adapter_train(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_obj, 5, 5, earshot_adapter_train);
 
+// Adapter.check(embs, labels, targets, start, count) -> (n, rise, above, fires): the
+// acceptance check (es_adapt_check) of the trained weights on the held-back negatives
+// (label 3) among slots [start, start + count); the caller sums the slices.
+static mp_obj_t earshot_adapter_check(size_t n_args, const mp_obj_t *args) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
+    earshot_adapter_need_trainer(self);
+    mp_buffer_info_t lab;
+    mp_get_buffer_raise(args[2], &lab, MP_BUFFER_READ);
+    const size_t n = lab.len;
+    const uint8_t *embs = earshot_get_in(args[1], n * es_adapt_embedding_size(self->trainee_m,
+        NULL), true, MP_ERROR_TEXT("embs shorter than len(labels) * embedding_size()"));
+    const uint8_t *targets = earshot_get_in(args[3], n, true,
+        MP_ERROR_TEXT("targets shorter than labels"));
+    mp_int_t start = mp_obj_get_int(args[4]);
+    mp_int_t count = mp_obj_get_int(args[5]);
+    es_adapt_check_t acc = {0};
+    if (start < 0 || count < 0 || es_adapt_check(self->trainer, (const int8_t *)embs,
+        (const uint8_t *)lab.buf, (const int8_t *)targets, n, (size_t)start, (size_t)count,
+        &acc) != ES_OK) {
+        mp_raise_ValueError(MP_ERROR_TEXT("check: slots out of range"));
+    }
+    mp_obj_t t[4] = {
+        mp_obj_new_int_from_uint(acc.n),
+        mp_obj_new_int(acc.rise),
+        mp_obj_new_int_from_uint(acc.above),
+        mp_obj_new_int_from_uint(acc.fires),
+    };
+    return mp_obj_new_tuple(4, t);
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_check_obj, 6, 6, earshot_adapter_check);
+
+// Adapter.check_macs() -> int: MACs of one held-back negative in check().
+static mp_obj_t earshot_adapter_check_macs(mp_obj_t self_in) {
+    earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    earshot_adapter_need_trainer(self);
+    return mp_obj_new_int_from_uint(es_adapt_check_macs(self->trainer));
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(earshot_adapter_check_macs_obj, earshot_adapter_check_macs);
+
 // Adapter.write(out=None) -> int: the trained blob's size; with out (a writable buffer of
 // at least that size) also writes the blob.
 static mp_obj_t earshot_adapter_write(size_t n_args, const mp_obj_t *args) {
@@ -754,7 +793,7 @@ mp_map_elem_t earshot_engine_locals_dict_table[2];
 static MP_DEFINE_CONST_DICT(earshot_engine_locals_dict, earshot_engine_locals_dict_table);
 mp_map_elem_t earshot_detector_locals_dict_table[3];
 static MP_DEFINE_CONST_DICT(earshot_detector_locals_dict, earshot_detector_locals_dict_table);
-mp_map_elem_t earshot_adapter_locals_dict_table[9];
+mp_map_elem_t earshot_adapter_locals_dict_table[11];
 static MP_DEFINE_CONST_DICT(earshot_adapter_locals_dict, earshot_adapter_locals_dict_table);
 
 #define EARSHOT_METHOD(table, i, name, obj) \
@@ -810,6 +849,9 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     EARSHOT_METHOD(earshot_adapter_locals_dict_table, 7, MP_QSTR_prune, earshot_adapter_prune_obj);
     EARSHOT_METHOD(earshot_adapter_locals_dict_table, 8, MP_QSTR_windows,
         earshot_adapter_windows_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 9, MP_QSTR_check, earshot_adapter_check_obj);
+    EARSHOT_METHOD(earshot_adapter_locals_dict_table, 10, MP_QSTR_check_macs,
+        earshot_adapter_check_macs_obj);
     earshot_init_type(&earshot_adapter_type, MP_QSTR_Adapter, earshot_adapter_make_new,
         &earshot_adapter_locals_dict);
 
@@ -905,6 +947,8 @@ static const mp_rom_map_elem_t earshot_adapter_locals_dict_table[] = {
     { MP_ROM_QSTR(MP_QSTR_write), MP_ROM_PTR(&earshot_adapter_write_obj) },
     { MP_ROM_QSTR(MP_QSTR_prune), MP_ROM_PTR(&earshot_adapter_prune_obj) },
     { MP_ROM_QSTR(MP_QSTR_windows), MP_ROM_PTR(&earshot_adapter_windows_obj) },
+    { MP_ROM_QSTR(MP_QSTR_check), MP_ROM_PTR(&earshot_adapter_check_obj) },
+    { MP_ROM_QSTR(MP_QSTR_check_macs), MP_ROM_PTR(&earshot_adapter_check_macs_obj) },
 };
 static MP_DEFINE_CONST_DICT(earshot_adapter_locals_dict, earshot_adapter_locals_dict_table);
 

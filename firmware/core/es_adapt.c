@@ -477,6 +477,32 @@ int8_t es_adapt_trainer_logit(const es_adapt_trainer_t *t, const int8_t *emb) {
     return es_adapt_logit_of(t, es_adapt_head(t, emb));
 }
 
+uint32_t es_adapt_check_macs(const es_adapt_trainer_t *t) {
+    return t == NULL ? 0 : (uint32_t)t->in * t->out + 2u * t->out + 1u;
+}
+
+int es_adapt_check(const es_adapt_trainer_t *t, const int8_t *emb, const uint8_t *labels,
+    const int8_t *targets, size_t n, size_t start, size_t count, es_adapt_check_t *acc) {
+    if (t == NULL || emb == NULL || labels == NULL || targets == NULL || acc == NULL
+        || start > n || count > n - start) {
+        return ES_E_ARG;
+    }
+    const uint8_t cutoff = t->m->info.cutoff;
+    for (size_t i = start; i < start + count; i++) {
+        if (labels[i] != ES_ADAPT_LABEL_CHECK) {
+            continue;
+        }
+        const int8_t logit = es_adapt_logit_of(t,
+            es_adapt_head(t, emb + i * t->in));
+        const int32_t d = (int32_t)logit - targets[i];
+        acc->n++;
+        acc->rise += d;
+        acc->above += d > 0;
+        acc->fires += es_model_probability(t->m, logit) >= cutoff;
+    }
+    return ES_OK;
+}
+
 static void es_adapt_train_one(es_adapt_trainer_t *t, const int8_t *emb, uint8_t label,
     const int8_t *target) {
     const int8_t logit = es_adapt_logit_of(t, es_adapt_head(t, emb));

@@ -130,6 +130,7 @@ uint32_t es_adapt_trainer_samples(const es_adapt_trainer_t *t);
 #define ES_ADAPT_LABEL_NEGATIVE (0)
 #define ES_ADAPT_LABEL_POSITIVE (1)
 #define ES_ADAPT_LABEL_DISTILL (2)  // match the target logit (pruned student <- teacher)
+#define ES_ADAPT_LABEL_CHECK (3)  // a held-back negative: not trained on, see es_adapt_check
 #define ES_ADAPT_LABEL_EMPTY (0xFF)  // any label above ES_ADAPT_LABEL_DISTILL: an empty slot
 
 // Train on whole samples while the next one fits into max_macs. emb: n embeddings
@@ -146,6 +147,21 @@ size_t es_adapt_train_slice(es_adapt_trainer_t *t, const int8_t *emb, const uint
     const int8_t *targets, size_t n, uint32_t max_macs);
 // Logit of one embedding under the current master weights (int8, clamped as the engine).
 int8_t es_adapt_trainer_logit(const es_adapt_trainer_t *t, const int8_t *emb);
+
+// Acceptance check of a trained model on held-back negatives (label ES_ADAPT_LABEL_CHECK,
+// never trained on), whose targets are the logits the model before training gave them.
+typedef struct {
+    uint32_t n;      // CHECK samples seen
+    int32_t rise;    // sum of (logit - target): > 0 means they score higher than before
+    uint32_t above;  // samples whose logit is above their target
+    uint32_t fires;  // samples whose probability reaches the model's cutoff
+} es_adapt_check_t;
+// Accumulate slots [start, start + count) of the buffer into *acc (other labels are passed
+// over at no cost); es_adapt_check_macs() per CHECK sample, so the caller can slice it.
+// ES_OK, or ES_E_ARG (NULL pointer, range beyond n, no targets).
+uint32_t es_adapt_check_macs(const es_adapt_trainer_t *t);
+int es_adapt_check(const es_adapt_trainer_t *t, const int8_t *emb, const uint8_t *labels,
+    const int8_t *targets, size_t n, size_t start, size_t count, es_adapt_check_t *acc);
 // Write the trainer's model with the two trained layers requantized as a new blob into out
 // (cap bytes). out NULL: only *out_len (the size needed) is computed. ES_OK, or ES_E_ARG
 // with *why.

@@ -27,6 +27,7 @@ FLAG_OUTPUT = 4  # ES_FLAG_OUTPUT
 MEL_BINS = 40  # ES_MEL_BINS
 EMPTY = 0xFF  # ES_ADAPT_LABEL_EMPTY
 DISTILL = 2  # ES_ADAPT_LABEL_DISTILL
+CHECK = 3  # ES_ADAPT_LABEL_CHECK: a held-back negative for the acceptance check
 
 # Defaults shared with host_tools/earshot/adapt.py DEFAULTS (tests compare them).
 DEFAULTS = {
@@ -35,9 +36,10 @@ DEFAULTS = {
     "neg_every": 4,
     "buffer_bytes": 16384,
     "pos_share": 4,
-    "lr": 0.002,
+    "check_every": 4,
+    "lr": 0.0005,
     "distill_lr": 0.0002,
-    "pos_weight": 4,
+    "pos_weight": 1,
     "neg_weight": 1,
     "distill_gain": 8,
     "epochs": 6,
@@ -108,6 +110,15 @@ def restore(adapted=ADAPTED):
     return removed
 
 
+def accepted(check):
+    """The acceptance rule (host_tools/earshot/adapt.py accepted()): check = (n, rise,
+    above, fires) of the held-back negatives; the adapted model is kept when there are none,
+    or when they do not score higher, summed, than under the model before training and
+    none reaches the cutoff."""
+    n, rise, _, fires = check
+    return n == 0 or (rise <= 0 and fires == 0)
+
+
 class Adapter:
     """Pseudo-labelling buffer and training scheduler for `model` (the one detecting).
 
@@ -135,14 +146,19 @@ class Adapter:
         self.embs = bytearray(slots * self.emb)
         self.labels = bytearray(b"\xff" * slots)
         self.targets = bytearray(slots)
-        self.n_pos = self.n_neg = self.neg_seen = 0
+        self.n_pos = self.n_neg = self.neg_seen = self.n_kept_neg = 0
+        self.check = None  # (n, rise, above, fires) of the last training's acceptance check
         self.ring = bytearray(2 * self.frames * MEL_BINS)
-        self.fe = _earshot.Frontend()
+        # The model's own input features (its input normalisation, when the blob asks).
+        self.fe = _earshot.Frontend(model.info().get("input_norm", 0))
         self.feats = bytearray(0)
         self.slot = 0
         self.hop = 0
-        self.remaining = -1  # samples left to train; -1: not training
+        self.remaining = -1  # samples left to train; 0: checking; -1: idle
         self.sample_macs = 0
+        self.check_at = 0
+        self.rejected = False
+        self.finished = False  # True once a training and its check have ended
 
     def buffer_bytes(self):
         return len(self.embs) + len(self.labels) + len(self.targets)
@@ -200,7 +216,13 @@ class Adapter:
             logit = self.c.logit(window)
             q = self.model.probability(logit)
             if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
-                label = cand if self.student is None else DISTILL
+                label = cand
+                if not cand:
+                    self.n_kept_neg += 1
+                    if c["check_every"] and self.n_kept_neg % c["check_every"] == 0:
+                        label = CHECK
+                if self.student is not None:
+                    label = DISTILL
                 slot = self._add(cand, None, logit, label)
                 emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
                 self.c.keep(window, emb, cand)
@@ -215,11 +237,26 @@ class Adapter:
         self.sample_macs = self.c.train_begin(lr_q24, c["pos_weight"], c["neg_weight"],
                                               c["distill_gain"])
         self.remaining = c["epochs"] * self.slots
+        self.check_at = 0
+        self.check = [0, 0, 0, 0]
+
+    def _check_slice(self):
+        # One slice of the acceptance check: as many buffer slots as cfg slice_macs pays for
+        # if all were held-back negatives. Returns True when the whole buffer is checked.
+        per = max(1, self.cfg["slice_macs"] // self.c.check_macs())
+        count = min(per, self.slots - self.check_at)
+        got = self.c.check(self.embs, self.labels, self.targets, self.check_at, count)
+        for i in range(4):
+            self.check[i] += got[i]
+        self.check_at += count
+        return self.check_at >= self.slots
 
     def step(self, force=False):
         """Between two detector blocks: start training once ready (or forced), then run one
-        slice of at most cfg slice_macs MACs. Returns the adapted blob (a bytearray) when
-        training has just finished, else None."""
+        slice of at most cfg slice_macs MACs (training, then the acceptance check). Returns
+        the adapted blob (a bytearray) when it has just finished and passed the check, else
+        None; self.check then holds (n, rise, above, fires) and self.rejected tells whether
+        the adapted model was refused (the model in use stays)."""
         if self.remaining < 0:
             if not (force or self.ready()) or not self.n_pos or not self.n_neg:
                 return None
@@ -229,16 +266,26 @@ class Adapter:
             done = self.c.train(self.embs, self.labels, self.targets, budget)
             if done == 0:
                 raise ValueError("slice_macs fits no training sample")
-            self.remaining -= done
-            if self.remaining > 0:
-                return None
+            self.remaining = max(0, self.remaining - done)  # empty slots cost nothing
+            return None
+        if not self._check_slice():
+            return None
+        self.remaining = -1
+        self.finished = True
+        self.rejected = not accepted(self.check)
+        if self.rejected:
+            return None
         blob = bytearray(self.c.write())
         self.c.write(blob)
-        self.remaining = -1
         return blob
 
+    def training(self):
+        """True while training or checking (between the first and the last slice)."""
+        return self.remaining >= 0
+
     def train_all(self):
-        """Run every slice now (tests, or a board with time to spare); returns the blob."""
+        """Run every slice now (tests, or a board with time to spare); returns the blob, or
+        None (no positives or negatives, or refused by the acceptance check)."""
         while True:
             blob = self.step(force=True)
             if blob is not None or self.remaining < 0:
@@ -263,8 +310,9 @@ def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
     """Adapt the current model (load_model()) on recordings: each file (raw int16 little-
     endian PCM at 16 kHz) is one stream through a fresh detector and the Adapter, read in
     blocks of block_hops hops. Then train in slices and save atomically to save_to.
-    Prints 'ADAPT <positives> <negatives> <bytes> <crc32>' and returns the blob (None when
-    the buffer lacks positives or negatives; nothing is saved then)."""
+    Prints 'CHECK <n> <rise> <above> <fires>' (the acceptance check, when it ran) and
+    'ADAPT <positives> <negatives> <bytes> <crc32>' and returns the blob (None when the buffer
+    lacks positives or negatives or the check refused the model; nothing is saved then)."""
     model, _ = load_model()
     det = _earshot.Detector(model)
     ad = Adapter(model, cfg)
@@ -286,6 +334,8 @@ def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
                 det.run(samples, probs, flags)
                 ad.observe(samples, probs, flags)
     blob = ad.train_all()
+    if ad.check is not None:
+        print("CHECK", *ad.check)
     if blob is None:
         print("ADAPT", ad.n_pos, ad.n_neg, 0, 0)
         return None

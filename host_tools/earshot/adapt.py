@@ -31,7 +31,7 @@ MEL_BINS = core.MEL_BINS
 DATA_AWARE = 1
 WEIGHT_NORM = 0
 #: Buffer labels (ES_ADAPT_LABEL_* in es_adapt.h).
-NEGATIVE, POSITIVE, DISTILL, EMPTY = 0, 1, 2, 0xFF
+NEGATIVE, POSITIVE, DISTILL, CHECK, EMPTY = 0, 1, 2, 3, 0xFF
 
 #: Defaults shared with firmware/modules/es_adapt.py (keep equal; the tests compare).
 DEFAULTS = {
@@ -40,9 +40,10 @@ DEFAULTS = {
     "neg_every": 4,  # keep one negative candidate in this many
     "buffer_bytes": 16384,  # pseudo-label buffer: embeddings + one label byte each
     "pos_share": 4,  # positives get 1 / pos_share of the buffer's slots
-    "lr": 0.002,  # learning rate (Q24 in the C trainer)
+    "check_every": 4,  # every 4th kept negative is held back for the acceptance check
+    "lr": 0.0005,  # learning rate (Q24 in the C trainer)
     "distill_lr": 0.0002,  # learning rate of a pruned student (its L2 loss oscillates at lr)
-    "pos_weight": 4,
+    "pos_weight": 1,
     "neg_weight": 1,
     "distill_gain": 8,  # negatives: gradient per logit step above the teacher's logit
     "epochs": 6,  # passes over the buffer
@@ -50,6 +51,15 @@ DEFAULTS = {
     "min_pos": 4,  # the board starts training with at least this many positives ...
     "min_neg": 64,  # ... and negatives
 }
+
+
+class es_adapt_check_t(ctypes.Structure):
+    _fields_ = [
+        ("n", ctypes.c_uint32),
+        ("rise", ctypes.c_int32),
+        ("above", ctypes.c_uint32),
+        ("fires", ctypes.c_uint32),
+    ]
 
 
 class es_adapt_train_params_t(ctypes.Structure):
@@ -89,6 +99,8 @@ def _lib() -> ctypes.CDLL:
         "es_adapt_trainer_samples": (c.c_uint32, [p]),
         "es_adapt_train_slice": (sz, [p, p, p, p, sz, c.c_uint32]),
         "es_adapt_trainer_logit": (c.c_int8, [p, p]),
+        "es_adapt_check_macs": (c.c_uint32, [p]),
+        "es_adapt_check": (c.c_int, [p, p, p, p, sz, sz, sz, c.POINTER(es_adapt_check_t)]),
         "es_adapt_trainer_write": (c.c_int, [p, p, sz, c.POINTER(sz), why]),
         "es_adapt_importance": (c.c_int, [p, p, c.c_int, p]),
         "es_adapt_select": (c.c_int, [p, p, p, p]),
@@ -265,6 +277,18 @@ class Trainer:
         e = np.ascontiguousarray(emb, dtype=np.int8).reshape(self.emb_bytes)
         return int(_lib().es_adapt_trainer_logit(self.handle, _ptr(e)))
 
+    def check(self, embs, labels, targets) -> dict:
+        """Acceptance check on the CHECK slots (es_adapt_check): n, rise (sum of logit -
+        target), above (logit > target), fires (probability >= the model's cutoff)."""
+        e, lab, tg = self._check(embs, labels, targets)
+        if tg is None:
+            raise ValueError("check needs the targets (logits before training)")
+        acc = es_adapt_check_t()
+        n = e.shape[0]
+        if _lib().es_adapt_check(self.handle, _ptr(e), _ptr(lab), _ptr(tg), n, 0, n, acc) != 0:
+            raise ValueError("es_adapt_check rejected its arguments")
+        return {k: int(getattr(acc, k)) for k in ("n", "rise", "above", "fires")}
+
     def write(self) -> bytes:
         """The adapted blob (the two trained layers requantized)."""
         so = _lib()
@@ -364,7 +388,7 @@ class PseudoLabeler:
         self.embs = np.zeros((slots, self.emb_bytes), dtype=np.int8)
         self.labels = np.full(slots, EMPTY, dtype=np.uint8)
         self.targets = np.zeros(slots, dtype=np.int8)
-        self.n_pos = self.n_neg = self.neg_seen = 0
+        self.n_pos = self.n_neg = self.neg_seen = self.n_kept_neg = 0
 
     @property
     def buffer_bytes(self) -> int:
@@ -410,6 +434,10 @@ class PseudoLabeler:
                     if cand:
                         self.fwd(window, self.pos_stats)
                 label = cand
+                if not cand:
+                    self.n_kept_neg += 1
+                    if self.cfg["check_every"] and self.n_kept_neg % self.cfg["check_every"] == 0:
+                        label = CHECK
                 if self.student is not None:
                     emb = self.student(window)[1]
                     label = DISTILL
@@ -419,7 +447,8 @@ class PseudoLabeler:
         """Run a fresh detector over int16 ``samples`` and observe it."""
         det = core.Detector(self.model)
         res = det.run(samples)
-        self.observe(core.features(samples), res.probs, res.flags)
+        feats = core.model_features(samples, self.model.info.get("input_norm", 0))
+        self.observe(feats, res.probs, res.flags)
 
 
 @dataclass
@@ -437,11 +466,21 @@ class AdaptResult:
     info: dict = field(default_factory=dict)
 
 
-def train_buffer(model: Model, pl: PseudoLabeler, cfg: dict | None = None) -> tuple[bytes, int]:
-    """Fine-tune ``model`` on ``pl``'s buffer; returns (blob, learning memory bytes)."""
+def accepted(check: dict) -> bool:
+    """The acceptance rule (firmware/modules/es_adapt.py accepted()): the held-back
+    negatives must not score higher, summed, than before training, and none may fire."""
+    return check["n"] == 0 or (check["rise"] <= 0 and check["fires"] == 0)
+
+
+def train_buffer(
+    model: Model, pl: PseudoLabeler, cfg: dict | None = None
+) -> tuple[bytes, int, dict | None]:
+    """Fine-tune ``model`` on ``pl``'s buffer; returns (blob, learning memory bytes, the
+    acceptance check or None). When the check fails, the blob is ``model``'s own."""
     c = {**DEFAULTS, **(cfg or {})}
     lr = c["lr"] if pl.student is None else c["distill_lr"]
     t = Trainer(model, lr, c["pos_weight"], c["neg_weight"], c["distill_gain"])
+    check = None
     if pl.n_pos and pl.n_neg:
         t.train(
             pl.embs,
@@ -450,7 +489,10 @@ def train_buffer(model: Model, pl: PseudoLabeler, cfg: dict | None = None) -> tu
             slice_macs=c["slice_macs"],
             targets=pl.targets,
         )
-    return t.write(), t.mem_bytes
+        check = t.check(pl.embs, pl.labels, pl.targets)
+        if not accepted(check):
+            return bytes(model.blob), t.mem_bytes, check
+    return t.write(), t.mem_bytes, check
 
 
 def adapt(
@@ -473,9 +515,10 @@ def adapt(
     pl = PseudoLabeler(model, cfg)
     for s in streams:
         pl.run_stream(s)
-    adapted, mem = train_buffer(model, pl, cfg)
+    adapted, mem, check = train_buffer(model, pl, cfg)
+    info = {"check": check, "accepted": check is None or accepted(check)}
     if not np.any(np.asarray(prune_ratio) > 0):
-        return AdaptResult(adapted, None, pl.n_pos, pl.n_neg, mem, pl.buffer_bytes)
+        return AdaptResult(adapted, None, pl.n_pos, pl.n_neg, mem, pl.buffer_bytes, info=info)
     teacher = Model(adapted)
     scores = importance(teacher, pl.pos_stats if pl.pos_stats.windows else pl.stats, mode)
     keep = select(pl.stats, scores, prune_ratio)
@@ -484,8 +527,10 @@ def adapt(
     pl2 = PseudoLabeler(teacher, cfg, with_stats=False, student=student)
     for s in streams:
         pl2.run_stream(s)
-    out, mem2 = train_buffer(student, pl2, cfg)
-    return AdaptResult(out, pruned, pl2.n_pos, pl2.n_neg, max(mem, mem2), pl2.buffer_bytes, keep)
+    out, mem2, _ = train_buffer(student, pl2, cfg)
+    return AdaptResult(
+        out, pruned, pl2.n_pos, pl2.n_neg, max(mem, mem2), pl2.buffer_bytes, keep, info
+    )
 
 
 # ---------------------------------------------------------------------------------------
