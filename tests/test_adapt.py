@@ -22,6 +22,7 @@ from earshot import adapt, blob, core, deploy, natmod
 from earshot.cli import main as cli_main
 from earshot.model import Engine, Model
 from earshot.paths import FIRMWARE, MODELS
+from earshot.telemetry import DETECT, HELLO, Decoder
 from earshot.vboard import VirtualBoard, micropython_executable
 
 FACTORY = MODELS / "alexa" / "model.bin"
@@ -169,6 +170,37 @@ def test_training_separates_pseudo_labels_and_respects_slices(factory, feats):
     assert np.mean(diffs) < 2
 
 
+def test_acceptance_check_counts_rises_and_fires(factory, feats):
+    m = Model(factory)
+    fwd = adapt.Forward(m)
+    embs = np.array([fwd(w)[1] for w in _windows(m, feats)[2]])
+    t = adapt.Trainer(m, lr=0.001)
+    logits = np.array([t.logit(e) for e in embs], np.int64)
+    n = len(embs)
+    labels = np.full(n, adapt.NEGATIVE, np.uint8)
+    labels[::2] = adapt.CHECK  # only these count
+    chk = labels == adapt.CHECK
+    same = t.check(embs, labels, logits.astype(np.int8))
+    fires = sum(m.probability(int(x)) >= m.info["cutoff"] for x in logits[chk])
+    assert same == {"n": int(chk.sum()), "rise": 0, "above": 0, "fires": int(fires)}
+    # Targets 3 below the logits: every held-back negative rose by 3 -> refused.
+    lower = np.clip(logits - 3, -128, 127)
+    got = t.check(embs, labels, lower.astype(np.int8))
+    assert got["rise"] == int((logits - lower)[chk].sum()) > 0
+    assert got["above"] == int(((logits - lower)[chk] > 0).sum())
+    assert not adapt.accepted(got)
+    higher = np.clip(logits + 3, -128, 127)
+    got = t.check(embs, labels, higher.astype(np.int8))
+    assert got["rise"] < 0 and got["above"] == 0
+    assert adapt.accepted(got) == (got["fires"] == 0)
+    assert adapt.accepted({"n": 0, "rise": 0, "above": 0, "fires": 0})
+    # Training never steps on held-back negatives.
+    only_check = np.full(n, adapt.CHECK, np.uint8)
+    t2 = adapt.Trainer(m, lr=0.01)
+    t2.train(embs, only_check, n)
+    assert t2.write() == adapt.Trainer(m, lr=0.01).write()
+
+
 def test_learning_memory_within_10_kb(factory):
     m = Model(factory)
     assert adapt.learning_memory_bytes(m) <= 10 * 1024
@@ -261,6 +293,7 @@ def _cfg_for(factory_blob, streams):
         "min_pos": 1,
         "min_neg": 1,
         "epochs": 3,
+        "check_every": 0,  # compared on its own in test_board_acceptance_check_equals_host
     }
 
 
@@ -283,6 +316,27 @@ def test_board_adaptation_equals_host_byte_for_byte(flash, factory):
     assert host.blob != factory
     proc = _mpy(flash, "import es_adapt\nprint(es_adapt.load_model()[1])")
     assert proc.stdout.strip() == "adapted.bin"
+
+
+@pytest.mark.parametrize("check_every", [2, 3])
+def test_board_acceptance_check_equals_host(flash, factory, check_every):
+    _d, _, streams = flash
+    cfg = {**_cfg_for(factory, streams), "check_every": check_every}
+    host = adapt.adapt(factory, streams, cfg)
+    chk = host.info["check"]
+    assert chk is not None and chk["n"] > 0
+    names = [f"s{i}.raw" for i in range(len(streams))]
+    code = f"import es_adapt\nes_adapt.restore()\nes_adapt.run_files({names!r}, {cfg!r})\n"
+    proc = _mpy(flash, code)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    line = [x for x in out if x.startswith("CHECK")][-1].split()
+    assert [int(v) for v in line[1:]] == [chk["n"], chk["rise"], chk["above"], chk["fires"]]
+    adapt_line = [x for x in out if x.startswith("ADAPT")][-1].split()
+    if host.info["accepted"]:
+        assert int(adapt_line[4]) == zlib.crc32(host.blob) and host.blob != factory
+    else:  # refused: nothing saved on the board, the host keeps the factory blob
+        assert adapt_line[3:] == ["0", "0"] and host.blob == factory
 
 
 def test_board_pruning_equals_host(flash, factory):
@@ -449,6 +503,71 @@ def test_virtual_board_adapts_and_cli_rolls_back(flash, factory, tmp_path, capsy
         assert not (board_dir / "adapted.bin").exists()
         ans = deploy.run_on_board(board.port, "import es_adapt\nprint(es_adapt.load_model()[1])")
         assert ans.decode().strip().endswith("model.bin")
+
+
+def _board_detections(out: bytes) -> tuple[dict, str]:
+    """Detection hops per stream from the loop's telemetry, and the printed text."""
+    dec = Decoder()
+    per = {}
+    stream = None
+    for f in dec.feed(out):
+        if f.kind == HELLO:
+            stream = f["stream"]
+            per[stream] = []
+        elif f.kind == DETECT:
+            per[stream].append(f["hop"])
+    assert dec.corrupt == 0 and dec.dropped == 0
+    return per, dec.take_text()
+
+
+@pytest.mark.slow
+def test_virtual_board_loop_adapts_while_detecting(flash, factory, tmp_path):
+    """es_loop with config adapt on: the detector keeps its outputs (the adapter only
+    listens, then trains in slices between blocks), the adapted model is saved atomically,
+    used at the next start, and not adapted again."""
+    _, _, streams = flash
+    cfg = {**_cfg_for(factory, streams), "slice_macs": 100000}
+    board_dir = tmp_path / "board"
+    board_dir.mkdir()
+    names = []
+    for i, s in enumerate(streams + streams):  # the second pass hears the trained model
+        (board_dir / f"u{i}.raw").write_bytes(s.astype("<i2").tobytes())
+        names.append(f"u{i}.raw")
+    model = tmp_path / "model.bin"
+    model.write_bytes(factory)
+    natmod.build("x64")
+    acfg = {"enabled": True, "reload": False, **cfg}
+    code = (
+        "import es_loop, _earshot\n"
+        f"es_loop.run_files({names!r}, {{'adapt': {acfg!r}}})\n"
+        "L = es_loop.LAST\n"
+        "b = L.adapted\n"
+        "print('LOOP', len(b), _earshot.crc32(b), L.adapt_blocks, L.adapter is None)\n"
+    )
+    again = (
+        "import es_loop\n"
+        f"es_loop.run_files({names[:1]!r}, {{'adapt': {{'enabled': True}}}})\n"
+        "print('AGAIN', es_loop.LAST.adapter is None)\n"
+    )
+    with VirtualBoard(board_dir) as board:
+        deploy.deploy(board.port, model=model)
+        per, text = _board_detections(deploy.run_on_board(board.port, code, timeout=600))
+        adapted = (board_dir / "adapted.bin").read_bytes()
+        per2, text2 = _board_detections(deploy.run_on_board(board.port, again, timeout=600))
+    line = [x for x in text.splitlines() if x.startswith("LOOP")][-1].split()
+    assert int(line[1]) == len(adapted) and int(line[2]) == zlib.crc32(adapted)
+    assert adapted != factory
+    Model(adapted)  # parses, CRC checked
+    # Training and the check took several loop iterations (slices of <= slice_macs MACs;
+    # empty buffer slots cost nothing), and the adapter was released afterwards.
+    assert int(line[3]) > 2
+    assert line[4] == "True"
+    # reload off: every stream detected as the factory model alone would.
+    fm = Model(factory)
+    assert per == {i: core.Detector(fm).run(s).detections for i, s in enumerate(streams * 2)}
+    # Next start: the adapted model detects, no second adaptation.
+    assert "AGAIN True" in text2
+    assert per2 == {0: core.Detector(Model(adapted)).run(streams[0]).detections}
 
 
 def test_cli_adapt_host_and_errors(tmp_path, capsys):

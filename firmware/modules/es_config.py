@@ -17,6 +17,13 @@
 #   block_hops   hops (10 ms each) read and processed per loop iteration
 #   stats_every  hops between two STATS telemetry frames
 #   autostart    true: main.py starts the detector loop at boot
+#   adapt        on-device adaptation while listening (es_adapt.py, es_loop.py), off by
+#                default: {"enabled": true} turns it on; other keys override es_adapt.DEFAULTS
+#                (e.g. "slice_macs": MACs of training per loop iteration, "min_pos" /
+#                "min_neg": pseudo-labels before training starts) plus "save_to" (where
+#                the adapted model goes, "adapted.bin") and "reload" (true: detect with the
+#                adapted model as soon as it is saved). At boot the adapted model is used
+#                when its file is valid, else the configured model.
 
 import json
 import os
@@ -36,6 +43,7 @@ DEFAULTS = {
     "block_hops": 10,
     "stats_every": 100,
     "autostart": False,
+    "adapt": {"enabled": False, "save_to": "adapted.bin", "reload": True},
 }
 
 

@@ -6,6 +6,16 @@
 # allocates nothing on the heap except when a frame is sent (the CRC's integer) and
 # when STATS reads the detector's counters (a tuple), once per stats_every hops.
 #
+# Adaptation (config "adapt", off by default; es_adapt.py): with an es_adapt.Adapter, each
+# iteration also hands the block to adapter.observe() (pseudo-labels: a non-streaming
+# forward pass per kept window) and runs one adapter.step(): at most cfg slice_macs MACs of
+# training or acceptance check, so detection never waits for more than one slice. When the
+# adapted model is ready and accepted, on_adapted(blob) saves it (es_adapt.save: temp file,
+# flush, rename) and may return a new detector, used from the next block on. One adaptation
+# per session; a refused one (acceptance check) keeps the model in use. The adapted model
+# is used at boot when its file is valid; adaptation only runs on the configured model (call
+# es_adapt.restore(), or `earshot adapt --rollback`, to start over).
+#
 # Entry points: start() (config from earshot.json; what main.py calls) and run_files()
 # (a list of recordings as separate streams, for tests and the demo).
 
@@ -17,16 +27,23 @@ from es_telemetry import Telemetry
 HOP_SAMPLES = 160  # ES_HOP_SAMPLES, firmware/core/earshot.h
 HOP_BYTES = HOP_SAMPLES * 2
 FLAG_DETECT = 8  # ES_FLAG_DETECT
+LAST = None  # the Loop of the last run_files() call (tests read its adaptation results)
 
 
 class Loop:
     """Runs `detector` (an earshot.Detector, or anything with the same run/stats/reset)
     over audio sources, reporting on `telemetry` (an es_telemetry.Telemetry)."""
 
-    def __init__(self, detector, telemetry, block_hops=10, stats_every=100):
+    def __init__(self, detector, telemetry, block_hops=10, stats_every=100, adapter=None,
+                 on_adapted=None):
         if block_hops < 1 or stats_every < 1:
             raise ValueError("block_hops and stats_every must be >= 1")
         self.detector = detector
+        self.adapter = adapter  # es_adapt.Adapter or None
+        self.on_adapted = on_adapted  # callable(blob) -> new detector or None
+        self.adapt_us_max = 0  # longest adapter observe + step of one iteration (us)
+        self.adapt_blocks = 0  # iterations in which the adapter trained or checked
+        self.adapted = None  # after adaptation: the saved blob, or False when refused
         self.tel = telemetry
         self.block_hops = block_hops
         self.stats_every = stats_every
@@ -42,6 +59,8 @@ class Loop:
         det, tel, buf = self.detector, self.tel, self.buf
         probs, flags = self.probs, self.flags
         det.reset()
+        if self.adapter is not None:
+            self.adapter.new_stream()
         tel.hello(stream, params[0], params[1], params[2], params[3], self.stats_every)
         ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
         hop = detections = since = 0
@@ -71,6 +90,12 @@ class Loop:
                         if flags[i] & FLAG_DETECT:
                             tel.detect(hop + i, probs[i])
                     detections += n
+                if self.adapter is not None:
+                    new = self._adapt(samples, probs, flags)
+                    if new is not None:  # detect with the adapted model from now on
+                        det = self.detector = new
+                        det.reset()
+                        last = (0, 0, 0, 0)
                 hop += n_hops
                 since += n_hops
                 if since >= self.stats_every:
@@ -83,6 +108,25 @@ class Loop:
                 self._stats(hop, since, last, detections, us_sum, us_max)
             tel.end(stream, hop, detections)
         return hop, detections
+
+    def _adapt(self, samples, probs, flags):
+        # One adapter slice after a detector block; returns a new detector or None.
+        ad = self.adapter
+        t0 = time.ticks_us()
+        ad.observe(samples, probs, flags)
+        blob = ad.step()
+        if ad.training() or ad.finished:
+            self.adapt_blocks += 1
+        dt = time.ticks_diff(time.ticks_us(), t0)
+        self.adapt_us_max = max(self.adapt_us_max, dt)
+        if not ad.finished:
+            return None
+        self.adapter = None  # one adaptation per session; its buffers can be collected
+        if blob is None:
+            self.adapted = False
+            return None
+        self.adapted = blob
+        return self.on_adapted(blob) if self.on_adapted is not None else None
 
     def _stats(self, hop, hops, last, detections, us_sum, us_max):
         now = self.detector.stats()  # (hops, model_hops, detections, vad_open_hops)
@@ -102,13 +146,59 @@ def _params(model, cfg):
     return tuple(out)
 
 
-def _detector(cfg):
+ADAPT_KEYS = ("enabled", "save_to", "reload")  # config "adapt" keys besides es_adapt's
+
+
+def _make_detector(model, cfg):
     import earshot
 
-    model = earshot.load_model(cfg["model"])
-    det = earshot.Detector(model, cutoff=cfg.get("cutoff"), window=cfg.get("window"),
-                           refractory=cfg.get("refractory"), vad=cfg.get("vad", True))
-    return det, _params(model, cfg)
+    return earshot.Detector(model, cutoff=cfg.get("cutoff"), window=cfg.get("window"),
+                            refractory=cfg.get("refractory"), vad=cfg.get("vad", True))
+
+
+def _detector(cfg):
+    # (detector, params, model, adapted): the adapted model (config adapt.save_to) when its
+    # file is valid, else the configured one.
+    import earshot
+
+    model, adapted = None, False
+    path = (cfg.get("adapt") or {}).get("save_to")
+    if path:
+        try:
+            model, adapted = earshot.load_model(path), True
+        except (OSError, ValueError):
+            pass
+    if model is None:
+        model = earshot.load_model(cfg["model"])
+    return _make_detector(model, cfg), _params(model, cfg), model, adapted
+
+
+def _adaptation(cfg, model, adapted):
+    # (adapter, on_adapted) for Loop, or (None, None) when off or already adapted.
+    acfg = cfg.get("adapt") or {}
+    if not acfg.get("enabled") or adapted:
+        return None, None
+    import es_adapt
+
+    over = {}
+    for key, value in acfg.items():
+        if key in ADAPT_KEYS:
+            continue
+        if key not in es_adapt.DEFAULTS:
+            raise ValueError("unknown adapt config key: " + key)
+        over[key] = value
+    adapter = es_adapt.Adapter(model, over)
+    save_to = acfg.get("save_to") or es_adapt.ADAPTED
+
+    def on_adapted(blob):
+        es_adapt.save(blob, save_to)
+        if acfg.get("reload", True):
+            import earshot
+
+            return _make_detector(earshot.Model(blob), cfg)
+        return None
+
+    return adapter, on_adapted
 
 
 def start(cfg=None, telemetry=None):
@@ -118,11 +208,12 @@ def start(cfg=None, telemetry=None):
     import es_config
 
     cfg = es_config.load() if cfg is None else es_config.merge(cfg)
-    det, params = _detector(cfg)
+    det, params, model, adapted = _detector(cfg)
+    adapter, on_adapted = _adaptation(cfg, model, adapted)
     source = es_audio.make_source(cfg)
     tel = telemetry or Telemetry()
     try:
-        loop = Loop(det, tel, cfg["block_hops"], cfg["stats_every"])
+        loop = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted)
         return loop.run(source, 0, params)
     finally:
         source.close()
@@ -131,14 +222,17 @@ def start(cfg=None, telemetry=None):
 def run_files(paths, cfg=None, telemetry=None):
     """Run the detector over each file in `paths` as its own stream (stream id = index,
     detector reset in between), as fast as possible. `cfg` overrides es_config.DEFAULTS.
-    Returns a list of (hops, detections) per file."""
+    Returns a list of (hops, detections) per file; with config adapt enabled, the Loop's
+    adapter carries over from file to file (the Loop is in the module global LAST)."""
+    global LAST
     import es_audio
     import es_config
 
     cfg = es_config.merge(cfg or {})
-    det, params = _detector(cfg)
+    det, params, model, adapted = _detector(cfg)
+    adapter, on_adapted = _adaptation(cfg, model, adapted)
     tel = telemetry or Telemetry()
-    loop = Loop(det, tel, cfg["block_hops"], cfg["stats_every"])
+    loop = LAST = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted)
     out = []
     for i, path in enumerate(paths):
         source = es_audio.FileSource(path, realtime=False)
