@@ -6,7 +6,6 @@ bit; the detector test shows a model with input_norm sees exactly ``core.model_f
 
 import numpy as np
 import pytest
-
 from earshot import blob, core
 from earshot.model import Engine, Model
 
@@ -130,3 +129,26 @@ def test_detector_feeds_the_model_normalised_features():
     assert np.array_equal(res.probs[out], probs)
     _, raw_logits = Engine(m).run(core.features(x))
     assert not np.array_equal(raw_logits, logits)
+
+
+def test_adapter_rewrite_keeps_input_norm():
+    """es_adapt's blob writer keeps the header's input_norm and format version: pruning
+    nothing gives back the same bytes for a normalised model."""
+    from earshot import adapt
+    from earshot.paths import MODELS
+
+    d = blob.describe((MODELS / "alexa" / "model.bin").read_bytes())
+    normed = blob.pack(d["layers"], logistic=bytes(d["logistic"]), cutoff=d["cutoff"] / 255,
+                       window=d["window"], refractory=d["refractory"],
+                       input_norm=d["input_norm"] or 6)
+    m = Model(normed)
+    stats, fwd = adapt.Stats(m), adapt.Forward(m)
+    x = np.round(np.random.default_rng(6).standard_normal(16000 * 3) * 3000).astype(np.int16)
+    feats = core.model_features(x, m.info["input_norm"])
+    hops, _ = Engine(m).run(feats)
+    for h in hops[:5]:
+        fwd(feats[h + 1 - m.info["input_frames"] : h + 1], stats)
+    keep = np.ones(stats.channels, np.uint8)
+    out = adapt.prune(m, stats, keep, bias_fix=True)
+    assert out == normed
+    assert blob.describe(out)["input_norm"] == m.info["input_norm"] != 0

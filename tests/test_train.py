@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-
-from earshot import arch, dataset, modelpkg, synth, train
+from earshot import arch, core, modelpkg, synth, train
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +33,19 @@ def test_package_is_complete(smoke):
     assert man["window"] == summary["window"] and man["refractory"] == summary["refractory"]
     assert summary["synthetic_positives"] >= 2 and summary["windows"] > 100
     assert json.loads((tmp / "stage" / "summary.json").read_text()) == summary
+    # configs/smoke.json asks for normalised input and a 1.5x-wide distillation teacher.
+    assert man["input_norm"] == info["input_norm"] == summary["input_norm"] == 7
+    assert info["format_version"] == 2 and man["min_earshot_version"] == "0.2.0"
+    t_arch = train.teacher_arch(arch.DEFAULT_ARCH, 1.5)
+    assert summary["teacher_macs_per_30ms"] == (
+        arch.macs_per_output(t_arch) * 3 // arch.output_stride()) > man["macs_per_30ms"]
+    assert 0.5 <= summary["teacher_train_accuracy"] <= 1.0
 
 
 def test_tflm_equals_c_engine(smoke):
     """The int8 .tflite in TFLite Micro and the Earshot engine give identical logits."""
-    from tflite_micro.python.tflite_micro import runtime
-
     from earshot.model import Engine, Model
+    from tflite_micro.python.tflite_micro import runtime
 
     tmp, _ = smoke
     man, blob = modelpkg.load(tmp / "pkg")
@@ -49,7 +54,8 @@ def test_tflm_equals_c_engine(smoke):
     frames = man["input_frames"]
     x, end = synth.render({"engine": "espeak", "voice": "en-gb", "rate": 150, "pitch": 40,
                            "gap": 0, "text": "alexa, play some music"})
-    feats = dataset.features(np.concatenate([np.zeros(16000, np.int16), x]))
+    feats = core.model_features(np.concatenate([np.zeros(16000, np.int16), x]),
+                                man["input_norm"])
     rows = list(range(frames - 1, len(feats), 7))
     assert len(rows) >= 10
     c_out, tflm_out = [], []

@@ -74,6 +74,12 @@ DEFAULT_CONFIG = {
     "learning_rate": 0.003,
     "positive_weight": 1.0,
     "mining": {"rounds": 1, "top_k": 3000, "epochs": 4, "learning_rate": 0.0005},
+    # Knowledge distillation (off when width is 0): a teacher of the same layout with every
+    # layer's filters multiplied by ``width`` is trained first (same windows, same mining);
+    # the student then learns the targets alpha * label + (1 - alpha) * sigmoid(teacher
+    # logit / temperature) (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
+    # network", 2015, with the binary cross-entropy of a single logit).
+    "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0},
     "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
                  "validation_snr_db": []},
     # 0: the model takes the frontend's log-mel; 1..15: es_norm (per-bin adaptive floor,
@@ -318,6 +324,37 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None):
     model.fit(Data(), epochs=epochs, verbose=0, callbacks=[Log()])
 
 
+def teacher_arch(arch_cfg: dict, width: float) -> dict:
+    """``arch_cfg`` with every layer's filters multiplied by ``width`` (same kernels and
+    strides, so the same receptive field and windows): the distillation teacher."""
+    t = copy.deepcopy(arch_cfg)
+    t["first"]["filters"] = int(round(t["first"]["filters"] * width))
+    for b in t["blocks"]:
+        b["filters"] = int(round(b["filters"] * width))
+    return t
+
+
+def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed):
+    """Fit ``model``, then ``mining.rounds`` rounds of adding the top-scoring windows of the
+    negative streams (weight 2) and fitting again. Returns the grown (x, y, w)."""
+    log(f"training {cfg['epochs']} epochs on {len(x)} windows")
+    _fit(model, x, y, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
+    mc = cfg["mining"]
+    for r in range(mc["rounds"]):
+        cand = [windows_ending(f, range(frames - 1, len(f), stride), frames) for f in stream_feats]
+        cand = np.concatenate(cand)
+        logits = predict(model, cand)
+        top = np.argsort(-logits)[: mc["top_k"]]
+        log(f"mining round {r + 1}: {int(np.sum(logits > 0))} of {len(cand)} negative outputs "
+            f"above p=0.5; adding the top {len(top)}")
+        x = np.concatenate([x, cand[top]])
+        y = np.concatenate([y, np.zeros(len(top), np.uint8)])
+        w = np.concatenate([w, np.full(len(top), 2.0, np.float32)])
+        del cand
+        _fit(model, x, y, w, cfg, mc["epochs"], mc["learning_rate"], log, seed + r + 1)
+    return x, y, w
+
+
 def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     """Float logits of the Keras model for int8 windows (N, T, 40): float32 (N,)."""
     from earshot.arch import features_to_input
@@ -503,24 +540,31 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     w = np.where(y == 1, weight_pos, 1.0).astype(np.float32)
     w /= w.mean()
 
-    # 3. train, then mine hard negatives on the real negative streams
-    model = arch.build_model(arch_cfg)
+    # 3. train, then mine hard negatives on the real negative streams (the teacher first,
+    # when distilling: its mined windows are kept for the student, with its soft targets)
     t0 = time.monotonic()
-    log(f"training {cfg['epochs']} epochs on {len(x)} windows")
-    _fit(model, x, y, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
-    mc = cfg["mining"]
-    for r in range(mc["rounds"]):
-        cand = [windows_ending(f, range(frames - 1, len(f), stride), frames) for f in stream_feats]
-        cand = np.concatenate(cand)
-        logits = predict(model, cand)
-        top = np.argsort(-logits)[: mc["top_k"]]
-        log(f"mining round {r + 1}: {int(np.sum(logits > 0))} of {len(cand)} negative outputs "
-            f"above p=0.5; adding the top {len(top)}")
-        x = np.concatenate([x, cand[top]])
-        y = np.concatenate([y, np.zeros(len(top), np.uint8)])
-        w = np.concatenate([w, np.full(len(top), 2.0, np.float32)])
-        del cand
-        _fit(model, x, y, w, cfg, mc["epochs"], mc["learning_rate"], log, seed + r + 1)
+    dc = cfg["distill"]
+    teacher_info = None
+    if dc["width"]:
+        t_arch = teacher_arch(arch_cfg, float(dc["width"]))
+        teacher = arch.build_model(t_arch, name="teacher")
+        log(f"teacher: filters x{dc['width']}, "
+            f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
+        x, y, w = _train_and_mine(teacher, x, y, w, stream_feats, frames, stride, cfg, log,
+                                  seed + 100)
+        t_logits = predict(teacher, x)
+        soft = 1.0 / (1.0 + np.exp(-t_logits / float(dc["temperature"])))
+        targets = (dc["alpha"] * y + (1.0 - dc["alpha"]) * soft).astype(np.float32)
+        teacher_info = {"teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
+                        "teacher_train_accuracy": round(float(np.mean((t_logits > 0) == y)), 4)}
+        log(f"teacher accuracy on the training windows {teacher_info['teacher_train_accuracy']}")
+        model = arch.build_model(arch_cfg)
+        log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
+        _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
+        del teacher
+    else:
+        model = arch.build_model(arch_cfg)
+        x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed)
     train_s = time.monotonic() - t0
 
     # 4. int8 conversion and detector settings (training side only)
@@ -553,6 +597,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "refractory": refractory,
         "input_norm": int(cfg["input_norm"]),
     }
+    if teacher_info is not None:
+        summary.update(teacher_info)
     # Keep the trained network before packaging, so packaging can be redone without training.
     stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
     stage.mkdir(parents=True, exist_ok=True)
