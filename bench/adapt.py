@@ -12,15 +12,20 @@ one detection fires (as bench/accuracy.py). False accepts: the held-out negative
 (``earshot.dataset.heldout_negatives``), shuffled with seed 0 and joined with 0.5 s gaps
 into one stream, detections within 1.5 s merged (bench/accuracy.py), per user's model.
 
-Reported per user and averaged: recall and FA/h before (factory) and after adaptation, for
-the adapted model and for models pruned at ``--ratios`` (data-aware importance, bias
-correction, then fine-tuned); blob bytes and MACs per output before and after pruning;
+Reported per user and averaged: recall and FA/h before (factory) and after adaptation (the
+adapted model, or the factory one where the on-device acceptance check refused it:
+``users_accepted``), for the adapted model and for models pruned at ``--ratios`` (group
+ratios from PROFILE; data-aware importance, bias correction, then fine-tuned); blob bytes
+and MACs per output before and after pruning;
 ``pruned_blob_ratio`` / ``pruned_macs_ratio`` / ``recall_pruned`` / ``fa_per_hour_pruned``
 at ``--main-ratio``. ``--png`` writes the size-vs-recall curve (averaged over users).
 ``--vboard`` also runs user 0's adaptation through the virtual board (firmware/modules/
 es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 
+``--sweep`` derives PROFILE instead (see sweep(); adaptation data only).
+
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
+    python bench/adapt.py --sweep [--sweep-users 3]
 """
 
 from __future__ import annotations
@@ -40,10 +45,21 @@ from earshot.model import Model
 ROOT = Path(__file__).resolve().parents[1]
 FACTORY = ROOT / "models" / "alexa" / "model.bin"
 #: Per-group pruning profile (groups: conv0, pw2, pw4, pw6, pw8 outputs); a ratio r prunes
-#: min(1, r * profile[g]) of group g. Chosen by hand from a one-group-at-a-time sweep (each
-#: group pruned by half, no fine-tuning, user 0's pseudo-labels): the pw2 and pw8 outputs
-#: lost the most recall, the pw6 outputs none.
-PROFILE = (1.0, 0.0, 1.0, 1.4, 0.0)
+#: min(1, r * profile[g]) of group g, so --main-ratio 0.5 prunes profile / 2. Derived by
+#: `python bench/adapt.py --sweep` (see sweep(): the candidates of SWEEP_GRID that meet the
+#: size targets, ranked on the adaptation data of the first users only, no ground truth):
+PROFILE = (0.5, 0.0, 1.0, 1.5, 1.5)
+#: Sweep candidates: the ratios tried per group (the product, filtered by the size targets,
+#: keeping only the minimal ones: pruning more than a passing candidate never helps).
+SWEEP_GRID = (
+    (0.0, 0.125, 0.25),
+    (0.0, 0.25),
+    (0.25, 0.5, 0.75),
+    (0.5, 0.625, 0.75, 0.875),
+    (0.5, 0.625, 0.75, 0.875),
+)
+#: Size targets of the pruned model (issue 6): blob >= 2x smaller, MACs >= 1.5x fewer.
+BLOB_TARGET, MACS_TARGET = 2.0, 1.5
 
 
 def ratios_for(r: float) -> list[float]:
@@ -98,6 +114,8 @@ def run(args, log=print) -> dict:
             "files": f"{files[0].name}..{files[-1].name}",
             "positives": res.positives,
             "negatives": res.negatives,
+            "accepted": res.info["accepted"],
+            "check": res.info["check"],
             "recall_before": rec_before,
             "recall_after": recall(res.blob, test),
             "fa_before": fa_before,
@@ -134,6 +152,7 @@ def run(args, log=print) -> dict:
         "recall_after": avg("recall_after"),
         "fa_per_hour_before": avg("fa_before") / hours,
         "fa_per_hour_after": avg("fa_after") / hours,
+        "users_accepted": sum(bool(r["accepted"]) for r in per_user),
         "main_ratio": args.main_ratio,
         "recall_pruned": avg("recall_pruned"),
         "fa_per_hour_pruned": avg("fa_pruned") / hours,
@@ -159,6 +178,55 @@ def run(args, log=print) -> dict:
         "seconds": round(time.time() - t0, 1),
     }
     return out
+
+
+def _fires(blob: bytes, streams) -> list[bool]:
+    model = Model(blob)
+    return [bool(core.Detector(model).run(s).detections) for s in streams]
+
+
+def sweep(args, log=print) -> dict:
+    """Derive PROFILE without ground truth: every minimal SWEEP_GRID candidate whose pruned
+    blob meets BLOB_TARGET / MACS_TARGET (sizes depend on channel counts only) runs the whole adaptation (phase 1, pruning, fine-tuning) for
+    the first ``--sweep-users`` users, on their adaptation streams only. Score per candidate:
+    streams where the adapted (unpruned) teacher detects and the student does not, plus
+    streams where the student detects and the teacher does not; the lowest total wins,
+    ties by the smaller blob. No test utterance and no held-out negative is used."""
+    import itertools
+
+    factory = FACTORY.read_bytes()
+    fm = Model(factory)
+    stats = adapt.Stats(fm)
+    scores = adapt.importance(fm, stats, adapt.WEIGHT_NORM)
+    cands = []
+    for r in itertools.product(*SWEEP_GRID):
+        b = Model(adapt.prune(fm, stats, adapt.select(stats, scores, r), bias_fix=False))
+        blob_x = len(factory) / len(b.blob)
+        macs_x = fm.info["macs_per_output"] / b.info["macs_per_output"]
+        if blob_x >= BLOB_TARGET and macs_x >= MACS_TARGET:
+            cands.append(r)
+    cands = [c for c in cands if not any(d != c and all(map(float.__le__, d, c)) for d in cands)]
+    log(f"sweep: {len(cands)} candidates meet {BLOB_TARGET}x blob, {MACS_TARGET}x MACs")
+    data = []
+    for u, files in enumerate(users(args.block)[: args.sweep_users]):
+        clips, _ = dataset.load_clips(files)
+        streams = [pad(c, PAD_S) for c in clips[: args.k]] + ambient(args.ambient, u)
+        teacher = adapt.adapt(factory, streams).blob
+        data.append((streams, _fires(teacher, streams)))
+    rows = []
+    for r in cands:
+        misses = extras = size = 0
+        for streams, want in data:
+            res = adapt.adapt(factory, streams, prune_ratio=r)
+            got = _fires(res.blob, streams)
+            misses += sum(w and not g for w, g in zip(want, got))
+            extras += sum(g and not w for w, g in zip(want, got))
+            size = len(res.blob)
+        rows.append({"ratios": list(r), "misses": misses, "extras": extras, "blob_bytes": size})
+        log(json.dumps(rows[-1]))
+    best = min(rows, key=lambda x: (x["misses"] + x["extras"], x["blob_bytes"]))
+    profile = [round(x / args.main_ratio, 4) for x in best["ratios"]]
+    return {"best": best, "profile": profile, "candidates": rows}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -237,10 +305,16 @@ def main(argv=None) -> int:
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--vboard", action="store_true", help="also run user 0 on the virtual board")
+    ap.add_argument("--sweep", action="store_true", help="derive PROFILE (see sweep()), exit")
+    ap.add_argument("--sweep-users", type=int, default=2)
     args = ap.parse_args(argv)
     if args.main_ratio not in args.ratios:
         args.ratios.append(args.main_ratio)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    if args.sweep:
+        res = sweep(args, log)
+        print(json.dumps(res) if args.json else f"PROFILE = {tuple(res['profile'])}")
+        return 0
     result = run(args, log)
     if args.vboard:
         result["vboard"] = vboard_user(0, args, log)
