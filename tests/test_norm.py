@@ -4,89 +4,102 @@ The rule is restated in NumPy from the comment at the top of es_norm.c and compa
 bit; the detector test shows a model with input_norm sees exactly ``core.model_features``.
 """
 
+import ctypes
+
 import numpy as np
 import pytest
 from earshot import blob, core
 from earshot.model import Engine, Model
 
-PRIME = 3  # ES_VAD_PRIME_HOPS = ceil(480 / 160)
+V = 80  # ES_NORM_SUBWINDOW_HOPS
 MIN_FLOOR = -112  # ES_NORM_MIN_FLOOR
 
 
-def reference(x: np.ndarray, up_shift: int) -> np.ndarray:
-    """es_norm.c's rule, as its header comment states it."""
-    floor = np.zeros(x.shape[1], np.int64)
+def reference(x: np.ndarray) -> np.ndarray:
+    """es_norm.c's rule as its header comment states it (Martin's minimum statistics)."""
+    prev = np.full(x.shape[1], 127, np.int64)
+    cur = np.full(x.shape[1], 127, np.int64)
     out = np.empty_like(x)
     for h, row in enumerate(x.astype(np.int64)):
-        if h < PRIME:
-            floor = np.maximum(row * 16, MIN_FLOOR * 16)
-        d = row * 16 - floor
-        out[h] = np.clip(np.floor_divide(d + 8, 16) - 128, -128, 127).astype(np.int8)
-        out[h][d < 0] = -128
-        step = np.where(d < 0, np.floor_divide(d, 2), np.floor_divide(d, 2**up_shift))
-        floor = np.maximum(floor + step, MIN_FLOOR * 16)
+        cur = np.minimum(cur, row)
+        floor = np.maximum(np.minimum(cur, prev), MIN_FLOOR)
+        out[h] = np.maximum(row - floor - 128, -128)
+        if h % V == V - 1:
+            prev, cur = cur, np.full(x.shape[1], 127, np.int64)
     return out
 
 
-@pytest.mark.parametrize("up_shift", [1, 5, 7, 15])
-def test_matches_reference_bit_for_bit(up_shift):
-    rng = np.random.default_rng(up_shift)
+def test_matches_reference_bit_for_bit():
+    rng = np.random.default_rng(1)
     # Random walks over the whole int8 range, with jumps, so every branch is taken.
     x = np.clip(np.cumsum(rng.integers(-12, 13, (3000, 40)), axis=0) % 300 - 150,
                 -128, 127).astype(np.int8)
     x[100:110] = -128
     x[200:210] = 127
-    assert np.array_equal(core.normalize(x, up_shift), reference(x, up_shift))
+    assert np.array_equal(core.normalize(x), reference(x))
+    # Streaming in pieces (the device's use) equals one call.
+    so = core.lib()
+    mem = ctypes.create_string_buffer(so.es_norm_mem_size())
+    n = so.es_norm_init(mem, ctypes.sizeof(mem), 1)
+    out = np.empty_like(x)
+    for a, b in [(0, 1), (1, 79), (79, 81), (81, 1000), (1000, 3000)]:
+        part = np.ascontiguousarray(x[a:b])
+        so.es_norm_run(n, part.ctypes.data, b - a, out[a:b].ctypes.data)
+    assert np.array_equal(out, reference(x))
 
 
-def test_stationary_noise_reads_as_a_small_excess_at_any_level():
-    """White noise at two levels 24 dB apart: after the floors settle, the normalised
+def test_stationary_noise_reads_the_same_at_any_level():
+    """White noise at two levels 24 dB apart: once the minima cover it, the normalised
     features agree to within a step on average, while the log-mel differ by 64 steps."""
     rng = np.random.default_rng(0)
     noise = rng.standard_normal(16000 * 6)
-    quiet = core.features(np.round(noise * 300).astype(np.int16))[300:]
-    loud = core.features(np.round(noise * 300 * 16).astype(np.int16))[300:]
-    assert abs(float(loud.mean()) - float(quiet.mean()) - 64) < 2  # 8 steps per octave
-    nq = core.normalize(core.features(np.round(noise * 300).astype(np.int16)), 7)[300:]
-    nl = core.normalize(core.features(np.round(noise * 300 * 16).astype(np.int16)), 7)[300:]
+    quiet = core.features(np.round(noise * 300).astype(np.int16))
+    loud = core.features(np.round(noise * 300 * 16).astype(np.int16))
+    assert abs(float(loud[300:].mean()) - float(quiet[300:].mean()) - 64) < 2  # 8 per octave
+    nq, nl = core.normalize(quiet)[300:], core.normalize(loud)[300:]
     assert abs(float(nq.mean()) - float(nl.mean())) < 1.0
-    # Noise alone sits near the floor: well below the level of speech above it.
+    # Noise alone sits a few steps above its minimum: far below speech above it.
     assert nq.mean() < -100
 
 
-def test_speech_rises_above_the_floor():
+def test_a_word_is_seen_whole_and_a_louder_background_is_followed():
+    """A 0.5 s tone over noise keeps its full height to the end (the floor does not rise
+    under it); after the noise gets 24 dB louder, the floor catches up within 1.6 s."""
     rng = np.random.default_rng(1)
-    noise = np.round(rng.standard_normal(16000 * 4) * 200).astype(np.int16)
+    noise = rng.standard_normal(16000 * 8) * 200
     t = np.arange(8000) / 16000
-    tone = np.round(8000 * np.sin(2 * np.pi * 500 * t)).astype(np.int16)
     x = noise.copy()
-    x[16000 * 3 : 16000 * 3 + 8000] += tone
-    n = core.normalize(core.features(x), 7)
-    assert n[310:340].max() > 0  # the tone's bins, 40+ dB above the noise floor
+    x[16000 * 3 : 16000 * 3 + 8000] += 8000 * np.sin(2 * np.pi * 500 * t)
+    x[16000 * 5 :] *= 16
+    n = core.normalize(core.features(np.round(x).clip(-32768, 32767).astype(np.int16)))
+    tone = n[302:348].max(axis=1).astype(int)
+    assert tone.min() > 0 and tone[-5:].mean() > tone[:5].mean() - 3
     assert n[250:295].max() < -60  # noise alone before it
+    assert n[505:520].mean() > -90  # just after the jump: the new noise stands out
+    assert n[5 * 100 + 170 :].mean() < -100  # 1.7 s later it is the floor again
 
 
 def test_bad_arguments_are_refused():
     f = np.zeros((10, 40), np.int8)
-    for bad in (0, 16):
-        with pytest.raises(ValueError, match="up_shift"):
+    for bad in (0, 2):
+        with pytest.raises(ValueError, match="mode"):
             core.normalize(f, bad)
     with pytest.raises(ValueError, match="int8"):
-        core.normalize(f.astype(np.int16), 7)
+        core.normalize(f.astype(np.int16))
     with pytest.raises(ValueError, match="int8"):
-        core.normalize(np.zeros((10, 39), np.int8), 7)
-    assert core.normalize(np.zeros((0, 40), np.int8), 7).shape == (0, 40)
+        core.normalize(np.zeros((10, 39), np.int8))
+    assert core.normalize(np.zeros((0, 40), np.int8)).shape == (0, 40)
 
 
 def test_blob_round_trip_and_version():
     plain = blob.random_model(seed=3)
-    normed = blob.random_model(seed=3, input_norm=7)
+    normed = blob.random_model(seed=3, input_norm=1)
     assert blob.describe(plain)["format_version"] == 1
     d = blob.describe(normed)
-    assert d["format_version"] == 2 and d["input_norm"] == 7
-    assert Model(normed).info["input_norm"] == 7 and Model(plain).info["input_norm"] == 0
+    assert d["format_version"] == 2 and d["input_norm"] == 1
+    assert Model(normed).info["input_norm"] == 1 and Model(plain).info["input_norm"] == 0
     with pytest.raises(ValueError, match="input_norm"):
-        blob.random_model(input_norm=16)
+        blob.random_model(input_norm=2)
 
 
 def _patched(b: bytes, **fields) -> bytes:
@@ -103,8 +116,8 @@ def _patched(b: bytes, **fields) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "fields", [{"norm": 7}, {"version": 2}, {"version": 2, "norm": 16}, {"version": 3}],
-    ids=["v1-with-norm", "v2-without-norm", "norm-16", "v3"],
+    "fields", [{"norm": 1}, {"version": 2}, {"version": 2, "norm": 2}, {"version": 3}],
+    ids=["v1-with-norm", "v2-without-norm", "unknown-norm", "v3"],
 )
 def test_inconsistent_header_is_refused_by_both_parsers(fields):
     bad = _patched(blob.random_model(seed=4), **fields)
@@ -120,9 +133,9 @@ def test_detector_feeds_the_model_normalised_features():
     rng = np.random.default_rng(5)
     x = np.round(rng.standard_normal(16000 * 5) * 2000).astype(np.int16)
     x[16000:32000] = (x[16000:32000] * 8).clip(-32768, 32767)
-    m = Model(blob.random_model(seed=5, input_norm=7))
+    m = Model(blob.random_model(seed=5, input_norm=1))
     res = core.Detector(m, vad=False).run(x)
-    hops, logits = Engine(m).run(core.model_features(x, 7))
+    hops, logits = Engine(m).run(core.model_features(x, 1))
     probs = np.array([m.probability(int(v)) for v in logits], np.uint8)
     out = (res.flags & core.FLAG_OUTPUT) != 0
     assert np.array_equal(np.flatnonzero(out), hops)
@@ -140,7 +153,7 @@ def test_adapter_rewrite_keeps_input_norm():
     d = blob.describe((MODELS / "alexa" / "model.bin").read_bytes())
     normed = blob.pack(d["layers"], logistic=bytes(d["logistic"]), cutoff=d["cutoff"] / 255,
                        window=d["window"], refractory=d["refractory"],
-                       input_norm=d["input_norm"] or 6)
+                       input_norm=1)
     m = Model(normed)
     stats, fwd = adapt.Stats(m), adapt.Forward(m)
     x = np.round(np.random.default_rng(6).standard_normal(16000 * 3) * 3000).astype(np.int16)

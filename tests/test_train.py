@@ -33,8 +33,8 @@ def test_package_is_complete(smoke):
     assert man["window"] == summary["window"] and man["refractory"] == summary["refractory"]
     assert summary["synthetic_positives"] >= 2 and summary["windows"] > 100
     assert json.loads((tmp / "stage" / "summary.json").read_text()) == summary
-    # configs/smoke.json asks for normalised input and a 1.5x-wide distillation teacher.
-    assert man["input_norm"] == info["input_norm"] == summary["input_norm"] == 7
+    # configs/smoke.json asks for normalised input (es_norm) and a 1.5x-wide distillation teacher.
+    assert man["input_norm"] == info["input_norm"] == summary["input_norm"] == 1
     assert info["format_version"] == 2 and man["min_earshot_version"] == "0.2.0"
     t_arch = train.teacher_arch(arch.DEFAULT_ARCH, 1.5)
     assert summary["teacher_macs_per_30ms"] == (

@@ -49,18 +49,20 @@ void es_frontend_reset(es_frontend_t *fe);
 void es_frontend_run(es_frontend_t *fe, const int16_t *samples, size_t n_hops, int8_t *features);
 
 // ---------------------------------------------------------------------------
-// Input normalisation (es_norm.c has the rule and its sources): int8 log-mel in, int8
-// level above a per-bin adaptive floor out (-128: at the floor; steps of 0.376 dB).
-// A model whose blob has input_norm != 0 was trained on these features; the detector
-// applies the stage itself. State: one int16 floor per bin.
+// Input normalisation (es_norm.c has the rule and its source): int8 log-mel in, int8
+// level above a per-bin noise floor out (-128: at the floor; steps of 0.376 dB). The
+// floor is each bin's minimum over the last 0.8 to 1.6 s (minimum statistics). A model
+// whose blob has input_norm = ES_NORM_MINSTAT was trained on these features; the detector
+// applies the stage itself. State: 84 bytes.
+#define ES_NORM_MINSTAT (1)  // the one input_norm mode: minimum statistics, 2 x 80 hops
+
 typedef struct es_norm_t es_norm_t;
 
 size_t es_norm_mem_size(void);
-// up_shift (1..15): the floor rises by 1/2^up_shift of the gap per hop (time constant
-// 2^up_shift hops). Returns a handle inside mem, or NULL if mem is NULL, mem_len too
-// small or up_shift out of range.
-es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned up_shift);
-// Forget the floors (as after init); up_shift is kept.
+// mode must be ES_NORM_MINSTAT. Returns a handle inside mem, or NULL if mem is NULL,
+// mem_len too small or mode unknown.
+es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned mode);
+// Forget the history (as after init).
 void es_norm_reset(es_norm_t *n);
 // Normalise n_hops rows of ES_MEL_BINS int8 features (row-major) into out, continuing
 // from the state left by the previous call; out may equal features (in place).
@@ -85,7 +87,7 @@ typedef struct {
     uint32_t engine_bytes;        // es_engine_mem_size() for this model
     uint32_t payload_bytes;
     uint8_t input_norm;           // 0: the model takes the frontend's log-mel as it is;
-                                  // 1..15: es_norm with up_shift = input_norm first
+                                  // ES_NORM_MINSTAT: es_norm runs first
     uint8_t reserved[3];
 } es_model_info_t;
 

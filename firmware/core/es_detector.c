@@ -15,8 +15,8 @@
 // cleared and the reported probability drops to 0.
 //
 // Input normalisation. When the model's blob sets input_norm, every row goes through
-// es_norm (earshot.h) after the VAD has seen it and before it enters the pre-roll; the
-// floors are updated at every hop, gate open or closed, so the model's input does not
+// es_norm (earshot.h) after the VAD has seen it and before it enters the pre-roll; its
+// minima are updated at every hop, gate open or closed, so the model's input does not
 // depend on the gate. The VAD always sees the frontend's log-mel.
 //
 // With vad_enabled = 0 the engine runs on every hop (the first hop after
@@ -43,7 +43,8 @@ struct es_detector_t {
     uint16_t phase;          // hops since init/reset, mod stride
     uint8_t running;         // the engine ran at the previous hop
     uint8_t prob;            // latest probability, 0 while the engine is off
-    uint8_t reserved[2];
+    uint8_t norm_on;         // the model's input_norm != 0: rows go through es_norm
+    uint8_t reserved;
     es_detector_config_t cfg;
     es_detector_stats_t stats;
     es_vad_t vad;
@@ -113,11 +114,9 @@ es_detector_t *es_detector_init(void *mem, size_t mem_len, const es_model_t *m,
         es_vad_init(&d->vad, NULL) != ES_OK) {
         return NULL;
     }
-    if (info.input_norm != 0) {
-        es_norm_setup(&d->norm, info.input_norm);
-    }
     d->model = m;
     d->cfg = c;
+    d->norm_on = info.input_norm != 0;
     d->input_frames = info.input_frames;
     d->stride = info.output_stride;
     d->capacity = (uint16_t)(info.input_frames + info.output_stride - 1u);
@@ -197,7 +196,7 @@ static unsigned es_detector_hop(es_detector_t *d, const int16_t *samples) {
         flags |= ES_FLAG_VAD;
         d->stats.vad_open_hops++;
     }
-    if (d->norm.up_shift != 0) {
+    if (d->norm_on) {
         es_norm_update(&d->norm, row, row);
     }
     int run = !d->cfg.vad_enabled || (flags & ES_FLAG_VAD);

@@ -113,19 +113,16 @@ int es_vad_update(es_vad_t *v, const int8_t *features);
 
 // ---------------------------------------------------------------------------
 // Input normalisation (es_norm.c; public entry points in earshot.h).
-#define ES_NORM_MIN_FLOOR (-112)   // lowest floor, int8 feature value (as the VAD's)
-#define ES_NORM_MAX_UP_SHIFT (15u)
+#define ES_NORM_MIN_FLOOR (-112)      // lowest floor, int8 feature value (as the VAD's)
+#define ES_NORM_SUBWINDOW_HOPS (80u)  // Martin's V (U = 2): minimum over 0.8 to 1.6 s
 
 struct es_norm_t {
-    int16_t floor_q4[ES_MEL_BINS];  // per-bin floor, steps * 16
-    uint8_t primed;                 // hops seen, up to ES_VAD_PRIME_HOPS
-    uint8_t up_shift;               // 1..ES_NORM_MAX_UP_SHIFT
-    uint8_t reserved[2];
+    int8_t prev[ES_MEL_BINS];  // minimum of the previous sub-window
+    int8_t cur[ES_MEL_BINS];   // running minimum of the current one
+    uint8_t hops;              // hops into the current sub-window
+    uint8_t reserved[3];
 };
 
-// Initialise an es_norm_t embedded in another object (n not NULL, up_shift checked by the
-// caller).
-void es_norm_setup(es_norm_t *n, unsigned up_shift);
 // One hop: x (ES_MEL_BINS int8) -> out (may equal x). n and the pointers not NULL.
 void es_norm_update(es_norm_t *n, const int8_t *x, int8_t *out);
 

@@ -185,9 +185,9 @@ static const char *es_model_parse_blob(es_model_t *m, const uint8_t *blob, size_
     info->refractory = es_rd16(blob + 34);
     info->payload_bytes = total - header_bytes;
     info->input_norm = blob[46];
-    if (info->input_norm > ES_NORM_MAX_UP_SHIFT ||
+    if (info->input_norm > ES_NORM_MINSTAT ||
         (info->input_norm != 0) != (version >= ES_BLOB_VERSION_NORM)) {
-        return "input_norm outside 0..15 or not matching the format version";
+        return "input_norm unknown or not matching the format version";
     }
     if (info->n_layers == 0 || info->n_layers > ES_MODEL_MAX_LAYERS) {
         return "layer count outside 1..ES_MODEL_MAX_LAYERS";

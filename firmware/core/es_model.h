@@ -28,9 +28,9 @@
 //    36    4 layers_offset    offset of the layer table (n_layers records)
 //    40    4 logistic_offset  offset of the 256-byte logistic table
 //    44    2 layer_bytes      bytes per layer record (>= 48; readers skip the rest)
-//    46    1 input_norm     0: the model's input is the frontend's log-mel; 1..15: the
-//                           log-mel goes through es_norm (earshot.h) with up_shift =
-//                           input_norm first (the detector applies it)
+//    46    1 input_norm     0: the model's input is the frontend's log-mel;
+//                           ES_NORM_MINSTAT (1): the log-mel goes through es_norm
+//                           (earshot.h) first (the detector applies it)
 //    47    1 reserved, 0
 // Layer record (ES_BLOB_LAYER_BYTES = 48 bytes):
 //     0    1 type: ES_LAYER_CONV, ES_LAYER_DEPTHWISE or ES_LAYER_FC

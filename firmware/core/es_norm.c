@@ -1,26 +1,31 @@
-// Input normalisation: int8 log-mel -> int8 level above a per-bin adaptive floor.
+// Input normalisation: int8 log-mel -> int8 level above a per-bin noise floor.
 //
 // A model whose blob sets input_norm (es_model.h, header byte 46) sees, instead of the
-// absolute log-mel x[b], how far each bin rises above a running estimate of its
-// background. Stationary noise of any level and colour then reads as a small, constant
-// excess, and a change of microphone gain does not move the features at all. The rule is
-// the VAD's noise floor (es_vad.c, es_internal.h) with its own state, so the model's
-// input never depends on the VAD's tuning: per hop, for each bin b, in Q4 steps,
-//   d[b]     = 16 * x[b] - floor[b]                           (before the update)
-//   out[b]   = clamp(floor((d[b] + 8) / 16) - 128, -128, 127)  (round half up)
-//   floor[b] += floor(d[b] / 2)          if d[b] < 0          (falls fast: 1 hop)
-//   floor[b] += floor(d[b] / 2^up_shift) otherwise            (rises slowly)
-//   floor[b]  = max(floor[b], 16 * ES_NORM_MIN_FLOOR)
-// During the first ES_VAD_PRIME_HOPS hops after reset (the frontend's window still
-// holds the zeros from before the stream) the floor is set to max(x, min_floor) first.
-// So out = -128 means "at or below the floor" and every step above it is 0.376 dB of
-// power (es_tables.h). The shape follows the minimum-statistics noise estimate of
-// R. Martin, "Noise power spectral density estimation based on optimal smoothing and
-// minimum statistics", IEEE TSAP 9(5), 2001 (lower envelope of the smoothed power),
-// simplified to asymmetric first-order tracking; microWakeWord's frontend (TFLM
-// microfrontend noise_reduction + PCAN) serves the same purpose in the linear domain.
+// absolute log-mel x[b], how far each bin rises above the background: stationary noise of
+// any level and colour then reads as a small excess, and a change of microphone gain does
+// not move the features at all.
 //
-// Cost: about 10 integer operations per bin, no multiplies; state 84 bytes.
+// The floor is the minimum statistics noise estimate of R. Martin, "Noise power spectral
+// density estimation based on optimal smoothing and minimum statistics", IEEE Trans.
+// Speech and Audio Processing 9(5), 2001, with U = 2 sub-windows of V =
+// ES_NORM_SUBWINDOW_HOPS (80) hops: the minimum of each bin over the current sub-window so
+// far and the whole previous one, i.e. over the last 0.8 to 1.6 s. A word (well under
+// 0.8 s) never lifts the floor, so the model sees the whole word as it is; when the
+// background gets louder the floor follows within 1.6 s, when it gets quieter at once.
+// The log-mel (a 30 ms window averaged over several FFT bins per mel band) is the
+// smoothed periodogram; the minimum's bias below the mean noise level is a constant for
+// stationary noise, which training absorbs.
+//
+// Per hop, for each bin b (int8 steps of 0.376 dB of power, es_tables.h):
+//   cur[b]   = min(cur[b], x[b])                     running minimum of this sub-window
+//   floor    = max(min(cur[b], prev[b]), ES_NORM_MIN_FLOOR)
+//   out[b]   = max(x[b] - floor - 128, -128)         (at most 127 - (-112) - 128 = 111)
+// and after the V-th hop of a sub-window prev = cur and cur restarts at 127. After reset
+// prev and cur hold 127 (no history). ES_NORM_MIN_FLOOR keeps digital silence (-128) from
+// making every later sound look loud.
+//
+// Cost per hop: about 8 integer operations per bin, no multiplies; state 2 * ES_MEL_BINS
+// + 4 bytes.
 #include <string.h>
 
 #include "es_internal.h"
@@ -29,54 +34,41 @@ size_t es_norm_mem_size(void) {
     return sizeof(es_norm_t) + ES_ALIGN_SLACK;
 }
 
-es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned up_shift) {
-    if (mem == NULL || mem_len < es_norm_mem_size() || up_shift < 1 ||
-        up_shift > ES_NORM_MAX_UP_SHIFT) {
+es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned mode) {
+    if (mem == NULL || mem_len < es_norm_mem_size() || mode != ES_NORM_MINSTAT) {
         return NULL;
     }
     es_norm_t *n = es_align_ptr(mem);
-    es_norm_setup(n, up_shift);
+    es_norm_reset(n);
     return n;
-}
-
-void es_norm_setup(es_norm_t *n, unsigned up_shift) {
-    memset(n, 0, sizeof(*n));
-    n->up_shift = (uint8_t)up_shift;
 }
 
 void es_norm_reset(es_norm_t *n) {
     if (n != NULL) {
-        memset(n->floor_q4, 0, sizeof(n->floor_q4));
-        n->primed = 0;
+        memset(n, 127, sizeof(n->prev) + sizeof(n->cur));
+        n->hops = 0;
     }
 }
 
 void es_norm_update(es_norm_t *n, const int8_t *x, int8_t *out) {
-    const int32_t min_q4 = (int32_t)ES_NORM_MIN_FLOOR * 16;
-    const unsigned up = n->up_shift;
-    const int primed = n->primed >= ES_VAD_PRIME_HOPS;
-    int16_t *floor_q4 = n->floor_q4;
+    // The minima are kept of max(x, ES_NORM_MIN_FLOOR), which gives the rule above with one
+    // compare less: then floor <= cur <= v, so out >= -128 needs no clamp. The sub-window
+    // switch happens in the same pass (no memcpy / memset calls: less code on the hot path).
+    const int last = ++n->hops == ES_NORM_SUBWINDOW_HOPS;
+    int8_t *cur = n->cur, *prev = n->prev;
     for (unsigned b = 0; b < ES_MEL_BINS; b++) {
-        // |v|, |f| <= 16 * 128, so d and g stay far inside int32.
-        const int32_t v = (int32_t)x[b] * 16;
-        const int32_t f = primed ? floor_q4[b] : (v > min_q4 ? v : min_q4);
-        const int32_t d = v - f;
-        int32_t g;
-        uint32_t q = 0;
-        if (d < 0) {
-            // f + floor(d / 2) = f - ceil(-d / 2) in unsigned arithmetic (es_internal.h).
-            g = f - (int32_t)(((uint32_t)-d + 1u) >> 1);
-        } else {
-            g = f + (int32_t)((uint32_t)d >> up);
-            // d <= 16 * (127 - ES_NORM_MIN_FLOOR) = 3824, so q <= 239 and q - 128 <= 111:
-            // no clamp needed.
-            q = ((uint32_t)d + 8u) >> 4;
+        const int32_t v = x[b] > ES_NORM_MIN_FLOOR ? x[b] : ES_NORM_MIN_FLOOR;
+        int32_t c = cur[b] < v ? cur[b] : v;
+        const int32_t f = prev[b] < c ? prev[b] : c;
+        out[b] = (int8_t)(v - f - 128);
+        if (last) {
+            prev[b] = (int8_t)c;
+            c = 127;
         }
-        out[b] = (int8_t)((int32_t)q - 128);
-        floor_q4[b] = (int16_t)(g > min_q4 ? g : min_q4);
+        cur[b] = (int8_t)c;
     }
-    if (!primed) {
-        n->primed++;
+    if (last) {
+        n->hops = 0;
     }
 }
 

@@ -133,6 +133,7 @@ def _declare(so: ctypes.CDLL) -> None:
         "es_crc32": (c.c_uint32, [c.c_uint32, p, sz]),
         "es_norm_mem_size": (sz, []),
         "es_norm_init": (p, [p, sz, c.c_uint]),
+        "es_norm_reset": (None, [p]),
         "es_norm_run": (None, [p, p, sz, p]),
         "es_vad_default_params": (None, [c.POINTER(es_vad_params_t)]),
         "es_vad_init": (c.c_int, [c.POINTER(es_vad_t), c.POINTER(es_vad_params_t)]),
@@ -204,20 +205,24 @@ def features(samples) -> np.ndarray:
     return out
 
 
-def normalize(features, up_shift: int) -> np.ndarray:
+NORM_MINSTAT = 1  # ES_NORM_MINSTAT
+
+
+def normalize(features, mode: int = NORM_MINSTAT) -> np.ndarray:
     """The core's input normalisation (es_norm.c) over int8 log-mel ``features``, shape
-    (n_hops, 40), from a fresh state: int8 level above a per-bin adaptive floor, same shape
-    (-128 = at the floor, steps of 0.376 dB). ``up_shift`` 1..15: the floor's rising time
-    constant is 2^up_shift hops. Raises ValueError for a bad shape, dtype or up_shift."""
+    (n_hops, 40), from a fresh state: int8 level above each bin's minimum over the last
+    0.8 to 1.6 s (minimum statistics), same shape (-128 = at the floor, steps of 0.376 dB).
+    ``mode``: NORM_MINSTAT (1), the only one. Raises ValueError for a bad shape, dtype or
+    mode."""
     f = np.asarray(features)
     if f.dtype != np.int8 or f.ndim != 2 or f.shape[1] != MEL_BINS:
         raise ValueError(f"features must be int8 (n_hops, {MEL_BINS}), got {f.dtype} {f.shape}")
-    if not 1 <= int(up_shift) <= 15:
-        raise ValueError(f"up_shift must be 1..15, got {up_shift}")
+    if int(mode) != NORM_MINSTAT:
+        raise ValueError(f"input_norm mode must be {NORM_MINSTAT}, got {mode}")
     f = np.ascontiguousarray(f)
     so = lib()
     mem = ctypes.create_string_buffer(so.es_norm_mem_size())
-    n = so.es_norm_init(mem, ctypes.sizeof(mem), int(up_shift))
+    n = so.es_norm_init(mem, ctypes.sizeof(mem), int(mode))
     out = np.empty_like(f)
     if len(f):
         so.es_norm_run(n, _ptr(f), len(f), _ptr(out))
@@ -227,7 +232,7 @@ def normalize(features, up_shift: int) -> np.ndarray:
 def model_features(samples, input_norm: int = 0) -> np.ndarray:
     """What a model sees for int16 ``samples`` in a fresh detector: ``features(samples)``,
     then ``normalize(..., input_norm)`` when ``input_norm`` (a model's info["input_norm"])
-    is not 0. Shape (n_samples // 160, 40), int8."""
+    is not 0. Shape (n_samples // 160, 40), int8. Raises ValueError as those two do."""
     f = features(samples)
     return normalize(f, input_norm) if input_norm else f
 

@@ -18,7 +18,7 @@
       "blob_crc32": 305419896,        # zlib.crc32 of the whole blob file
       "engine_bytes": 4096,           # es_engine_mem_size() for this model
       "macs_per_30ms": 8520,          # macs_per_output * 3 / output_stride
-      "input_norm": 0,                # 0, or the es_norm up_shift the model's input needs
+      "input_norm": 0,                # 0, or 1: the model's input goes through es_norm
                                       # (the .tflite takes normalised features then)
       "min_earshot_version": "0.1.0", # "0.2.0" when input_norm != 0 (blob format 2)
       "training": {...}               # optional: measured numbers from the training run

@@ -82,8 +82,8 @@ DEFAULT_CONFIG = {
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0},
     "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
                  "validation_snr_db": []},
-    # 0: the model takes the frontend's log-mel; 1..15: es_norm (per-bin adaptive floor,
-    # earshot.h) with that up_shift runs first, on the host here and in the device's detector.
+    # 0: the model takes the frontend's log-mel; 1: es_norm (level above each bin's 0.8-1.6 s
+    # minimum, earshot.h) runs first, on the host here and in the device's detector.
     "input_norm": 0,
     "threads": 2,
 }
