@@ -505,6 +505,41 @@ def test_virtual_board_adapts_and_cli_rolls_back(flash, factory, tmp_path, capsy
         assert ans.decode().strip().endswith("model.bin")
 
 
+LOOP_RELOAD = """
+import es_adapt, es_loop
+class Quiet:  # telemetry sink
+    def hello(self, *a): pass
+    def detect(self, *a): pass
+    def stats(self, *a): pass
+    def end(self, *a): pass
+try:
+    es_loop.run_files(['s0.raw'], {{'adapt': {{'enabled': True, 'bogus': 1}}}}, Quiet())
+except ValueError as e:
+    print('ERR', e)
+es_adapt.restore('loop.bin')
+es_loop.run_files({names!r}, {{'adapt': {acfg!r}}}, Quiet())
+L = es_loop.LAST
+print('SWAP', L.adapted_at, L.adapter is None, len(L.adapted))
+"""
+
+
+def test_loop_reloads_the_adapted_model_and_names_bad_keys(flash, factory):
+    d, _, streams = flash
+    cfg = _cfg_for(factory, streams)
+    names = [f"s{i}.raw" for i in range(len(streams))]
+    acfg = {**cfg, "enabled": True, "save_to": "loop.bin", "slice_macs": 100000}
+    proc = _mpy(flash, LOOP_RELOAD.format(names=names, acfg=acfg))
+    assert proc.returncode == 0, proc.stderr
+    assert "ERR unknown adapt config key: bogus" in proc.stdout
+    line = [x for x in proc.stdout.splitlines() if x.startswith("SWAP")][-1]
+    # The adapted model took over during the run: (stream, hop) of the swap.
+    stream, hop = [int(v) for v in line[line.index("(") + 1 : line.index(")")].split(",")]
+    assert 0 <= stream < len(streams) and hop > 0
+    assert line.endswith(f"True {len((d / 'loop.bin').read_bytes())}")
+    Model((d / "loop.bin").read_bytes())
+    (d / "loop.bin").unlink()
+
+
 def _board_detections(out: bytes) -> tuple[dict, str]:
     """Detection hops per stream from the loop's telemetry, and the printed text."""
     dec = Decoder()

@@ -44,6 +44,7 @@ class Loop:
         self.adapt_us_max = 0  # longest adapter observe + step of one iteration (us)
         self.adapt_blocks = 0  # iterations in which the adapter trained or checked
         self.adapted = None  # after adaptation: the saved blob, or False when refused
+        self.adapted_at = None  # (stream, hop) from which the adapted model detected
         self.tel = telemetry
         self.block_hops = block_hops
         self.stats_every = stats_every
@@ -96,6 +97,7 @@ class Loop:
                         det = self.detector = new
                         det.reset()
                         last = (0, 0, 0, 0)
+                        self.adapted_at = (stream, hop + n_hops)
                 hop += n_hops
                 since += n_hops
                 if since >= self.stats_every:
