@@ -63,6 +63,12 @@
 //    user's wake word uses) and of all kept windows (the means for the bias correction).
 //    The pruned model then learns from the adapted one (DISTILL samples, see
 //    es_adapt_train_slice), on new windows the adapted model labels.
+//
+// 4. Acceptance check: some pseudo-labelled negatives are held back (ES_ADAPT_LABEL_CHECK,
+//    never trained on, their target the logit before training). es_adapt_check() scores them
+//    with the trained head (sliceable like training); the caller keeps the model it has when
+//    they rise on the whole or one of them reaches the cutoff (firmware/modules/es_adapt.py
+//    accepted()).
 #ifndef ES_ADAPT_H
 #define ES_ADAPT_H
 
@@ -131,7 +137,7 @@ uint32_t es_adapt_trainer_samples(const es_adapt_trainer_t *t);
 #define ES_ADAPT_LABEL_POSITIVE (1)
 #define ES_ADAPT_LABEL_DISTILL (2)  // match the target logit (pruned student <- teacher)
 #define ES_ADAPT_LABEL_CHECK (3)  // a held-back negative: not trained on, see es_adapt_check
-#define ES_ADAPT_LABEL_EMPTY (0xFF)  // any label above ES_ADAPT_LABEL_DISTILL: an empty slot
+#define ES_ADAPT_LABEL_EMPTY (0xFF)  // training passes over any label above DISTILL (CHECK too)
 
 // Train on whole samples while the next one fits into max_macs. emb: n embeddings
 // (n * embedding bytes), labels: n ES_ADAPT_LABEL_* bytes (empty slots are passed over at

@@ -6,12 +6,13 @@
 # mirrors the same rule (PseudoLabeler) step for step: fed the same audio, the board and the
 # host write the same adapted blob, byte for byte (tests/test_adapt.py).
 #
-# Use, next to the detector loop (es_loop.py):
+# es_loop.py does this when the config enables it ("adapt"); by hand:
 #   model, path = es_adapt.load_model()            # adapted.bin if valid, else model.bin
 #   det = earshot.Detector(model); ad = es_adapt.Adapter(model)
 #   each block: n = det.run(samples, probs, flags); ad.observe(samples, probs, flags)
-#   between blocks: ad.step()   # one slice of training (<= slice_macs MACs) once ready;
-#                               # when done, the adapted blob is saved and returned
+#   between blocks: ad.step()   # one slice of training, then of the acceptance check
+#                               # (<= slice_macs MACs each) once ready; returns the adapted
+#                               # blob when done and accepted: save it with save(blob)
 # Files: the factory model (model.bin) is never written. The adapted model goes to
 # adapted.bin through adapted.bin.tmp (write, flush, close, rename); a bad, partial or
 # missing adapted.bin falls back to the factory model; restore() deletes it.

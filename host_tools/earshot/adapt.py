@@ -12,6 +12,7 @@ Pieces:
   rows (int8, shape ``(input_frames, 40)``).
 - :class:`Trainer`: fixed-point SGD of the last pointwise layer and the classifier;
   ``write()`` returns the requantized blob (bytes).
+- :meth:`Trainer.check`, :func:`accepted`: the acceptance check on held-back negatives.
 - :func:`importance`, :func:`select`, :func:`prune`: channel pruning (blob bytes out).
 - :func:`adapt`: pseudo-label streams of one user, optionally prune, fine-tune, return blobs.
 - :func:`rollback`: restore the factory model on a board (mpremote).
