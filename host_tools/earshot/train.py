@@ -80,6 +80,9 @@ DEFAULT_CONFIG = {
     # logit / temperature) (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
     # network", 2015, with the binary cross-entropy of a single logit).
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0},
+    # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
+    # epochs (0: off) at learning_rate.
+    "qat": {"epochs": 0, "learning_rate": 0.0002},
     "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
                  "validation_snr_db": []},
     # 0: the model takes the frontend's log-mel; 1: es_norm (level above each bin's 0.8-1.6 s
@@ -283,7 +286,7 @@ def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg) -> list[
 # --- model ------------------------------------------------------------------------------------
 
 
-def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None):
+def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
     import keras
 
     from earshot.arch import features_to_input
@@ -321,7 +324,55 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None):
             log(f"  epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f} acc "
                 f"{logs['binary_accuracy']:.4f}")
 
-    model.fit(Data(), epochs=epochs, verbose=0, callbacks=[Log()])
+    model.fit(Data(), epochs=epochs, verbose=0, callbacks=[Log(), *callbacks])
+
+
+def quantize_per_channel(kernel: np.ndarray, axis: int) -> np.ndarray:
+    """Symmetric per-channel int8 fake quantization of a float kernel, as the TFLite
+    converter quantizes weights (scale = max|w| / 127 per channel along ``axis``, values
+    rounded to -127..127, zero point 0), returned in float: same shape and dtype.
+    Folding a BatchNorm multiplies a channel by one factor, which moves its scale but not
+    its grid, so quantizing before the fold is exact."""
+    k = np.asarray(kernel)
+    other = tuple(a for a in range(k.ndim) if a != axis % k.ndim)
+    scale = np.max(np.abs(k), axis=other, keepdims=True) / 127.0
+    scale = np.where(scale > 0, scale, 1.0)
+    return (np.clip(np.round(k / scale), -127, 127) * scale).astype(k.dtype)
+
+
+def weight_qat_callback(model):
+    """A Keras callback for quantization-aware training of the weights (straight-through
+    estimator; Jacob et al., "Quantization and training of neural networks for efficient
+    integer-arithmetic-only inference", CVPR 2018): before each batch every conv, depthwise
+    and dense kernel is replaced by its int8 fake quantization Q(w); after the optimizer's
+    step (computed at Q(w)), the float kernel becomes w + (step result - Q(w)). Activations
+    are not fake-quantized (the converter calibrates them afterwards)."""
+    import keras
+
+    targets = []
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        # Per output channel: the last axis for Conv2D / Dense, the input-channel axis for
+        # DepthwiseConv2D (kernel (kh, kw, channels, multiplier 1)).
+        axis = 2 if isinstance(layer, keras.layers.DepthwiseConv2D) else -1
+        targets.append((kernel, axis))
+
+    class WeightQAT(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.saved = []
+            for var, axis in targets:
+                w = var.numpy()
+                q = quantize_per_channel(w, axis)
+                self.saved.append((w, q))
+                var.assign(q)
+
+        def on_train_batch_end(self, batch, logs=None):
+            for (var, _), (w, q) in zip(targets, self.saved):
+                var.assign(w + (var.numpy() - q))
+
+    return WeightQAT()
 
 
 def teacher_arch(arch_cfg: dict, width: float) -> dict:
@@ -565,6 +616,12 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     else:
         model = arch.build_model(arch_cfg)
         x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed)
+    qc = cfg["qat"]
+    if qc["epochs"]:
+        log(f"quantization-aware fine-tuning: {qc['epochs']} epochs")
+        labels = targets if dc["width"] else y
+        _fit(model, x, labels, w, cfg, qc["epochs"], qc["learning_rate"], log, seed + 50,
+             callbacks=[weight_qat_callback(model)])
     train_s = time.monotonic() - t0
 
     # 4. int8 conversion and detector settings (training side only)
@@ -599,6 +656,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     }
     if teacher_info is not None:
         summary.update(teacher_info)
+    if qc["epochs"]:
+        summary["qat_epochs"] = int(qc["epochs"])
     # Keep the trained network before packaging, so packaging can be redone without training.
     stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
     stage.mkdir(parents=True, exist_ok=True)
