@@ -94,6 +94,12 @@ def ambient(n: int, seed: int) -> list[np.ndarray]:
 def run(args, log=print) -> dict:
     factory = FACTORY.read_bytes()
     fmodel = Model(factory)
+    groups = len(adapt.Stats(fmodel).groups)
+    if len(PROFILE) != groups or len(SWEEP_GRID) != groups:
+        raise SystemExit(
+            f"{FACTORY} has {groups} channel groups, PROFILE/SWEEP_GRID {len(PROFILE)}: "
+            "give SWEEP_GRID one entry per group and re-derive PROFILE with --sweep"
+        )
     cfg = dict(adapt.DEFAULTS)
     t0 = time.time()
     held, n_held, _ = negative_stream(dataset.heldout_negatives(), None, np.random.default_rng(1))

@@ -318,6 +318,45 @@ def test_board_adaptation_equals_host_byte_for_byte(flash, factory):
     assert proc.stdout.strip() == "adapted.bin"
 
 
+def _normalised(factory_blob: bytes) -> bytes:
+    """The same network flagged input_norm 1 (format 2): it then takes normalised features."""
+    b = bytearray(factory_blob)
+    b[4:6] = (2).to_bytes(2, "little")
+    b[46] = 1
+    b[8:12] = zlib.crc32(bytes(b[12:])).to_bytes(4, "little")
+    return bytes(b)
+
+
+def test_board_adaptation_of_a_normalised_model_equals_host(flash, factory, tmp_path):
+    """With input_norm set, both sides pseudo-label the model's own (normalised) input
+    features: the windows match the detector's, so the adapted blobs match byte for byte."""
+    d, mp, streams = flash
+    norm = _normalised(factory)
+    assert Model(norm).info["input_norm"] == 1
+    # The host labeler's windows are what the normalising detector computed on.
+    m = Model(norm)
+    feats = core.model_features(streams[0], 1)
+    assert not np.array_equal(feats, core.features(streams[0]))  # normalising changes them
+    hops, logits = Engine(m).run(feats)
+    fwd = adapt.Forward(m)
+    frames = m.info["input_frames"]
+    assert [fwd(feats[h + 1 - frames : h + 1])[0] for h in hops] == list(logits)
+    cfg = _cfg_for(norm, streams)
+    host = adapt.adapt(norm, streams, cfg)
+    assert host.positives > 0 and host.negatives > 0 and host.blob != norm
+    assert Model(host.blob).info["input_norm"] == 1
+    board = tmp_path / "flash"
+    board.mkdir()
+    for p in d.iterdir():
+        if p.suffix in (".py", ".mpy", ".raw"):
+            (board / p.name).write_bytes(p.read_bytes())
+    (board / "model.bin").write_bytes(norm)
+    names = [f"s{i}.raw" for i in range(len(streams))]
+    proc = _mpy((board, mp, streams), f"import es_adapt\nes_adapt.run_files({names!r}, {cfg!r})\n")
+    assert proc.returncode == 0, proc.stderr
+    assert (board / "adapted.bin").read_bytes() == host.blob
+
+
 @pytest.mark.parametrize("check_every", [2, 3])
 def test_board_acceptance_check_equals_host(flash, factory, check_every):
     _d, _, streams = flash
