@@ -620,25 +620,43 @@ static void earshot_adapter_need_trainer(earshot_adapter_obj_t *self) {
     }
 }
 
+// The (embs, labels, targets) arguments args[1..3] of train() and check(): labels is n
+// bytes, embs n * embedding_size() bytes, targets n int8 bytes (None allowed when
+// targets_optional). Raises ValueError naming a short buffer.
+typedef struct {
+    size_t n;
+    const int8_t *embs;
+    const uint8_t *labels;
+    const int8_t *targets;
+} earshot_adapter_batch_t;
+
+static earshot_adapter_batch_t earshot_adapter_batch(earshot_adapter_obj_t *self,
+    const mp_obj_t *args, bool targets_optional) {
+    earshot_adapter_need_trainer(self);
+    mp_buffer_info_t lab;
+    mp_get_buffer_raise(args[2], &lab, MP_BUFFER_READ);
+    earshot_adapter_batch_t b = {.n = lab.len, .labels = (const uint8_t *)lab.buf};
+    b.embs = (const int8_t *)earshot_get_in(args[1], b.n * es_adapt_embedding_size(
+        self->trainee_m, NULL), true,
+        MP_ERROR_TEXT("embs shorter than len(labels) * embedding_size()"));
+    b.targets = targets_optional && args[3] == mp_const_none ? NULL
+        : (const int8_t *)earshot_get_in(args[3], b.n, true,
+            MP_ERROR_TEXT("targets shorter than labels"));
+    return b;
+}
+
 // Adapter.train(embs, labels, targets, max_macs) -> int: one time slice (es_adapt_train_slice);
 // returns the buffer slots stepped over. labels: n bytes; embs: n * embedding_size() bytes;
 // targets: n int8 bytes or None.
 static mp_obj_t earshot_adapter_train(size_t n_args, const mp_obj_t *args) {
     earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
-    earshot_adapter_need_trainer(self);
-    mp_buffer_info_t lab;
-    mp_get_buffer_raise(args[2], &lab, MP_BUFFER_READ);
-    const size_t n = lab.len;
-    const uint8_t *embs = earshot_get_in(args[1], n * es_adapt_embedding_size(self->trainee_m,
-        NULL), true, MP_ERROR_TEXT("embs shorter than len(labels) * embedding_size()"));
-    const uint8_t *targets = args[3] == mp_const_none ? NULL
-        : earshot_get_in(args[3], n, true, MP_ERROR_TEXT("targets shorter than labels"));
+    earshot_adapter_batch_t b = earshot_adapter_batch(self, args, true);
     mp_int_t budget = mp_obj_get_int(args[4]);
     if (budget < 0) {
         mp_raise_ValueError(MP_ERROR_TEXT("max_macs must be >= 0"));
     }
-    size_t done = es_adapt_train_slice(self->trainer, (const int8_t *)embs,
-        (const uint8_t *)lab.buf, (const int8_t *)targets, n, (uint32_t)budget);
+    size_t done = es_adapt_train_slice(self->trainer, b.embs, b.labels, b.targets, b.n,
+        (uint32_t)budget);
     return mp_obj_new_int_from_uint(done);
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_obj, 5, 5, earshot_adapter_train);
@@ -648,20 +666,12 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_obj, 5, 5, ears
 // (label 3) among slots [start, start + count); the caller sums the slices.
 static mp_obj_t earshot_adapter_check(size_t n_args, const mp_obj_t *args) {
     earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
-    earshot_adapter_need_trainer(self);
-    mp_buffer_info_t lab;
-    mp_get_buffer_raise(args[2], &lab, MP_BUFFER_READ);
-    const size_t n = lab.len;
-    const uint8_t *embs = earshot_get_in(args[1], n * es_adapt_embedding_size(self->trainee_m,
-        NULL), true, MP_ERROR_TEXT("embs shorter than len(labels) * embedding_size()"));
-    const uint8_t *targets = earshot_get_in(args[3], n, true,
-        MP_ERROR_TEXT("targets shorter than labels"));
+    earshot_adapter_batch_t b = earshot_adapter_batch(self, args, false);
     mp_int_t start = mp_obj_get_int(args[4]);
     mp_int_t count = mp_obj_get_int(args[5]);
     es_adapt_check_t acc = {0};
-    if (start < 0 || count < 0 || es_adapt_check(self->trainer, (const int8_t *)embs,
-        (const uint8_t *)lab.buf, (const int8_t *)targets, n, (size_t)start, (size_t)count,
-        &acc) != ES_OK) {
+    if (start < 0 || count < 0 || es_adapt_check(self->trainer, b.embs, b.labels, b.targets,
+        b.n, (size_t)start, (size_t)count, &acc) != ES_OK) {
         mp_raise_ValueError(MP_ERROR_TEXT("check: slots out of range"));
     }
     mp_obj_t t[4] = {
