@@ -50,7 +50,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import adapt as bench
+from test_nn_kernels import ref_requantize
 from earshot import adapt, blob, core, dataset
 from earshot.evaluate import PAD_S, negative_stream, pad
 from earshot.model import Model
@@ -58,20 +60,9 @@ from earshot.model import Model
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 
 
-def requantize(acc, mult, shift):
-    """gemmlowp MultiplyByQuantizedMultiplier in int64 numpy (tests/test_nn_kernels.py)."""
-    acc = np.asarray(acc, np.int64)
-    mult = np.asarray(mult, np.int64)
-    shift = np.asarray(shift, np.int64)
-    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
-    x = ((acc << left) + (1 << 31)) % (1 << 32) - (1 << 31)
-    ab = x * mult
-    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(v >= 0, v >> 31, -((-v) >> 31))
-    high = np.where((x == I32_MIN) & (mult == I32_MIN), I32_MAX, high)
-    mask = (np.int64(1) << right) - 1
-    threshold = (mask >> 1) + (high < 0)
-    return (high >> right) + ((high & mask) > threshold)
+# The int8 requantization oracle of the kernel tests (gemmlowp MultiplyByQuantizedMultiplier,
+# double rounding, in int64 numpy), shared rather than copied.
+requantize = ref_requantize
 
 
 def accumulate(layer, x):
