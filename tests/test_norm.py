@@ -5,6 +5,8 @@ bit; the detector test shows a model with input_norm sees exactly ``core.model_f
 """
 
 import ctypes
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -103,9 +105,6 @@ def test_blob_round_trip_and_version():
 
 
 def _patched(b: bytes, **fields) -> bytes:
-    import struct
-    import zlib
-
     b = bytearray(b)
     if "version" in fields:
         struct.pack_into("<H", b, 4, fields["version"])

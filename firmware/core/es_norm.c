@@ -45,7 +45,8 @@ es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned mode) {
 
 void es_norm_reset(es_norm_t *n) {
     if (n != NULL) {
-        memset(n, 127, sizeof(n->prev) + sizeof(n->cur));
+        memset(n->prev, 127, sizeof(n->prev));
+        memset(n->cur, 127, sizeof(n->cur));
         n->hops = 0;
     }
 }

@@ -5,8 +5,8 @@ Pipeline (:func:`train`):
 1. Synthetic speech (:mod:`earshot.synth`): positives of the wake word, filtered by
    :func:`earshot.synth.check_positive`; confusable words and sentences as negatives. Cached
    under ``build/synth/``.
-2. Windows of ``T = arch.receptive_field(cfg)`` feature rows, features from the C core
-   (:func:`earshot.dataset.features`):
+2. Windows of ``T = arch.receptive_field(cfg)`` feature rows, the model's input from the C core
+   (:func:`inputs`: the log-mel, through ``es_norm`` when ``input_norm`` is set):
 
    - positives: each clip, preceded by silence or real negative speech and augmented
      (:func:`earshot.synth.augment`) several times; windows whose last row lies 0..``max_shift_ms``
@@ -19,7 +19,9 @@ Pipeline (:func:`train`):
    - noise-only windows (coloured noise, hum) at random levels (label 0).
 3. Keras training (binary cross-entropy on the logit, class weights), then hard-negative
    mining: score every real-negative window at the streaming output stride, add the
-   highest-scoring ones and fine-tune.
+   highest-scoring ones and fine-tune. With ``distill.width`` this trains the wider teacher,
+   and the student then learns the teacher's soft targets; ``qat.epochs`` ends with weight
+   quantization-aware fine-tuning (:func:`weight_qat_callback`).
 4. Int8 conversion (:func:`earshot.arch.to_tflite_int8`), detector settings chosen on the
    training side only (synthetic validation positives and the validation part of the real
    negatives, which training does not fit: ``dataset.training_negatives(part="validation")``),
