@@ -42,6 +42,7 @@ from earshot.evaluate import (
     measure,
     merge,
     negative_stream,
+    run_header,
 )
 
 CARD_BEGIN = "<!-- bench:accuracy:begin -->"
@@ -67,17 +68,8 @@ def run(model_dir, snr_db=None, limit_negatives=None, log=print) -> dict:
     held_stream, n_held, _ = negative_stream(held, snr_db, rng)
     hours = len(stream) / SAMPLE_RATE_HZ / 3600
     held_hours = len(held_stream) / SAMPLE_RATE_HZ / 3600
-    results = {
-        "snr_db": snr_db,
-        "positives": len(positives),
-        "positives_unreadable": failed,
-        "negative_clips": n_neg,
-        "negative_unreadable": n_neg_failed,
-        "negative_hours": round(hours, 3),
-        "heldout_clips": n_held,
-        "heldout_hours": round(held_hours, 3),
-        "engines": {},
-    }
+    results = run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours, digits=3)
+    results.update(heldout_clips=n_held, heldout_hours=round(held_hours, 3))
     for eng in engines:
         t0 = time.monotonic()
         r = measure(eng, positives, stream, hours)

@@ -231,15 +231,7 @@ def evaluate(
     if n_neg == 0:
         raise ValueError(f"{negatives_dir}: no readable audio file")
     hours = len(stream) / SAMPLE_RATE_HZ / 3600
-    results = {
-        "snr_db": snr_db,
-        "positives": len(positives),
-        "positives_unreadable": failed,
-        "negative_clips": n_neg,
-        "negative_unreadable": n_neg_failed,
-        "negative_hours": round(hours, 4),
-        "engines": {},
-    }
+    results = run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours)
     for eng in engines:
         t0 = time.monotonic()
         r = measure(eng, positives, stream, hours)
@@ -250,6 +242,20 @@ def evaluate(
         results["engines"][eng.name] = r
         log(f"{eng.name}: done in {time.monotonic() - t0:.0f} s")
     return results
+
+
+def run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours, digits=4) -> dict:
+    """The audio part of a results dict (see :func:`evaluate`), with an empty ``engines``;
+    ``negative_hours`` rounded to ``digits``."""
+    return {
+        "snr_db": snr_db,
+        "positives": len(positives),
+        "positives_unreadable": failed,
+        "negative_clips": n_neg,
+        "negative_unreadable": n_neg_failed,
+        "negative_hours": round(hours, digits),
+        "engines": {},
+    }
 
 
 def measure(engine, positives, stream, hours: float) -> dict:
