@@ -231,3 +231,29 @@ def test_from_tflite_refuses_unsupported_graphs():
         blob.from_tflite(long, cutoff=0.5, window=3, refractory=0)
     with pytest.raises(ValueError, match="not a .tflite"):
         blob.from_tflite(b"\x00" * 16, cutoff=0.5, window=3, refractory=0)
+
+
+def test_channel_dropout_drops_whole_channels_in_training_only():
+    pytest.importorskip("tensorflow")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    cfg = dict(arch.DEFAULT_ARCH, channel_dropout=0.5)
+    model = arch.build_model(cfg)
+    drops = [layer for layer in model.layers if layer.name.endswith("_chdrop")]
+    assert [d.name for d in drops] == ["conv0_chdrop"] + [
+        f"block{i}_pw_chdrop" for i in range(1, len(cfg["blocks"]) + 1)
+    ]
+    ones = np.ones((1, 7, 1, 32), np.float32)
+    out = np.asarray(drops[0](ones, training=True))[0, :, 0, :]
+    assert set(np.unique(out)) == {0.0, 2.0}  # rate 0.5: kept channels scaled by 2
+    assert np.all(out == out[:1])  # each channel dropped or kept over all time steps
+    x = np.random.default_rng(0).integers(-128, 128, (4, arch.receptive_field(cfg), 40))
+    x = arch.features_to_input(x.astype(np.int8))
+    assert np.array_equal(model(x, training=False), model(x, training=False))
+    rep = np.random.default_rng(1).integers(-100, 100, (16, arch.receptive_field(cfg), 40))
+    tfl = arch.to_tflite_int8(model, rep.astype(np.int8))
+    d = blob.describe(blob.from_tflite(tfl, cutoff=0.5, window=3, refractory=0))
+    assert d["macs_per_output"] == arch.macs_per_output(arch.DEFAULT_ARCH)  # no trace left
+    with pytest.raises(ValueError, match="channel_dropout"):
+        arch.build_model(dict(arch.DEFAULT_ARCH, channel_dropout=1.0))
