@@ -62,8 +62,9 @@ SWEEP_GRID = (
 BLOB_TARGET, MACS_TARGET = 2.0, 1.5
 
 
-def ratios_for(r: float) -> list[float]:
-    return [min(1.0, r * p) for p in PROFILE]
+def ratios_for(r: float, profile=PROFILE) -> list[float]:
+    """Group pruning ratios at overall ratio ``r``: min(1, r * profile[g]) per group."""
+    return [min(1.0, r * p) for p in profile]
 
 
 def users(block: int) -> list[list[Path]]:
@@ -92,12 +93,13 @@ def ambient(n: int, seed: int) -> list[np.ndarray]:
 
 
 def run(args, log=print) -> dict:
-    factory = FACTORY.read_bytes()
+    factory = args.model.read_bytes()
     fmodel = Model(factory)
     groups = len(adapt.Stats(fmodel).groups)
-    if len(PROFILE) != groups or len(SWEEP_GRID) != groups:
+    profile = tuple(args.profile or PROFILE)
+    if len(profile) != groups or len(SWEEP_GRID) != groups:
         raise SystemExit(
-            f"{FACTORY} has {groups} channel groups, PROFILE/SWEEP_GRID {len(PROFILE)}: "
+            f"{args.model} has {groups} channel groups, profile/SWEEP_GRID {len(profile)}: "
             "give SWEEP_GRID one entry per group and re-derive PROFILE with --sweep"
         )
     cfg = dict(adapt.DEFAULTS)
@@ -128,7 +130,7 @@ def run(args, log=print) -> dict:
             "fa_after": false_accepts(res.blob, held),
         }
         for r in args.ratios:
-            pr = adapt.adapt(factory, streams, cfg, prune_ratio=ratios_for(r))
+            pr = adapt.adapt(factory, streams, cfg, prune_ratio=ratios_for(r, profile))
             m = Model(pr.blob)
             sizes[r] = (len(pr.blob), m.info["macs_per_output"])
             rec = recall(pr.blob, test)
@@ -159,6 +161,8 @@ def run(args, log=print) -> dict:
         "fa_per_hour_before": avg("fa_before") / hours,
         "fa_per_hour_after": avg("fa_after") / hours,
         "users_accepted": sum(bool(r["accepted"]) for r in per_user),
+        "model": str(args.model),
+        "profile": list(profile),
         "main_ratio": args.main_ratio,
         "recall_pruned": avg("recall_pruned"),
         "fa_per_hour_pruned": avg("fa_pruned") / hours,
@@ -173,7 +177,7 @@ def run(args, log=print) -> dict:
         "curve": [
             {
                 "prune_ratio": r,
-                "group_ratios": ratios_for(r),
+                "group_ratios": ratios_for(r, profile),
                 "blob_bytes": sizes[r][0],
                 "macs": sizes[r][1],
                 "recall": sum(curve[r]) / n,
@@ -200,7 +204,7 @@ def sweep(args, log=print) -> dict:
     ties by the smaller blob. No test utterance and no held-out negative is used."""
     import itertools
 
-    factory = FACTORY.read_bytes()
+    factory = args.model.read_bytes()
     fm = Model(factory)
     stats = adapt.Stats(fm)
     scores = adapt.importance(fm, stats, adapt.WEIGHT_NORM)
@@ -273,7 +277,7 @@ def vboard_user(user: int, args, log=print) -> dict:
     clips, _ = dataset.load_clips(files)
     streams = [pad(c, PAD_S) for c in clips[: args.k]] + ambient(args.ambient, user)
     streams = [np.concatenate([s, np.zeros((-len(s)) % 160, np.int16)]) for s in streams]
-    host = adapt.adapt(FACTORY.read_bytes(), streams)
+    host = adapt.adapt(args.model.read_bytes(), streams)
     natmod.build("x64")
     with tempfile.TemporaryDirectory() as tmp:
         flash = Path(tmp)
@@ -283,7 +287,7 @@ def vboard_user(user: int, args, log=print) -> dict:
             names.append(f"u{i}.raw")
         t0 = time.time()
         with VirtualBoard(flash) as board:
-            deploy.deploy(board.port, model=FACTORY)
+            deploy.deploy(board.port, model=args.model)
             code = f"import es_adapt\nes_adapt.run_files({names!r})\n"
             out = deploy.run_on_board(board.port, code, timeout=1800).decode()
         board_blob = (flash / "adapted.bin").read_bytes()
@@ -302,6 +306,10 @@ def vboard_user(user: int, args, log=print) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=FACTORY,
+                    help=f"factory blob (default {FACTORY.relative_to(ROOT)})")
+    ap.add_argument("--profile", type=float, nargs="+", default=None,
+                    help="per-group pruning profile instead of PROFILE (one value per group)")
     ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--ambient", type=int, default=40)
