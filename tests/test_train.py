@@ -155,3 +155,12 @@ def test_weight_qat_is_a_straight_through_step():
     model.fit(x, y, epochs=1, batch_size=16, verbose=0,
               callbacks=[train.weight_qat_callback(model)])
     assert not np.array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
+def test_teacher_arch_widens_and_sets_its_own_channel_dropout():
+    student = dict(arch.DEFAULT_ARCH, channel_dropout=0.2)
+    t = train.teacher_arch(student, 2)
+    assert t["first"]["filters"] == 2 * student["first"]["filters"]
+    assert [b["filters"] for b in t["blocks"]] == [2 * b["filters"] for b in student["blocks"]]
+    assert t["channel_dropout"] == 0.2 and student["blocks"][0]["filters"] == 32
+    assert train.teacher_arch(student, 2, 0.0)["channel_dropout"] == 0.0

@@ -80,8 +80,9 @@ DEFAULT_CONFIG = {
     # layer's filters multiplied by ``width`` is trained first (same windows, same mining);
     # the student then learns the targets alpha * label + (1 - alpha) * sigmoid(teacher
     # logit / temperature) (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
-    # network", 2015, with the binary cross-entropy of a single logit).
-    "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0},
+    # network", 2015, with the binary cross-entropy of a single logit). teacher_channel_dropout:
+    # the teacher's arch.channel_dropout (None: the student's).
+    "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -377,10 +378,13 @@ def weight_qat_callback(model):
     return WeightQAT()
 
 
-def teacher_arch(arch_cfg: dict, width: float) -> dict:
+def teacher_arch(arch_cfg: dict, width: float, channel_dropout: float | None = None) -> dict:
     """``arch_cfg`` with every layer's filters multiplied by ``width`` (same kernels and
-    strides, so the same receptive field and windows): the distillation teacher."""
+    strides, so the same receptive field and windows): the distillation teacher.
+    ``channel_dropout`` replaces the student's ``channel_dropout`` when not None."""
     t = copy.deepcopy(arch_cfg)
+    if channel_dropout is not None:
+        t["channel_dropout"] = float(channel_dropout)
     t["first"]["filters"] = int(round(t["first"]["filters"] * width))
     for b in t["blocks"]:
         b["filters"] = int(round(b["filters"] * width))
@@ -456,6 +460,8 @@ def choose_cutoff(pos_probs, neg_stream_probs, hours: float, det: dict, stride: 
         fa = sum(len(detections(p, c, window, refractory)) for p in neg_stream_probs)
         if fa / hours <= det["max_fa_per_hour"]:
             chosen = min(0.99, round(float(c) + det["margin"], 2))
+            log(f"lowest cutoff meeting {det['max_fa_per_hour']} false accepts per hour: "
+                f"{c:.2f}")
             break
     fa = sum(len(detections(p, chosen, window, refractory)) for p in neg_stream_probs)
     recall = float(np.mean([len(detections(p, chosen, window, 10**6)) > 0 for p in pos_probs]))
@@ -599,7 +605,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     dc = cfg["distill"]
     teacher_info = None
     if dc["width"]:
-        t_arch = teacher_arch(arch_cfg, float(dc["width"]))
+        t_arch = teacher_arch(arch_cfg, float(dc["width"]), dc["teacher_channel_dropout"])
         teacher = arch.build_model(t_arch, name="teacher")
         log(f"teacher: filters x{dc['width']}, "
             f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
