@@ -41,6 +41,7 @@ def test_package_is_complete(smoke):
         arch.macs_per_output(t_arch) * 3 // arch.output_stride()) > man["macs_per_30ms"]
     assert 0.0 <= summary["teacher_train_accuracy"] <= 1.0  # one epoch: any value
     assert summary["qat_epochs"] == 1
+    assert summary["channel_dropout"] == 0.1  # the student's; the teacher's is 0.0
 
 
 def test_tflm_equals_c_engine(smoke):
@@ -164,3 +165,16 @@ def test_teacher_arch_widens_and_sets_its_own_channel_dropout():
     assert [b["filters"] for b in t["blocks"]] == [2 * b["filters"] for b in student["blocks"]]
     assert t["channel_dropout"] == 0.2 and student["blocks"][0]["filters"] == 32
     assert train.teacher_arch(student, 2, 0.0)["channel_dropout"] == 0.0
+
+
+def test_every_shipped_config_loads():
+    """Each JSON under configs/ is a valid training config (no unknown key, arch accepted)."""
+    from earshot.paths import ROOT
+
+    paths = sorted((ROOT / "configs").rglob("*.json"))
+    assert len(paths) >= 3
+    for p in paths:
+        cfg = train.load_config(p)
+        if cfg["arch"] is not None:
+            arch.receptive_field(cfg["arch"])
+        assert cfg["wake_word"], p

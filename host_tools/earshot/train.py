@@ -661,6 +661,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "window": det["window"],
         "refractory": refractory,
         "input_norm": int(cfg["input_norm"]),
+        "channel_dropout": float(arch_cfg.get("channel_dropout", 0.0)),
     }
     if teacher_info is not None:
         summary.update(teacher_info)
