@@ -26,6 +26,7 @@ es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
     python bench/adapt.py --sweep [--sweep-users 3]
+    python bench/adapt.py --model OTHER/model.bin [--profile p0 p1 p2 p3 p4] [--sweep]
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ Configuration dict (``DEFAULT_ARCH``)::
     }
 
 ``channel_dropout`` zeroes whole output channels (all time steps, Keras SpatialDropout2D,
-Tompson et al. 2015) during training, so that no single channel carries the decision: a
-model trained with it loses less when channels are pruned (earshot.adapt) and it
-regularises. Inference, export and the streaming engine are unchanged by it.
+Tompson et al. 2015) during training, a regulariser meant to keep any single channel from
+carrying the decision. Inference, export and the streaming engine are unchanged by it.
+Measured effect: models/alexa/README.md (Limits) and README.md (adaptation).
 
 TensorFlow is imported inside the functions that need it, so the pure shape arithmetic
 (``receptive_field``, ``output_stride``, ``macs_per_output``) stays cheap to import.
