@@ -52,7 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import adapt as bench
-from test_nn_kernels import ref_requantize
+from test_nn_kernels import ref_accumulate, ref_activate
 from earshot import adapt, blob, core, dataset
 from earshot.evaluate import PAD_S, negative_stream, pad
 from earshot.model import Model
@@ -60,34 +60,10 @@ from earshot.model import Model
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
 
 
-# The int8 requantization oracle of the kernel tests (gemmlowp MultiplyByQuantizedMultiplier,
-# double rounding, in int64 numpy), shared rather than copied.
-requantize = ref_requantize
-
-
-def accumulate(layer, x):
-    """int64 accumulator of one layer on int8 rows x (B, L, in) -> (B, L_out, out)."""
-    k, s, kind = layer["kernel"], layer["stride"], layer["type"]
-    xi = x.astype(np.int64) - layer["input_zp"]
-    w = np.asarray(layer["weights"], np.int64)
-    if kind == "fc":
-        acc = xi.reshape(xi.shape[0], -1) @ w.reshape(layer["out_ch"], layer["in_ch"]).T
-        acc = acc[:, None, :]
-    else:
-        n = (x.shape[1] - k) // s + 1
-        win = np.stack([xi[:, t * s : t * s + k] for t in range(n)], axis=1)  # B n k i
-        if kind == "conv":
-            acc = np.einsum("bnki,oki->bno", win, w.reshape(layer["out_ch"], k, layer["in_ch"]))
-        else:
-            acc = np.einsum("bnkc,kc->bnc", win, w.reshape(k, layer["out_ch"]))
-    if layer.get("bias") is not None:
-        acc = acc + np.asarray(layer["bias"], np.int64)
-    return acc
-
-
-def activate(layer, acc):
-    out = requantize(acc, layer["multiplier"], layer["shift"]) + layer["output_zp"]
-    return np.clip(out, layer["act_min"], layer["act_max"]).astype(np.int8)
+# The int64 layer oracle of the kernel tests (accumulator, then gemmlowp requantization with
+# double rounding), shared rather than copied.
+accumulate = ref_accumulate
+activate = ref_activate
 
 
 def run_to(layers, x, stop):

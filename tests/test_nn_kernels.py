@@ -41,24 +41,36 @@ def ref_requantize(acc, mult, shift):
     return (high >> right) + ((high & mask) > threshold)
 
 
-def ref_layer(layer, x):
-    """One layer dict (blob.pack format) on int8 rows x (L, in_ch) -> int8 (L_out, out_ch)."""
+def ref_accumulate(layer, x):
+    """int64 accumulator of one layer dict (blob.pack format) on int8 rows x (..., L, in_ch)
+    -> (..., L_out, out_ch); leading axes are a batch (bench/prune_refit.py uses them)."""
     k, s, kind = layer["kernel"], layer["stride"], layer["type"]
     xi = x.astype(np.int64) - layer["input_zp"]
     w = np.asarray(layer["weights"], np.int64)
     if kind == "fc":
-        acc = (w.reshape(layer["out_ch"], layer["in_ch"]) @ xi.reshape(-1))[None]
+        flat = xi.reshape(*xi.shape[:-2], -1)
+        acc = (flat @ w.reshape(layer["out_ch"], layer["in_ch"]).T)[..., None, :]
     else:
-        n = (x.shape[0] - k) // s + 1
-        win = np.stack([xi[t * s : t * s + k] for t in range(n)])
+        n = (x.shape[-2] - k) // s + 1
+        win = np.stack([xi[..., t * s : t * s + k, :] for t in range(n)], axis=-3)
         if kind == "conv":
-            acc = np.einsum("nki,oki->no", win, w.reshape(layer["out_ch"], k, layer["in_ch"]))
+            acc = np.einsum("...nki,oki->...no", win, w.reshape(layer["out_ch"], k, layer["in_ch"]))
         else:
-            acc = np.einsum("nkc,kc->nc", win, w.reshape(k, layer["out_ch"]))
+            acc = np.einsum("...nkc,kc->...nc", win, w.reshape(k, layer["out_ch"]))
     if layer.get("bias") is not None:
         acc = acc + np.asarray(layer["bias"], np.int64)
+    return acc
+
+
+def ref_activate(layer, acc):
+    """int8 output of a layer from its int64 accumulator (requantize, zero point, clamp)."""
     out = ref_requantize(acc, layer["multiplier"], layer["shift"]) + layer["output_zp"]
     return np.clip(out, layer["act_min"], layer["act_max"]).astype(np.int8)
+
+
+def ref_layer(layer, x):
+    """One layer dict (blob.pack format) on int8 rows x (L, in_ch) -> int8 (L_out, out_ch)."""
+    return ref_activate(layer, ref_accumulate(layer, x))
 
 
 def ref_network(layers, x):
