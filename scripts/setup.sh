@@ -7,9 +7,11 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
 # Debian packages: the Xtensa cross compiler (build proof and code size), TTS engines for the
-# synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile).
+# synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile), and the
+# real speech of the data README's Debian packages (training negatives, source "debian").
 APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festival \
-festvox-kallpc16k festvox-us-slt-hts sox libsndfile1 valgrind"
+festvox-kallpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
+asterisk-core-sounds-en-wav klettres-data codec2-examples"
 
 missing=""
 for p in $APT_PACKAGES; do

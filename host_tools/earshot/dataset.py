@@ -9,7 +9,11 @@ Sources under :func:`earshot.paths.data_dir` (see its README.md):
 - ``precise-community``: every wake-word and not-wake-word folder (none says "alexa"): negatives.
 - ``wuw-corpus-ii``: telephone speech at 8 kHz (resampled to 16 kHz on load): negatives.
 
-Of the trainable negatives, a seeded 15 % per source is kept for validation
+Optional, outside the data folder: real speech from the Debian packages the data README lists
+(:data:`DEBIAN_SPEECH`, source name ``debian``: a prompt speaker, spoken letters and syllables
+in 20 languages, codec test speech), used as training negatives when a config asks for it.
+
+Of the trainable negatives (``debian`` included), a seeded 15 % per source is kept for validation
 (``training_negatives(part="validation")``): training chooses its cutoff there, on speech it
 has not fitted.
 
@@ -37,6 +41,16 @@ HELDOUT_FRACTION = 0.3
 HELDOUT_SEED = 0
 #: Fraction of the trainable negatives kept for validation (choosing the cutoff), per source.
 VALIDATION_FRACTION = 0.15
+#: Trainable sources in the data folder (``training_negatives`` default).
+SHARED_SOURCES = ("wwb", "precise", "wuw")
+#: Real speech shipped by Debian packages (the data README's list): package -> (folder, audio
+#: suffixes). About 25 min of one prompt speaker (8 kHz), 51 min of letters and syllables read
+#: in 20 languages, 4.5 min of codec test speech (8 kHz); none says "alexa".
+DEBIAN_SPEECH = {
+    "asterisk-core-sounds-en-wav": ("/usr/share/asterisk/sounds/en_US_f_Allison", (".wav",)),
+    "klettres-data": ("/usr/share/klettres", (".ogg",)),
+    "codec2-examples": ("/usr/share/codec2/wav", (".wav",)),
+}
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -93,26 +107,58 @@ def _trainable_negatives(root: Path) -> dict[str, list[Path]]:
     }
 
 
+def debian_negatives() -> list[Path]:
+    """Every audio file of :data:`DEBIAN_SPEECH`, sorted. Raises FileNotFoundError naming the
+    packages that are not installed (``apt-get install`` them; scripts/setup.sh does)."""
+    missing = [pkg for pkg, (folder, _) in DEBIAN_SPEECH.items() if not Path(folder).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"real speech source 'debian' needs the Debian packages {', '.join(missing)} "
+            f"(apt-get install {' '.join(missing)})"
+        )
+    return sorted(
+        p
+        for folder, suffixes in DEBIAN_SPEECH.values()
+        for p in Path(folder).rglob("*")
+        if p.suffix.lower() in suffixes
+    )
+
+
 def is_validation(path, root=None, fraction: float = VALIDATION_FRACTION) -> bool:
-    """True when a trainable negative belongs to the validation part (seeded hash of its
-    relative path, independent of the held-out split's hash)."""
-    rel = Path(path).resolve().relative_to(_root(root).resolve()).as_posix()
+    """True when a trainable negative belongs to the validation part: a seeded hash of its
+    path relative to the data folder (a ``debian`` file: ``<package>/<path in its folder>``),
+    independent of the held-out split's hash and of where the files are installed."""
+    full = Path(path).resolve()
+    rel = None
+    for pkg, (folder, _) in DEBIAN_SPEECH.items():
+        if full.is_relative_to(Path(folder).resolve()):
+            rel = f"{pkg}/{full.relative_to(Path(folder).resolve()).as_posix()}"
+            break
+    if rel is None:
+        rel = full.relative_to(_root(root).resolve()).as_posix()
     return zlib.crc32(f"validation:{rel}".encode()) % 10000 < round(fraction * 10000)
 
 
-def training_negatives(root=None, part: str = "train") -> dict[str, list[Path]]:
-    """Negative clips by source (``wwb`` not held out, ``precise``, ``wuw``): ``part="train"``
-    the ones training may fit, ``"validation"`` the ones it may only use to choose detector
-    settings (about VALIDATION_FRACTION of each source). Raises FileNotFoundError when a
-    source folder is missing, ValueError for another ``part``."""
+def training_negatives(root=None, part: str = "train", sources=SHARED_SOURCES
+                       ) -> dict[str, list[Path]]:
+    """Negative clips by source: ``wwb`` (not held out), ``precise``, ``wuw`` and, when
+    ``sources`` names it, ``debian`` (:func:`debian_negatives`). ``part="train"``: the ones
+    training may fit; ``"validation"``: the ones it may only use to choose detector settings
+    (about VALIDATION_FRACTION of each source). Returns the ``sources`` asked for. Raises
+    FileNotFoundError when a source folder (or Debian package) is missing, ValueError for
+    another ``part`` or an unknown source."""
     if part not in ("train", "validation"):
         raise ValueError(f"part must be 'train' or 'validation', got {part!r}")
+    unknown = set(sources) - {*SHARED_SOURCES, "debian"}
+    if unknown:
+        raise ValueError(f"unknown negative sources {sorted(unknown)}: "
+                         f"choose from {[*SHARED_SOURCES, 'debian']}")
     root = _root(root)
     want = part == "validation"
-    return {
-        name: [p for p in paths if is_validation(p, root) == want]
-        for name, paths in _trainable_negatives(root).items()
-    }
+    found = _trainable_negatives(root) if set(sources) & set(SHARED_SOURCES) else {}
+    if "debian" in sources:
+        found["debian"] = debian_negatives()
+    return {name: [p for p in found[name] if is_validation(p, root) == want] for name in sources}
 
 
 def all_negatives(root=None) -> list[Path]:
