@@ -42,6 +42,10 @@ def test_package_is_complete(smoke):
     assert 0.0 <= summary["teacher_train_accuracy"] <= 1.0  # one epoch: any value
     assert summary["qat_epochs"] == 1
     assert summary["channel_dropout"] == 0.1  # the student's; the teacher's is 0.0
+    # ... and the Debian speech source, two noisy copies of the real negatives, a train seed
+    assert summary["real_negative_sources"] == ["debian", "precise", "wuw", "wwb"]
+    assert summary["negative_streams"] == 3  # clean + 2 noisy (no augmented copy)
+    assert summary["train_seed"] == 7
 
 
 def test_tflm_equals_c_engine(smoke):
@@ -156,6 +160,23 @@ def test_weight_qat_is_a_straight_through_step():
     model.fit(x, y, epochs=1, batch_size=16, verbose=0,
               callbacks=[train.weight_qat_callback(model)])
     assert not np.array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
+def test_train_seed_sets_the_initial_weights():
+    """_seed_init: the same train_seed builds the same weights, another seed other weights;
+    a config without train_seed leaves the random state alone."""
+    import keras
+
+    def weights(cfg, seed):
+        train._seed_init(cfg, seed)
+        return np.concatenate([w.ravel() for w in arch.build_model().get_weights()])
+
+    cfg = train.load_config(overrides={"train_seed": 3})
+    a, b, c = weights(cfg, 3), weights(cfg, 3), weights(cfg, 4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    keras.utils.set_random_seed(3)
+    plain = train.load_config()
+    assert np.array_equal(weights(plain, 99), a)  # 99 ignored: the process's seed 3 decided
 
 
 def test_teacher_arch_widens_and_sets_its_own_channel_dropout():

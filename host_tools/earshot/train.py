@@ -52,6 +52,10 @@ HOP = 160  # samples per hop (ES_HOP_SAMPLES)
 DEFAULT_CONFIG = {
     "wake_word": "alexa",
     "seed": 1,
+    # Seed of weight initialisation, shuffling and mining only (None: ``seed``). The data
+    # (synthesis, augmentation, windows, validation) follow ``seed``, so two runs that differ in
+    # train_seed alone measure the spread of training itself.
+    "train_seed": None,
     "arch": None,  # None: earshot.arch.DEFAULT_ARCH
     "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True},
     "positives": {"copies": 3, "shifts": 3, "max_shift_ms": 250, "early_negative": True},
@@ -68,6 +72,9 @@ DEFAULT_CONFIG = {
         "augmented_copy": True,
         "augmented_fraction": 0.5,
         "noisy_copy_snr_db": None,
+        # how many such noisy copies (each its own noise draw and SNRs); used when
+        # noisy_copy_snr_db is set
+        "noisy_copies": 1,
     },
     "noise_windows": 3000,
     "validation_fraction": 0.1,
@@ -289,6 +296,15 @@ def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg) -> list[
 # --- model ------------------------------------------------------------------------------------
 
 
+def _seed_init(cfg: dict, seed: int) -> None:
+    """Seed Keras before a model is built, so its initial weights follow ``train_seed``; a
+    config without train_seed keeps the process's random state (earlier runs unchanged)."""
+    if cfg["train_seed"] is not None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+
 def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
     import keras
 
@@ -500,6 +516,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     from earshot import arch
 
     seed = int(cfg["seed"])
+    tseed = seed if cfg["train_seed"] is None else int(cfg["train_seed"])
     wake_word = cfg["wake_word"]
     arch_cfg = cfg["arch"] or arch.DEFAULT_ARCH
     frames = arch.receptive_field(arch_cfg)
@@ -531,13 +548,13 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
 
     # 2. real negatives
     rc = cfg["real_negatives"]
-    sources = dataset.training_negatives()
+    sources = dataset.training_negatives(sources=rc["sources"])
     paths = [p for s in rc["sources"] for p in sources[s]]
     rng = np.random.default_rng([seed, 6])
     if rc["max_clips"] is not None:
         paths = [paths[k] for k in sorted(rng.permutation(len(paths))[: rc["max_clips"]])]
     real, failed = dataset.load_clips(paths)
-    val_sources = dataset.training_negatives(part="validation")
+    val_sources = dataset.training_negatives(part="validation", sources=rc["sources"])
     val_paths = [p for s in rc["sources"] for p in val_sources[s]]
     if rc["max_clips"] is not None:  # a quick run: a quarter as many validation clips
         keep = max(10, rc["max_clips"] // 4)
@@ -568,8 +585,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         ]
         streams.append(stream(aug, arng))
     if rc["noisy_copy_snr_db"] is not None:  # speech in broadband noise, every clip
-        streams.append(noisy_stream(real, rc["noisy_copy_snr_db"],
-                                    np.random.default_rng([seed, 14])))
+        for k in range(int(rc["noisy_copies"])):
+            nrng = np.random.default_rng([seed, 14] if k == 0 else [seed, 14, k])
+            streams.append(noisy_stream(real, rc["noisy_copy_snr_db"], nrng))
     stream_feats = [inputs(s, cfg) for s in streams]
     hours = len(streams[0]) / 16000 / 3600
     # validation negatives: clean and with noise/reverb, never fitted
@@ -606,29 +624,32 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     teacher_info = None
     if dc["width"]:
         t_arch = teacher_arch(arch_cfg, float(dc["width"]), dc["teacher_channel_dropout"])
+        _seed_init(cfg, tseed + 100)
         teacher = arch.build_model(t_arch, name="teacher")
         log(f"teacher: filters x{dc['width']}, "
             f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
         x, y, w = _train_and_mine(teacher, x, y, w, stream_feats, frames, stride, cfg, log,
-                                  seed + 100)
+                                  tseed + 100)
         t_logits = predict(teacher, x)
         soft = 1.0 / (1.0 + np.exp(-t_logits / float(dc["temperature"])))
         targets = (dc["alpha"] * y + (1.0 - dc["alpha"]) * soft).astype(np.float32)
         teacher_info = {"teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
                         "teacher_train_accuracy": round(float(np.mean((t_logits > 0) == y)), 4)}
         log(f"teacher accuracy on the training windows {teacher_info['teacher_train_accuracy']}")
+        _seed_init(cfg, tseed)
         model = arch.build_model(arch_cfg)
         log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
-        _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
+        _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, tseed)
         del teacher
     else:
+        _seed_init(cfg, tseed)
         model = arch.build_model(arch_cfg)
-        x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed)
+        x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, tseed)
     qc = cfg["qat"]
     if qc["epochs"]:
         log(f"quantization-aware fine-tuning: {qc['epochs']} epochs")
         labels = targets if dc["width"] else y
-        _fit(model, x, labels, w, cfg, qc["epochs"], qc["learning_rate"], log, seed + 50,
+        _fit(model, x, labels, w, cfg, qc["epochs"], qc["learning_rate"], log, tseed + 50,
              callbacks=[weight_qat_callback(model)])
     train_s = time.monotonic() - t0
 
@@ -651,6 +672,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "synthetic_positives_dropped": len(pos["dropped"]),
         "synthetic_negatives": len(neg["audio"]),
         "real_negative_clips": len(real),
+        "real_negative_sources": sorted(rc["sources"]),
+        "negative_streams": len(streams),
         "real_negative_hours": round(hours, 3),
         "validation_negative_clips": len(val_real),
         "validation_negative_hours": round(val_hours, 3),
@@ -663,6 +686,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "input_norm": int(cfg["input_norm"]),
         "channel_dropout": float(arch_cfg.get("channel_dropout", 0.0)),
     }
+    if cfg["train_seed"] is not None:
+        summary["train_seed"] = tseed
     if teacher_info is not None:
         summary.update(teacher_info)
     if qc["epochs"]:
@@ -706,6 +731,7 @@ def new_card(wake_word: str, cfg: dict) -> str:
     the CARD_BEGIN/CARD_END block that :func:`write_card_numbers` fills with measured numbers.
     Accuracy on real recordings is not claimed: there are none of a new phrase."""
     sc = cfg["synth"]
+    tseed_note = "" if cfg["train_seed"] is None else f", train_seed {cfg['train_seed']}"
     return f"""# Model card: Earshot "{wake_word}"
 
 | | |
@@ -715,7 +741,7 @@ def new_card(wake_word: str, cfg: dict) -> str:
 | network | time-only DS-CNN (`earshot.arch`), int8 weights per channel, int8 activations |
 | input | 40 int8 log-mel bins per 10 ms hop from the Earshot C frontend |
 | detector defaults | `cutoff`, `window`, `refractory` in `manifest.json` (training data only) |
-| trained by | `earshot train --wake-word "{wake_word}"`, seed {cfg['seed']} (`earshot.train`) |
+| trained by | `earshot train --wake-word "{wake_word}"`, seed {cfg['seed']}{tseed_note} (`earshot.train`) |
 
 ## Training data
 
