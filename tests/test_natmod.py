@@ -186,17 +186,18 @@ def test_features_identical_to_ctypes(mpy, clip, tmp_path):
     assert "streamed equal True" in proc.stdout
 
 
-def test_frontend_input_norm_identical_to_ctypes(mpy, clip, tmp_path):
+@pytest.mark.parametrize("mode", [1, 2])
+def test_frontend_input_norm_identical_to_ctypes(mpy, clip, tmp_path, mode):
     """Frontend(input_norm) on MicroPython, streamed in uneven chunks, writes exactly what
     core.model_features computes on the host (the features a normalised model sees)."""
     samples, raw = clip
-    proc = mpy("norm.py", raw, 1, tmp_path / "n.bin")
-    expected = core.model_features(samples, 1)
+    proc = mpy("norm.py", raw, mode, tmp_path / "n.bin")
+    expected = core.model_features(samples, mode)
     got = np.frombuffer((tmp_path / "n.bin").read_bytes(), np.int8)
     assert got.size == expected.size > 0
     assert np.array_equal(got.reshape(expected.shape), expected)
     assert not np.array_equal(expected, core.features(samples))
-    assert "refused input_norm must be 0 or 1" in proc.stdout
+    assert "refused input_norm must be 0, 1 or 2" in proc.stdout
 
 
 @pytest.mark.parametrize("blob", model_blobs())

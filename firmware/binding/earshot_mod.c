@@ -159,8 +159,9 @@ static MP_DEFINE_CONST_FUN_OBJ_2(earshot_features_obj, earshot_features);
 
 // ---------------------------------------------------------------------------
 // Frontend(input_norm=0): streaming frontend; keeps the sample history between calls.
-// input_norm 1 (ES_NORM_MINSTAT, a model's info()["input_norm"]) also runs the core's input
-// normalisation (es_norm, earshot.h), so run() writes what that model takes as input.
+// input_norm 1 or 2 (ES_NORM_MINSTAT, ES_NORM_MINSTAT_GATE: a model's info()["input_norm"])
+// also runs the core's input normalisation (es_norm, earshot.h), so run() writes what that
+// model takes as input.
 
 typedef struct _earshot_frontend_obj_t {
     mp_obj_base_t base;
@@ -173,8 +174,8 @@ static mp_obj_t earshot_frontend_make_new(const mp_obj_type_t *type, size_t n_ar
     const mp_obj_t *args) {
     mp_arg_check_num(n_args, n_kw, 0, 1, false);
     mp_int_t input_norm = n_args > 0 ? mp_obj_get_int(args[0]) : 0;
-    if (input_norm < 0 || input_norm > ES_NORM_MINSTAT) {
-        mp_raise_ValueError(MP_ERROR_TEXT("input_norm must be 0 or 1"));
+    if (input_norm < 0 || input_norm > ES_NORM_MINSTAT_GATE) {
+        mp_raise_ValueError(MP_ERROR_TEXT("input_norm must be 0, 1 or 2"));
     }
     size_t fe_len = es_frontend_mem_size();
     size_t norm_len = input_norm != 0 ? es_norm_mem_size() : 0;

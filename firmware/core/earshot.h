@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define ES_VERSION_MAJOR (0)
-#define ES_VERSION_MINOR (2)  // 2: es_norm, blob format 2
+#define ES_VERSION_MINOR (3)  // 2: es_norm, blob format 2; 3: ES_NORM_MINSTAT_GATE
 
 // Frontend constants. Shared by training (through ctypes) and the device; the
 // host tools assert they equal the values stored in every model blob.
@@ -53,13 +53,17 @@ void es_frontend_run(es_frontend_t *fe, const int16_t *samples, size_t n_hops, i
 // level above a per-bin noise floor out (-128: at the floor; steps of 0.376 dB). The
 // floor is each bin's minimum over the last 0.8 to 1.6 s (minimum statistics). A model
 // whose blob has input_norm = ES_NORM_MINSTAT was trained on these features; the detector
-// applies the stage itself. State: 84 bytes.
-#define ES_NORM_MINSTAT (1)  // the one input_norm mode: minimum statistics, 2 x 80 hops
+// applies the stage itself. State: 124 bytes.
+#define ES_NORM_MINSTAT (1)  // minimum statistics, 2 x 80 hops
+// ES_NORM_MINSTAT, then a per-bin noise gate: each bin's level above the floor less that
+// bin's noise fluctuation (es_norm.c), 0 (-128) below it: stationary noise reads as -128
+// nine times in ten instead of fluctuating. Needs ES_VERSION_MINOR >= 3.
+#define ES_NORM_MINSTAT_GATE (2)
 
 typedef struct es_norm_t es_norm_t;
 
 size_t es_norm_mem_size(void);
-// mode must be ES_NORM_MINSTAT. Returns a handle inside mem, or NULL if mem is NULL,
+// mode: ES_NORM_MINSTAT or ES_NORM_MINSTAT_GATE. Returns a handle inside mem, or NULL if mem is NULL,
 // mem_len too small or mode unknown.
 es_norm_t *es_norm_init(void *mem, size_t mem_len, unsigned mode);
 // Forget the history (as after init).

@@ -117,6 +117,7 @@ es_detector_t *es_detector_init(void *mem, size_t mem_len, const es_model_t *m,
     d->model = m;
     d->cfg = c;
     d->norm_on = info.input_norm != 0;
+    es_norm_set_mode(&d->norm, info.input_norm);
     d->input_frames = info.input_frames;
     d->stride = info.output_stride;
     d->capacity = (uint16_t)(info.input_frames + info.output_stride - 1u);

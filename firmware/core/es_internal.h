@@ -119,9 +119,15 @@ int es_vad_update(es_vad_t *v, const int8_t *features);
 struct es_norm_t {
     int8_t prev[ES_MEL_BINS];  // minimum of the previous sub-window
     int8_t cur[ES_MEL_BINS];   // running minimum of the current one
+    uint8_t gate[ES_MEL_BINS];  // steps subtracted per bin: the mode's (es_norm_set_mode)
     uint8_t hops;              // hops into the current sub-window
     uint8_t reserved[3];
 };
+
+// Set the mode (ES_NORM_MINSTAT or ES_NORM_MINSTAT_GATE, not checked): fills n->gate with 0
+// or es_norm.c's gate row. Kept by es_norm_reset. A copy in the state (40 bytes) instead
+// of a pointer to the table keeps es_norm_update within the hot-path code budget.
+void es_norm_set_mode(es_norm_t *n, unsigned mode);
 
 // One hop: x (ES_MEL_BINS int8) -> out (may equal x). n and the pointers not NULL.
 void es_norm_update(es_norm_t *n, const int8_t *x, int8_t *out);

@@ -185,7 +185,7 @@ static const char *es_model_parse_blob(es_model_t *m, const uint8_t *blob, size_
     info->refractory = es_rd16(blob + 34);
     info->payload_bytes = total - header_bytes;
     info->input_norm = blob[46];
-    if (info->input_norm > ES_NORM_MINSTAT ||
+    if (info->input_norm > ES_NORM_MINSTAT_GATE ||
         (info->input_norm != 0) != (version >= ES_BLOB_VERSION_NORM)) {
         return "input_norm unknown or not matching the format version";
     }

@@ -3,4 +3,4 @@
 The on-device part lives in ``firmware/``; this package drives it from CPython.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

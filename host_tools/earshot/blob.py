@@ -28,7 +28,7 @@ import numpy as np
 MAGIC = b"ESMB"
 VERSION = 2  # newest format read and written (es_model.h ES_BLOB_VERSION)
 VERSION_NORM = 2  # first version with input_norm; a blob without it is written as 1
-MAX_INPUT_NORM = 1  # ES_NORM_MINSTAT, the one normalisation mode
+MAX_INPUT_NORM = 2  # ES_NORM_MINSTAT (1) or ES_NORM_MINSTAT_GATE (2)
 HEADER_BYTES = 48
 LAYER_BYTES = 48
 CRC_START = 12
@@ -132,8 +132,9 @@ def pack(
     shape with that many elements in that order), ``bias`` (int32 [out] or None),
     ``multiplier`` and ``shift`` (int32 [out]). ``cutoff``: default probability cutoff in
     (0, 1]; ``window``: outputs averaged, 1..32; ``refractory``: outputs ignored after a
-    detection, 0..65535. ``input_norm``: 0 (the model takes the frontend's log-mel) or 1
-    (ES_NORM_MINSTAT: the detector runs es_norm, minimum statistics, first; earshot.h).
+    detection, 0..65535. ``input_norm``: 0 (the model takes the frontend's log-mel), 1
+    (ES_NORM_MINSTAT: the detector runs es_norm, minimum statistics, first; earshot.h) or 2
+    (ES_NORM_MINSTAT_GATE: the same with each bin's noise gate).
     ``input_frames`` and ``output_stride`` are derived from the layers.
     The C parser (es_model_parse) performs the full validation; this raises ValueError for
     arguments it cannot encode.

@@ -206,19 +206,21 @@ def features(samples) -> np.ndarray:
 
 
 NORM_MINSTAT = 1  # ES_NORM_MINSTAT
+NORM_MINSTAT_GATE = 2  # ES_NORM_MINSTAT_GATE
 
 
 def normalize(features, mode: int = NORM_MINSTAT) -> np.ndarray:
     """The core's input normalisation (es_norm.c) over int8 log-mel ``features``, shape
     (n_hops, 40), from a fresh state: int8 level above each bin's minimum over the last
     0.8 to 1.6 s (minimum statistics), same shape (-128 = at the floor, steps of 0.376 dB).
-    ``mode``: NORM_MINSTAT (1), the only one. Raises ValueError for a bad shape, dtype or
-    mode."""
+    ``mode``: NORM_MINSTAT (1), or NORM_MINSTAT_GATE (2): the level less each bin's noise
+    gate (es_norm.c), -128 below it. Raises ValueError for a bad shape, dtype or mode."""
     f = np.asarray(features)
     if f.dtype != np.int8 or f.ndim != 2 or f.shape[1] != MEL_BINS:
         raise ValueError(f"features must be int8 (n_hops, {MEL_BINS}), got {f.dtype} {f.shape}")
-    if int(mode) != NORM_MINSTAT:
-        raise ValueError(f"input_norm mode must be {NORM_MINSTAT}, got {mode}")
+    if int(mode) not in (NORM_MINSTAT, NORM_MINSTAT_GATE):
+        raise ValueError(f"input_norm mode must be {NORM_MINSTAT} or {NORM_MINSTAT_GATE}, "
+                         f"got {mode}")
     f = np.ascontiguousarray(f)
     so = lib()
     mem = ctypes.create_string_buffer(so.es_norm_mem_size())

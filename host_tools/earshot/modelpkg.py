@@ -20,7 +20,8 @@
       "macs_per_30ms": 8520,          # macs_per_output * 3 / output_stride
       "input_norm": 0,                # 0, or 1: the model's input goes through es_norm
                                       # (the .tflite takes normalised features then)
-      "min_earshot_version": "0.1.0", # "0.2.0" when input_norm != 0 (blob format 2)
+      "min_earshot_version": "0.1.0", # "0.2.0" when input_norm is 1 (blob format 2), "0.3.0"
+                                      # when it is 2 (ES_NORM_MINSTAT_GATE)
       "training": {...}               # optional: measured numbers from the training run
     }
 
@@ -39,6 +40,7 @@ FEATURE_STEP_MS = 10  # ES_HOP_SAMPLES (160) / ES_SAMPLE_RATE_HZ (16000)
 MEL_BINS = 40  # ES_MEL_BINS
 MIN_EARSHOT_VERSION = "0.1.0"
 MIN_EARSHOT_VERSION_NORM = "0.2.0"  # first release with es_norm and blob format 2
+MIN_EARSHOT_VERSION_GATE = "0.3.0"  # first release with ES_NORM_MINSTAT_GATE
 MANIFEST = "manifest.json"
 BLOB_NAME = "model.bin"
 TFLITE_NAME = "model.tflite"
@@ -167,8 +169,9 @@ def manifest_for(wake_word: str, blob: bytes, info, cutoff: float, window: int,
         "engine_bytes": int(info["engine_bytes"]),
         "macs_per_30ms": int(round(info["macs_per_output"] * 3 / info["output_stride"])),
         "input_norm": int(info.get("input_norm", 0)),
-        "min_earshot_version": (MIN_EARSHOT_VERSION_NORM if info.get("input_norm")
-                                else MIN_EARSHOT_VERSION),
+        "min_earshot_version": (
+            MIN_EARSHOT_VERSION_GATE if info.get("input_norm", 0) >= 2
+            else MIN_EARSHOT_VERSION_NORM if info.get("input_norm") else MIN_EARSHOT_VERSION),
     }
 
 

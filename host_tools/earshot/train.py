@@ -96,7 +96,8 @@ DEFAULT_CONFIG = {
     "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
                  "validation_snr_db": []},
     # 0: the model takes the frontend's log-mel; 1: es_norm (level above each bin's 0.8-1.6 s
-    # minimum, earshot.h) runs first, on the host here and in the device's detector.
+    # minimum, earshot.h) runs first, on the host here and in the device's detector; 2: the
+    # same with es_norm's per-bin noise gate (ES_NORM_MINSTAT_GATE).
     "input_norm": 0,
     "threads": 2,
 }

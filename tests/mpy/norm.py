@@ -22,6 +22,6 @@ while pos < total:
 with open(sys.argv[3], "wb") as f:
     f.write(out)
 try:
-    es.Frontend(2)
+    es.Frontend(3)
 except ValueError as e:
     print("refused", e)
