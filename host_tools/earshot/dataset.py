@@ -9,9 +9,10 @@ Sources under :func:`earshot.paths.data_dir` (see its README.md):
 - ``precise-community``: every wake-word and not-wake-word folder (none says "alexa"): negatives.
 - ``wuw-corpus-ii``: telephone speech at 8 kHz (resampled to 16 kHz on load): negatives.
 
-Optional, outside the data folder: real speech from the Debian packages the data README lists
-(:data:`DEBIAN_SPEECH`, source name ``debian``: a prompt speaker, spoken letters and syllables
-in 20 languages, codec test speech), used as training negatives when a config asks for it.
+Optional, outside the data folder: real recordings from the Debian packages the data README
+lists and a few more (:data:`DEBIAN_SPEECH`, source name ``debian``: telephone prompts read by
+six speakers in five languages, spoken letters and syllables in 20 languages, codec test speech,
+music on hold), used as training negatives when a config asks for it.
 
 Of the trainable negatives (``debian`` included), a seeded 15 % per source is kept for validation
 (``training_negatives(part="validation")``): training chooses its cutoff there, on speech it
@@ -43,11 +44,20 @@ HELDOUT_SEED = 0
 VALIDATION_FRACTION = 0.15
 #: Trainable sources in the data folder (``training_negatives`` default).
 SHARED_SOURCES = ("wwb", "precise", "wuw")
-#: Real speech shipped by Debian packages (the data README's list): package -> (folder, audio
-#: suffixes). About 25 min of one prompt speaker (8 kHz), 51 min of letters and syllables read
-#: in 20 languages, 4.5 min of codec test speech (8 kHz); none says "alexa".
+#: Real recordings shipped by Debian packages (the data README's list, with the other languages
+#: it names and two more prompt voices and the music-on-hold set of the same project): package
+#: -> (folder, audio suffixes). Telephone prompts (8 kHz) read by six speakers: en-US (25 min),
+#: es-MX (31 min, the same speaker as en-US), fr-CA (26 min), it-IT by two (24 + 25 min), ru-RU
+#: (25 min); letters and syllables read in 20 languages (51 min); codec test speech (4.5 min,
+#: 8 kHz); 18 min of music (8 kHz). None says "alexa".
 DEBIAN_SPEECH = {
     "asterisk-core-sounds-en-wav": ("/usr/share/asterisk/sounds/en_US_f_Allison", (".wav",)),
+    "asterisk-core-sounds-es-wav": ("/usr/share/asterisk/sounds/es_MX_f_Allison", (".wav",)),
+    "asterisk-core-sounds-fr-wav": ("/usr/share/asterisk/sounds/fr_CA_f_June", (".wav",)),
+    "asterisk-core-sounds-it-wav": ("/usr/share/asterisk/sounds/it_IT_m_Carlo", (".wav",)),
+    "asterisk-core-sounds-ru-wav": ("/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU", (".wav",)),
+    "asterisk-prompt-it-menardi-wav": ("/usr/share/asterisk/sounds/it_IT_f_Menardi", (".wav",)),
+    "asterisk-moh-opsound-wav": ("/usr/share/asterisk/moh", (".wav",)),
     "klettres-data": ("/usr/share/klettres", (".ogg",)),
     "codec2-examples": ("/usr/share/codec2/wav", (".wav",)),
 }
