@@ -297,6 +297,19 @@ def _cfg_for(factory_blob, streams):
     }
 
 
+def test_board_and_host_defaults_are_the_same():
+    """firmware/modules/es_adapt.py DEFAULTS == earshot.adapt.DEFAULTS (the board's own copy:
+    it cannot import the host tools)."""
+    import ast
+
+    from earshot.paths import FIRMWARE
+
+    tree = ast.parse((FIRMWARE / "modules" / "es_adapt.py").read_text())
+    board = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 and any(getattr(t, "id", None) == "DEFAULTS" for t in n.targets))
+    assert board == adapt.DEFAULTS
+
+
 def test_board_adaptation_equals_host_byte_for_byte(flash, factory):
     d, _, streams = flash
     cfg = _cfg_for(factory, streams)

@@ -39,11 +39,12 @@ DEFAULTS = {
     "pos_share": 4,
     "check_every": 4,
     "lr": 0.0005,
-    "distill_lr": 0.0002,
+    "distill_lr": 0.0003,
     "pos_weight": 1,
     "neg_weight": 1,
     "distill_gain": 8,
     "epochs": 6,
+    "distill_epochs": 60,
     "slice_macs": 20000,
     "min_pos": 4,
     "min_neg": 64,
@@ -237,7 +238,8 @@ class Adapter:
         lr_q24 = int(lr * 16777216 + 0.5)
         self.sample_macs = self.c.train_begin(lr_q24, c["pos_weight"], c["neg_weight"],
                                               c["distill_gain"])
-        self.remaining = c["epochs"] * self.slots
+        epochs = c["epochs"] if self.student is None else c["distill_epochs"]
+        self.remaining = epochs * self.slots
         self.check_at = 0
         self.check = [0, 0, 0, 0]
 
