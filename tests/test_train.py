@@ -1,6 +1,7 @@
 """Smoke training: a tiny config end to end; the blob, the .tflite and the C engine agree."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,40 @@ def test_weight_qat_is_a_straight_through_step():
     model.fit(x, y, epochs=1, batch_size=16, verbose=0,
               callbacks=[train.weight_qat_callback(model)])
     assert not np.array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
+def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypatch):
+    """train_seeds trains once per seed (train_seed set, same config otherwise) and packages
+    the run validation ranks first; the manifest lists every run. The runs are stand-ins
+    that reuse the smoke run's int8 model with other validation numbers."""
+    from earshot.paths import ROOT
+
+    stage_tmp, base = smoke
+    tflite = (stage_tmp / "stage" / "model.tflite").read_bytes()
+    numbers = {4: (0.80, 0, 0.99), 5: (0.91, 1, 0.95), 6: (0.91, 0, 0.97), 7: (0.91, 0, 0.99)}
+    calls = []
+
+    def fake_train(cfg, out_dir, log=print, cache_dir=None, stage_dir=None):
+        k = cfg["train_seed"]
+        calls.append((k, cfg["seed"]))
+        Path(stage_dir).mkdir(parents=True)
+        (Path(stage_dir) / "model.tflite").write_bytes(tflite)
+        rec, fa, cut = numbers[k]
+        return {**base, "train_seed": k, "validation_recall": rec,
+                "validation_false_accepts": fa, "cutoff": cut}
+
+    monkeypatch.setattr(train, "train", fake_train)
+    cfg = train.load_config(ROOT / "configs" / "smoke.json")
+    summary = train.train_seeds(cfg, tmp_path / "pkg", [4, 5, 6, 7], log=lambda m: None,
+                                stage_dir=tmp_path / "stage")
+    assert calls == [(4, cfg["seed"]), (5, cfg["seed"]), (6, cfg["seed"]), (7, cfg["seed"])]
+    assert summary["train_seed"] == 6  # best recall, then fewer false accepts, lower cutoff
+    man, _ = modelpkg.load(tmp_path / "pkg")
+    assert abs(man["cutoff"] - 0.97) <= 0.5 / 255 + 1e-9
+    assert [r["train_seed"] for r in man["training"]["seed_selection"]] == [4, 5, 6, 7]
+    assert (tmp_path / "stage" / "seed-6" / "summary.json").is_file()
+    with pytest.raises(ValueError, match="at least one seed"):
+        train.train_seeds(cfg, tmp_path / "none", [], log=lambda m: None)
 
 
 def test_train_seed_sets_the_initial_weights():

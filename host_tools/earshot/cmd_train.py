@@ -26,6 +26,9 @@ def register(sub):
     p.add_argument("--out", metavar="DIR", help="package folder (default models/<wake word>)")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("--train-seeds", type=int, nargs="+", metavar="N",
+                   help="train once per train_seed (same data) and keep the run with the best "
+                   "validation recall (earshot.train.train_seeds)")
     p.set_defaults(func=run)
 
 
@@ -36,6 +39,10 @@ def run(args) -> int:
     from earshot.paths import MODELS, DataMissing
 
     err = Console(stderr=True)
+
+    def log(m):
+        err.print(m, highlight=False)
+
     overrides = {}
     for key in ("wake_word", "seed", "epochs"):
         if getattr(args, key) is not None:
@@ -43,7 +50,10 @@ def run(args) -> int:
     try:
         cfg = train.load_config(args.config, overrides)
         out = args.out or MODELS / cfg["wake_word"].replace(" ", "_")
-        summary = train.train(cfg, out, log=lambda m: err.print(m, highlight=False))
+        if args.train_seeds:
+            summary = train.train_seeds(cfg, out, args.train_seeds, log=log)
+        else:
+            summary = train.train(cfg, out, log=log)
     except (ValueError, FileNotFoundError, DataMissing) as exc:
         err.print(f"[red]earshot train: {exc}[/red]")
         return 2

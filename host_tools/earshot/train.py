@@ -708,6 +708,52 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     return summary
 
 
+def validation_rank(summary: dict) -> tuple:
+    """Sort key of a training run by its validation numbers only (higher is better): recall at
+    its own cutoff, then fewer validation false accepts, then a lower cutoff."""
+    return (summary["validation_recall"], -summary["validation_false_accepts"],
+            -summary["cutoff"])
+
+
+def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=None) -> dict:
+    """:func:`train` once per ``train_seed`` in ``seeds`` (same data: ``cfg["seed"]``), then
+    package the run that :func:`validation_rank` puts first into ``out_dir``. Runs differ by
+    more than most recipe changes (models/alexa/README.md, Limits), and the validation split
+    ranks them as the development clips do, so the choice uses validation only.
+
+    Each run keeps its own package and stage under ``stage_dir`` (default
+    ``build/train/<wake word>``) ``/seed-<s>``. Returns the chosen summary plus
+    ``seed_selection``: every run's train_seed, validation recall, false accepts and cutoff.
+    Raises ValueError for an empty ``seeds`` and what :func:`train` raises."""
+    seeds = [int(x) for x in seeds]
+    if not seeds:
+        raise ValueError("train_seeds: give at least one seed")
+    wake_word = cfg["wake_word"]
+    stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
+    runs = []
+    for k in seeds:
+        log(f"train_seed {k} ({len(runs) + 1} of {len(seeds)})")
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg["train_seed"] = k
+        run_stage = stage / f"seed-{k}"
+        runs.append((train(run_cfg, run_stage / "package", log, cache_dir, run_stage), run_stage))
+    best, best_stage = max(runs, key=lambda r: validation_rank(r[0]))
+    summary = dict(best)
+    summary["seed_selection"] = [
+        {key: r[key] for key in ("train_seed", "validation_recall", "validation_false_accepts",
+                                 "cutoff")}
+        for r, _ in runs
+    ]
+    log(f"chosen on validation: train_seed {best['train_seed']} of {seeds}")
+    (best_stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    man = package((best_stage / "model.tflite").read_bytes(), summary, out_dir, wake_word)
+    card = Path(out_dir) / "README.md"
+    if not card.is_file():
+        card.write_text(new_card(wake_word, {**cfg, "train_seed": best["train_seed"]}))
+    write_card_numbers(card, man)
+    return summary
+
+
 def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:
     """Blob from ``tflite`` with the detector settings in ``summary`` (cutoff 0..1, window,
     refractory), written with the .tflite and manifest to ``out_dir``. Returns the manifest."""
