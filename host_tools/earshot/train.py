@@ -694,18 +694,28 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if qc["epochs"]:
         summary["qat_epochs"] = int(qc["epochs"])
     # Keep the trained network before packaging, so packaging can be redone without training.
-    stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
+    stage = _stage_path(stage_dir, wake_word)
     stage.mkdir(parents=True, exist_ok=True)
     (stage / "model.tflite").write_bytes(tflite)
     (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     model.save(stage / "model.keras")
-    man = package(tflite, summary, out_dir, wake_word)
-    card = Path(out_dir) / "README.md"
-    if not card.is_file():  # a new wake word: start its card from the template
-        card.write_text(new_card(wake_word, cfg))
-    write_card_numbers(card, man)
+    _publish(tflite, summary, out_dir, cfg)
     log(f"wrote {out_dir} in {time.monotonic() - t_start:.0f} s")
     return summary
+
+
+def _stage_path(stage_dir, wake_word: str) -> Path:
+    return Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
+
+
+def _publish(tflite: bytes, summary: dict, out_dir, cfg: dict) -> None:
+    """:func:`package` into ``out_dir``, then its model card: started from :func:`new_card`
+    for a new wake word, its numbers block rewritten in any case."""
+    man = package(tflite, summary, out_dir, cfg["wake_word"])
+    card = Path(out_dir) / "README.md"
+    if not card.is_file():
+        card.write_text(new_card(cfg["wake_word"], cfg))
+    write_card_numbers(card, man)
 
 
 def validation_rank(summary: dict) -> tuple:
@@ -728,8 +738,7 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
     seeds = [int(x) for x in seeds]
     if not seeds:
         raise ValueError("train_seeds: give at least one seed")
-    wake_word = cfg["wake_word"]
-    stage = Path(stage_dir or BUILD / "train" / wake_word.replace(" ", "_"))
+    stage = _stage_path(stage_dir, cfg["wake_word"])
     runs = []
     for k in seeds:
         log(f"train_seed {k} ({len(runs) + 1} of {len(seeds)})")
@@ -746,11 +755,8 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
     ]
     log(f"chosen on validation: train_seed {best['train_seed']} of {seeds}")
     (best_stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    man = package((best_stage / "model.tflite").read_bytes(), summary, out_dir, wake_word)
-    card = Path(out_dir) / "README.md"
-    if not card.is_file():
-        card.write_text(new_card(wake_word, {**cfg, "train_seed": best["train_seed"]}))
-    write_card_numbers(card, man)
+    _publish((best_stage / "model.tflite").read_bytes(), summary, out_dir,
+             {**cfg, "train_seed": best["train_seed"]})
     return summary
 
 
