@@ -25,7 +25,7 @@ es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 ``--sweep`` derives PROFILE instead (see sweep(); adaptation data only).
 
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
-    python bench/adapt.py --sweep [--sweep-users 3]
+    python bench/adapt.py --sweep [--sweep-users 3] [--sweep-grid '[[0, 0.25], ...]']
     python bench/adapt.py --model OTHER/model.bin [--profile p0 p1 p2 p3 p4] [--sweep]
 """
 
@@ -208,9 +208,16 @@ def sweep(args, log=print) -> dict:
     factory = args.model.read_bytes()
     fm = Model(factory)
     stats = adapt.Stats(fm)
+    grid = getattr(args, "sweep_grid", None) or SWEEP_GRID
+    if len(grid) != len(stats.groups) or not all(len(g) for g in grid):
+        raise SystemExit(
+            f"the sweep grid needs one non-empty list of ratios per channel group "
+            f"({len(stats.groups)}), got {len(grid)} lists"
+        )
+    grid = [[float(x) for x in g] for g in grid]
     scores = adapt.importance(fm, stats, adapt.WEIGHT_NORM)
     cands = []
-    for r in itertools.product(*SWEEP_GRID):
+    for r in itertools.product(*grid):
         b = Model(adapt.prune(fm, stats, adapt.select(stats, scores, r), bias_fix=False))
         blob_x = len(factory) / len(b.blob)
         macs_x = fm.info["macs_per_output"] / b.info["macs_per_output"]
@@ -322,6 +329,9 @@ def main(argv=None) -> int:
     ap.add_argument("--vboard", action="store_true", help="also run user 0 on the virtual board")
     ap.add_argument("--sweep", action="store_true", help="derive PROFILE (see sweep()), exit")
     ap.add_argument("--sweep-users", type=int, default=2)
+    ap.add_argument("--sweep-grid", type=json.loads, default=None,
+                    help="JSON list, per channel group, of the ratios to sweep (default "
+                    "SWEEP_GRID), e.g. '[[0,0.25],[0],[0.5],[0.75],[0.75]]'")
     args = ap.parse_args(argv)
     if args.main_ratio not in args.ratios:
         args.ratios.append(args.main_ratio)

@@ -11,9 +11,11 @@
 - The virtual board: the device path over mpremote, and ``earshot adapt --rollback``.
 """
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -21,7 +23,7 @@ import pytest
 from earshot import adapt, blob, core, deploy, natmod
 from earshot.cli import main as cli_main
 from earshot.model import Engine, Model
-from earshot.paths import FIRMWARE, MODELS
+from earshot.paths import FIRMWARE, MODELS, ROOT
 from earshot.telemetry import DETECT, HELLO, Decoder
 from earshot.vboard import VirtualBoard, micropython_executable
 
@@ -672,3 +674,28 @@ def test_cli_adapt_host_and_errors(tmp_path, capsys):
     res = __import__("json").loads(capsys.readouterr().out)
     assert res["blob_bytes"] == len(out.read_bytes())
     Model(out.read_bytes())
+
+
+def _bench_adapt(*args, **kw):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "adapt.py"), *args],
+        check=False, capture_output=True, text=True, timeout=600, **kw,
+    )
+
+
+def test_bench_sweep_grid_is_checked_and_used(data):
+    # A grid without one list per channel group is refused, naming the problem.
+    bad = _bench_adapt("--sweep", "--sweep-grid", "[[0.25]]")
+    assert bad.returncode != 0
+    assert "one non-empty list of ratios per channel group" in bad.stderr
+    # A one-candidate grid that meets the size targets is the sweep's answer.
+    env = dict(os.environ, EARSHOT_DATA=str(data))
+    ok = _bench_adapt(
+        "--sweep", "--json", "--sweep-users", "1",
+        "--sweep-grid", "[[0.25], [0], [0.5], [0.75], [0.75]]", env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    res = json.loads(ok.stdout)
+    assert res["best"]["ratios"] == [0.25, 0, 0.5, 0.75, 0.75]
+    assert res["profile"] == [0.5, 0.0, 1.0, 1.5, 1.5]
+    assert len(res["candidates"]) == 1
