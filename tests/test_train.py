@@ -47,6 +47,28 @@ def test_package_is_complete(smoke):
     assert summary["real_negative_sources"] == ["debian", "precise", "wuw", "wwb"]
     assert summary["negative_streams"] == 3  # clean + 2 noisy (no augmented copy)
     assert summary["train_seed"] == 7
+    assert summary["teachers"] == 2  # an ensemble of two teachers
+
+
+def test_distill_targets_average_the_teachers():
+    y = np.array([0, 1, 1, 0], np.uint8)
+    a = np.array([0.0, 50.0, -50.0, 2.0], np.float32)
+    b = np.array([0.0, 50.0, 50.0, -2.0], np.float32)
+    one, p1 = train.distill_targets(y, [a], 0.5, 1.0)
+    assert one.dtype == np.float32
+    np.testing.assert_allclose(p1, 1 / (1 + np.exp(-a)))
+    np.testing.assert_allclose(one, 0.5 * y + 0.5 / (1 + np.exp(-a)), rtol=1e-6)
+    two, p2 = train.distill_targets(y, [a, b], 0.5, 1.0)
+    np.testing.assert_allclose(p2, [0.5, 1.0, 0.5, 0.5], atol=1e-6)  # sigmoid(2) + sigmoid(-2) = 1
+    np.testing.assert_allclose(two, [0.25, 1.0, 0.75, 0.25], atol=1e-6)
+    # the temperature softens every teacher before the mean
+    _, pt = train.distill_targets(y, [a, b], 0.5, 2.0)
+    np.testing.assert_allclose(pt[3], 0.5, atol=1e-6)
+    assert pt[0] == 0.5
+    with pytest.raises(ValueError, match="at least one teacher"):
+        train.distill_targets(y, [], 0.5, 1.0)
+    with pytest.raises(ValueError, match="every teacher needs 4 logits"):
+        train.distill_targets(y, [a, b[:3]], 0.5, 1.0)
 
 
 def test_tflm_equals_c_engine(smoke):

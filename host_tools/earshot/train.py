@@ -88,8 +88,12 @@ DEFAULT_CONFIG = {
     # the student then learns the targets alpha * label + (1 - alpha) * sigmoid(teacher
     # logit / temperature) (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
     # network", 2015, with the binary cross-entropy of a single logit). teacher_channel_dropout:
-    # the teacher's arch.channel_dropout (None: the student's).
-    "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None},
+    # the teacher's arch.channel_dropout (None: the student's). teachers: how many teachers
+    # (each its own initialisation, training and mining, one after another); the soft target
+    # is the mean of their sigmoids (an ensemble teacher, as in the paper's section 2), which
+    # averages out one teacher's run-to-run spread.
+    "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
+                "teachers": 1},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -408,6 +412,23 @@ def teacher_arch(arch_cfg: dict, width: float, channel_dropout: float | None = N
     return t
 
 
+def distill_targets(y: np.ndarray, teacher_logits, alpha: float, temperature: float):
+    """Soft targets of distillation: ``alpha * y + (1 - alpha) * p`` with ``p`` the mean over
+    teachers of ``sigmoid(logit / temperature)`` (Hinton, Vinyals and Dean 2015; the mean of
+    the teachers' probabilities is their section 2 ensemble). ``y``: (n,) 0/1 labels;
+    ``teacher_logits``: one (n,) float array per teacher. Returns (targets float32 (n,), p).
+    ValueError without a teacher or with a length that is not n."""
+    if not teacher_logits:
+        raise ValueError("distill_targets needs at least one teacher's logits")
+    if any(len(t) != len(y) for t in teacher_logits):
+        raise ValueError(f"every teacher needs {len(y)} logits, got "
+                         f"{[len(t) for t in teacher_logits]}")
+    temp = float(temperature)
+    probs = [1.0 / (1.0 + np.exp(-t / temp)) for t in teacher_logits]
+    p = probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
+    return (alpha * y + (1.0 - alpha) * p).astype(np.float32), p
+
+
 def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed):
     """Fit ``model``, then ``mining.rounds`` rounds of adding the top-scoring windows of the
     negative streams (weight 2) and fitting again. Returns the grown (x, y, w)."""
@@ -625,23 +646,33 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     teacher_info = None
     if dc["width"]:
         t_arch = teacher_arch(arch_cfg, float(dc["width"]), dc["teacher_channel_dropout"])
-        _seed_init(cfg, tseed + 100)
-        teacher = arch.build_model(t_arch, name="teacher")
-        log(f"teacher: filters x{dc['width']}, "
-            f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
-        x, y, w = _train_and_mine(teacher, x, y, w, stream_feats, frames, stride, cfg, log,
-                                  tseed + 100)
-        t_logits = predict(teacher, x)
-        soft = 1.0 / (1.0 + np.exp(-t_logits / float(dc["temperature"])))
-        targets = (dc["alpha"] * y + (1.0 - dc["alpha"]) * soft).astype(np.float32)
+        n_teachers = int(dc["teachers"])
+        if n_teachers < 1:
+            raise ValueError(f"config: distill.teachers must be >= 1, got {n_teachers}")
+        teachers = []
+        for k in range(n_teachers):
+            # teacher 0 keeps the seed of a single-teacher run
+            t_seed = tseed + 100 + 1000 * k
+            _seed_init(cfg, t_seed)
+            teacher = arch.build_model(t_arch, name=f"teacher{k}" if k else "teacher")
+            log(f"teacher {k + 1}/{n_teachers}: filters x{dc['width']}, "
+                f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
+            x, y, w = _train_and_mine(teacher, x, y, w, stream_feats, frames, stride, cfg,
+                                      log, t_seed)
+            teachers.append(teacher)
+        # after all mining, on every window
+        targets, soft = distill_targets(y, [predict(t, x) for t in teachers], dc["alpha"],
+                                        dc["temperature"])
         teacher_info = {"teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
-                        "teacher_train_accuracy": round(float(np.mean((t_logits > 0) == y)), 4)}
+                        "teacher_train_accuracy": round(float(np.mean((soft > 0.5) == y)), 4)}
+        if n_teachers > 1:
+            teacher_info["teachers"] = n_teachers
         log(f"teacher accuracy on the training windows {teacher_info['teacher_train_accuracy']}")
         _seed_init(cfg, tseed)
         model = arch.build_model(arch_cfg)
         log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
         _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, tseed)
-        del teacher
+        del teachers, teacher
     else:
         _seed_init(cfg, tseed)
         model = arch.build_model(arch_cfg)
