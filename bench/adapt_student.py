@@ -61,36 +61,25 @@ class VariantLabeler(adapt.PseudoLabeler):
     repeat = 1
 
     def observe(self, feats, probs, flags):
-        c = self.cfg
-        frames = self.fwd.frames
-        hops = [int(h) for h in np.flatnonzero((flags & WANT) == WANT) if h + 1 >= frames]
         if self.mid:  # first the stream's in-between windows, then the usual ones
-            for hop in hops:
-                if c["neg_cutoff"] < int(probs[hop]) < c["pos_cutoff"]:
+            c = self.cfg
+            frames = self.fwd.frames
+            for hop in np.flatnonzero((flags & WANT) == WANT):
+                hop = int(hop)
+                if hop + 1 >= frames and c["neg_cutoff"] < int(probs[hop]) < c["pos_cutoff"]:
                     window = feats[hop + 1 - frames : hop + 1]
                     self.add(1, self.student(window)[1], self.fwd(window)[0], adapt.DISTILL)
-        for hop in hops:
-            p = int(probs[hop])
-            window = feats[hop + 1 - frames : hop + 1]
-            if p >= c["pos_cutoff"]:
-                cand = 1
-            elif p <= c["neg_cutoff"]:
-                self.neg_seen += 1
-                if (self.neg_seen - 1) % c["neg_every"]:
-                    continue
-                cand = 0
-            else:
-                continue
-            logit, _ = self.fwd(window)
-            q = self.model.probability(logit)
-            if not ((cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"])):
-                continue
-            for _ in range(self.repeat if cand else 1):
-                self.add(cand, self.student(window)[1], logit, adapt.DISTILL)
-            if cand:
-                for s in self.shifts:
-                    w2 = np.clip(window.astype(np.int16) + s, -128, 127).astype(np.int8)
-                    self.add(1, self.student(w2)[1], self.fwd(w2)[0], adapt.DISTILL)
+        super().observe(feats, probs, flags)
+
+    def keep(self, window, cand, logit, emb):
+        super().keep(window, cand, logit, emb)
+        if not cand:
+            return
+        for _ in range(self.repeat - 1):
+            self.add(1, self.student(window)[1], logit, adapt.DISTILL)
+        for s in self.shifts:
+            w2 = np.clip(window.astype(np.int16) + s, -128, 127).astype(np.int8)
+            self.add(1, self.student(w2)[1], self.fwd(w2)[0], adapt.DISTILL)
 
 
 def hard_round(teacher: Model, student_blob: bytes, pl, streams, cfg, min_prob=64) -> int:

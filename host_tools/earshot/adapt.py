@@ -435,19 +435,24 @@ class PseudoLabeler:
             logit, emb = self.fwd(window)
             q = self.model.probability(logit)
             if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
-                if self.stats is not None:
-                    self.fwd(window, self.stats)
-                    if cand:
-                        self.fwd(window, self.pos_stats)
-                label = cand
-                if not cand:
-                    self.n_kept_neg += 1
-                    if self.cfg["check_every"] and self.n_kept_neg % self.cfg["check_every"] == 0:
-                        label = CHECK
-                if self.student is not None:
-                    emb = self.student(window)[1]
-                    label = DISTILL
-                self.add(cand, emb, logit, label)
+                self.keep(window, cand, logit, emb)
+
+    def keep(self, window: np.ndarray, cand: int, logit: int, emb: np.ndarray) -> None:
+        """Store one agreed candidate (``cand`` 1: positive) of int8 ``window`` whose model
+        logit and embedding are ``logit`` / ``emb``: statistics, label, the buffer."""
+        if self.stats is not None:
+            self.fwd(window, self.stats)
+            if cand:
+                self.fwd(window, self.pos_stats)
+        label = cand
+        if not cand:
+            self.n_kept_neg += 1
+            if self.cfg["check_every"] and self.n_kept_neg % self.cfg["check_every"] == 0:
+                label = CHECK
+        if self.student is not None:
+            emb = self.student(window)[1]
+            label = DISTILL
+        self.add(cand, emb, logit, label)
 
     def run_stream(self, samples: np.ndarray) -> None:
         """Run a fresh detector over int16 ``samples`` and observe it."""
