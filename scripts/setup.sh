@@ -14,7 +14,7 @@ APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festiva
 festvox-kallpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
 asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
-asterisk-moh-opsound-wav klettres-data codec2-examples"
+asterisk-moh-opsound-wav klettres-data codec2-examples fortunes fortunes-min"
 
 missing=""
 for p in $APT_PACKAGES; do

@@ -20,6 +20,8 @@ def _synth(out, workers, capsys):
         "3",
         "--negatives",
         "2",
+        "--passages",
+        "1",
         "--seed",
         "11",
         "--workers",
@@ -45,7 +47,8 @@ def test_synth_folder_is_reproducible_and_indexed(tmp_path, capsys):
         map(json.dumps, specs)
     )
     assert [e["spec"] for e in a["negatives"]] == synth.negative_specs(2, 11)
-    for kind in ("positives", "negatives"):
+    assert [e["spec"] for e in a["passages"]] == synth.passage_specs(1, 11, "alexa")
+    for kind in ("positives", "negatives", "passages"):
         on_disk = sorted(p.name for p in (tmp_path / "a" / kind).glob("*.wav"))
         assert on_disk == sorted(e["file"].split("/")[1] for e in a[kind])
         for e in a[kind]:
@@ -72,7 +75,7 @@ def test_synth_rejects_bad_arguments(tmp_path, capsys):
         "0",
     ]
     assert cli.main(argv) == 2
-    assert "--positives and --negatives" in capsys.readouterr().err
+    assert "--positives, --negatives and --passages" in capsys.readouterr().err
     argv = ["data", "synth", "--wake-word", "  ", "--out", str(tmp_path)]
     assert cli.main(argv) == 2
     assert "--wake-word is empty" in capsys.readouterr().err

@@ -19,6 +19,32 @@ def test_specs_depend_only_on_seed_and_index():
     assert all(s["text"].lower() not in ("alexa", "alexa!", "alexa?") for s in neg)
 
 
+def test_passages_are_speakable_fortunes_without_the_wake_word(tmp_path):
+    texts = synth.passage_texts("alexa")
+    assert len(texts) > 1000  # Debian fortunes + fortunes-min: about 8,000 here
+    lo, hi = synth.PASSAGE_CHARS
+    assert all(lo <= len(t) <= hi and "alexa" not in t.lower() for t in texts)
+    assert all("\n" not in t and "  " not in t for t in texts)
+    # the wake word is what gets excluded: "texas" passages exist and go for wake word "texas"
+    assert any("texas" in t.lower() for t in texts)
+    assert not any("texas" in t.lower() for t in synth.passage_texts("Texas"))
+    specs = synth.passage_specs(20, seed=3)
+    assert specs == synth.passage_specs(20, seed=3) and specs[:5] == synth.passage_specs(5, 3)
+    assert all(s["text"] in texts for s in specs)
+    assert {s["engine"] for s in specs} <= set(synth.PASSAGE_ENGINE_WEIGHTS)
+    # a fortune file with attribution lines and an entry that names the wake word
+    (tmp_path / "quotes").write_text(
+        "Time flies like an arrow; fruit flies like a banana, or so they say.\n"
+        "\t\t-- Groucho Marx\n%\nAlexa, this entry names the wake word and is long enough.\n"
+        "%\nshort\n%\n" + "x = 1 + 2 ** 3 // {}[] <> ... and some words to be long enough\n"
+    )
+    (tmp_path / "art").write_text("a long line of ascii art that is not speech at all, skipped\n")
+    got = synth.passage_texts("alexa", tmp_path)
+    assert got == ("Time flies like an arrow; fruit flies like a banana, or so they say.",)
+    with pytest.raises(synth.SynthError, match="fortunes"):
+        synth.passage_texts("alexa", tmp_path / "missing")
+
+
 @pytest.mark.parametrize(
     "spec",
     [

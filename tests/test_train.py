@@ -45,7 +45,9 @@ def test_package_is_complete(smoke):
     assert summary["channel_dropout"] == 0.1  # the student's; the teacher's is 0.0
     # ... and the Debian speech source, two noisy copies of the real negatives, a train seed
     assert summary["real_negative_sources"] == ["debian", "precise", "wuw", "wwb"]
-    assert summary["negative_streams"] == 3  # clean + 2 noisy (no augmented copy)
+    # clean + 2 noisy (no augmented copy), then the TTS passages: augmented + 1 noisy
+    assert summary["negative_streams"] == 5
+    assert summary["synth_passages"] == 3 and summary["synth_passage_hours"] > 0
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers
 

@@ -7,8 +7,10 @@ HELP = """\
 Writes into --out:
   positives/pos_NNNNN.wav   the wake word (16 kHz mono int16), kept by the sanity filter
   negatives/neg_NNNNN.wav   confusable words and general sentences, no wake word
+  passages/pas_NNNNN.wav    long general speech (fortunes read in many voices; --passages)
   index.json                {"wake_word", "seed", "positives": [{"file", "end", "spec"}],
-                             "negatives": [{"file", "spec"}], "dropped": [{"spec", "reason"}]}
+                             "negatives": [{"file", "spec"}], "passages": [{"file", "spec"}],
+                             "dropped": [{"spec", "reason"}]}
 "end" is the sample index just after the wake word; "spec" is the TTS recipe (engine, voice,
 text, rate/pitch/...; earshot.synth). Clip i is drawn from numpy.random.default_rng([seed, ...,
 i]), so the same seed gives the same clips whatever --workers is. Rendered audio is cached in
@@ -34,6 +36,8 @@ def register(sub):
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--positives", type=int, default=200, metavar="N", help="positive specs")
     s.add_argument("--negatives", type=int, default=200, metavar="N", help="negative specs")
+    s.add_argument("--passages", type=int, default=0, metavar="N",
+                   help="long negative passages (Debian fortunes, 3-20 s each; default 0)")
     s.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default 1)")
     s.add_argument("--workers", type=int, metavar="W", help="processes (default: all cores)")
     s.add_argument("--no-check", action="store_true", help="keep positives the filter drops")
@@ -49,10 +53,12 @@ def synth_to_folder(
     workers: int,
     check: bool = True,
     log=None,
+    passages: int = 0,
 ) -> dict:
-    """Render ``positives`` + ``negatives`` specs into ``out`` (layout in HELP); returns the
-    index dict that was written to ``out/index.json``. Raises ValueError for bad counts or an
-    empty wake word, SynthError when a TTS engine is missing."""
+    """Render ``positives`` + ``negatives`` + ``passages`` specs into ``out`` (layout in HELP);
+    returns the index dict that was written to ``out/index.json``. Raises ValueError for bad
+    counts or an empty wake word, SynthError when a TTS engine (or, with passages, the fortune
+    files) is missing."""
     from pathlib import Path
 
     import soundfile as sf
@@ -63,8 +69,8 @@ def synth_to_folder(
     wake_word = " ".join(wake_word.split())
     if not wake_word:
         raise ValueError("--wake-word is empty")
-    if positives < 0 or negatives < 0 or positives + negatives == 0:
-        raise ValueError("--positives and --negatives must be >= 0, not both 0")
+    if min(positives, negatives, passages) < 0 or positives + negatives + passages == 0:
+        raise ValueError("--positives, --negatives and --passages must be >= 0, not all 0")
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
@@ -85,15 +91,24 @@ def synth_to_folder(
         progress="negatives",
         log=log,
     )
+    pas = synth.generate(
+        synth.passage_specs(passages, seed, wake_word) if passages else [],
+        cache / f"pas-s{seed}",
+        check=False,
+        workers=workers,
+        progress="passages",
+        log=log,
+    )
     index = {
         "wake_word": wake_word,
         "seed": seed,
         "sample_rate_hz": SAMPLE_RATE_HZ,
         "positives": [],
         "negatives": [],
+        "passages": [],
         "dropped": [],
     }
-    for kind, data in (("positives", pos), ("negatives", neg)):
+    for kind, data in (("positives", pos), ("negatives", neg), ("passages", pas)):
         folder = out / kind
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.wav"):  # a rerun with fewer clips leaves no strays
@@ -129,13 +144,15 @@ def run_synth(args) -> int:
             workers,
             check=not args.no_check,
             log=lambda m: err.print(m, highlight=False),
+            passages=args.passages,
         )
     except (ValueError, SynthError, OSError) as exc:
         err.print(f"earshot data synth: {exc}", highlight=False, markup=False, style="red")
         return 2
     print(
         f"{args.out}: {len(index['positives'])} positives, {len(index['negatives'])} "
-        f"negatives, {len(index['dropped'])} dropped by the sanity filter "
+        f"negatives, {len(index['passages'])} passages, {len(index['dropped'])} dropped by the "
+        "sanity filter "
         f"(index.json lists each clip's recipe)"
     )
     return 0

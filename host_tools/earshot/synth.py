@@ -137,6 +137,19 @@ SENTENCES = (
 #: Fraction of negative specs drawn from CONFUSABLES (the rest from SENTENCES).
 CONFUSABLE_FRACTION = 0.6
 
+#: Text of the long negative passages (:func:`passage_specs`): the fortune databases of the
+#: Debian packages ``fortunes`` and ``fortunes-min`` (quotations, jokes, proverbs, song lines:
+#: everyday English in many registers, about 2.8 MB; scripts/setup.sh installs them).
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+#: Fortune files that are not speech (ASCII art).
+FORTUNES_SKIP = ("art", "ascii-art")
+#: Passage length in characters: long enough for several seconds of speech, short enough for
+#: Kokoro's 510-token input (IPA of 300 characters is about 280 tokens, measured here).
+PASSAGE_CHARS = (60, 300)
+#: Engine mix of passages: Kokoro renders about 3x faster than real time on one core
+#: (espeak-ng about 150x), so it gets a smaller share than in ENGINE_WEIGHTS.
+PASSAGE_ENGINE_WEIGHTS = {"espeak": 0.6, "kokoro": 0.12, "flite": 0.18, "festival": 0.1}
+
 
 class SynthError(RuntimeError):
     """A TTS engine failed or is missing; the message names the engine and the command."""
@@ -171,7 +184,8 @@ def _run_to_wav(cmd: list[str], wav: Path, stdin: str | None = None) -> np.ndarr
 
 def _espeak(text: str, voice: str, rate: int, pitch: int, gap: int, wav: Path) -> np.ndarray:
     cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-g", str(gap)]
-    return _run_to_wav(cmd + ["-w", str(wav), text], wav)
+    # a text starting with "-" would be read as an option: a leading space is not
+    return _run_to_wav(cmd + ["-w", str(wav), " " + text if text[:1] == "-" else text], wav)
 
 
 def _festival(text: str, voice: str, stretch: float, f0_mean: int, wav: Path) -> np.ndarray:
@@ -231,6 +245,9 @@ def _kokoro(text: str, blend: list[float], speed: float) -> np.ndarray:
     tokens = [vocab[c] for c in _ipa(text) if c in vocab]
     if not tokens:
         raise SynthError(f"kokoro: no tokens for {text!r}")
+    if len(tokens) > voices.shape[1]:
+        raise SynthError(f"kokoro: {len(tokens)} tokens, more than its {voices.shape[1]}: "
+                         f"{text[:40]!r}...")
     # voices_ja.npz tables are indexed by token count (Kokoro's reference pipeline).
     style = np.tensordot(np.asarray(blend, np.float32), voices[:, len(tokens) - 1, 0, :], 1)
     audio = session.run(
@@ -301,9 +318,10 @@ def render(spec: dict) -> tuple[np.ndarray, int]:
     return to_int16(x), int(end)
 
 
-def _draw_voice(rng: np.random.Generator) -> dict:
-    engines = list(ENGINE_WEIGHTS)
-    engine = engines[rng.choice(len(engines), p=list(ENGINE_WEIGHTS.values()))]
+def _draw_voice(rng: np.random.Generator, weights: dict | None = None) -> dict:
+    weights = weights or ENGINE_WEIGHTS
+    engines = list(weights)
+    engine = engines[rng.choice(len(engines), p=list(weights.values()))]
     if engine == "espeak":
         variant = ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]
         voice = ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))]
@@ -367,6 +385,50 @@ def negative_specs(n: int, seed: int) -> list[dict]:
             spec["text"] = CONFUSABLES[rng.integers(len(CONFUSABLES))]
         else:
             spec["text"] = SENTENCES[rng.integers(len(SENTENCES))]
+        specs.append(spec)
+    return specs
+
+
+@functools.lru_cache(maxsize=4)
+def passage_texts(wake_word: str = "alexa", root: Path = FORTUNES_DIR) -> tuple[str, ...]:
+    """Speakable passages from the fortune files under ``root`` (FORTUNES_DIR), in a fixed
+    order (file name, then position), so :func:`passage_specs` is reproducible.
+
+    Each fortune (entries are separated by a line ``%``) loses its attribution lines (``--
+    Author``) and its line breaks. Kept: PASSAGE_CHARS long, at least 95 % letters, spaces
+    and ``.,;:!?'"-``, and not containing ``wake_word`` (case-insensitive). Raises SynthError
+    when ``root`` holds no fortune file (the Debian packages are missing).
+    """
+    files = sorted(p for p in Path(root).glob("*") if p.is_file() and not p.suffix
+                   and p.name not in FORTUNES_SKIP) if Path(root).is_dir() else []
+    if not files:
+        raise SynthError(f"no fortune files in {root}: install the Debian packages fortunes "
+                         "and fortunes-min (scripts/setup.sh does)")
+    ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"-")
+    lo, hi = PASSAGE_CHARS
+    word = wake_word.lower()
+    out = []
+    for f in files:
+        for entry in f.read_text(encoding="utf-8", errors="replace").split("\n%\n"):
+            lines = [ln for ln in entry.splitlines() if not ln.strip().startswith("--")]
+            text = " ".join(" ".join(lines).split()).lstrip("-* ")  # no list bullets
+            if not lo <= len(text) <= hi or word in text.lower():
+                continue
+            if sum(c in ok for c in text) >= 0.95 * len(text):
+                out.append(text)
+    return tuple(out)
+
+
+def passage_specs(n: int, seed: int, wake_word: str = "alexa") -> list[dict]:
+    """``n`` specs of long general speech (negatives: a fortune from :func:`passage_texts`
+    in a voice drawn with PASSAGE_ENGINE_WEIGHTS), spec ``i`` drawn from
+    ``default_rng([seed, 3, i])``. Rendered, they last about 3-20 s each."""
+    texts = passage_texts(wake_word)
+    specs = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, 3, i])
+        spec = _draw_voice(rng, PASSAGE_ENGINE_WEIGHTS)
+        spec["text"] = texts[rng.integers(len(texts))]
         specs.append(spec)
     return specs
 

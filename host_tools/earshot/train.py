@@ -60,6 +60,12 @@ DEFAULT_CONFIG = {
     "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True},
     "positives": {"copies": 3, "shifts": 3, "max_shift_ms": 250, "early_negative": True},
     "synth_negatives": {"copies": 2, "windows": 3},
+    # Long TTS passages (earshot.synth.passage_specs: fortunes read in many voices), general
+    # negative speech beyond the real recordings: ``count`` passages (0: none) joined into a
+    # stream like the real negatives, every passage augmented (reverb, noise, level), plus
+    # ``noisy_copies`` streams with broadband noise at real_negatives.noisy_copy_snr_db (or
+    # broadband_snr_db). Windows every real_negatives.stride_hops; mined like the real ones.
+    "synth_passages": {"count": 0, "noisy_copies": 1},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
     # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
@@ -564,6 +570,17 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         progress="negatives",
         log=log,
     )
+    n_pass = int(cfg["synth_passages"]["count"])
+    if n_pass < 0:
+        raise ValueError(f"config: synth_passages.count must be >= 0, got {n_pass}")
+    passages = synth.generate(
+        synth.passage_specs(n_pass, seed, wake_word),
+        cache_dir / f"passages-{wake_word.replace(' ', '_')}-s{seed}",
+        check=False,
+        workers=sc["workers"],
+        progress="passages",
+        log=log,
+    )["audio"] if n_pass else []
     log(f"positives kept {len(pos['audio'])}, dropped {len(pos['dropped'])}")
     if len(pos["audio"]) < 2:
         raise ValueError("fewer than 2 usable synthetic positives: check the TTS engines")
@@ -610,8 +627,17 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         for k in range(int(rc["noisy_copies"])):
             nrng = np.random.default_rng([seed, 14] if k == 0 else [seed, 14, k])
             streams.append(noisy_stream(real, rc["noisy_copy_snr_db"], nrng))
-    stream_feats = [inputs(s, cfg) for s in streams]
     hours = len(streams[0]) / 16000 / 3600
+    pass_hours = 0.0
+    if passages:
+        prng = np.random.default_rng([seed, 16])
+        aug = [synth.augment(c, len(c), prng, speech=real, snr_db=(5, 30))[0] for c in passages]
+        streams.append(stream(aug, prng))
+        pass_hours = len(streams[-1]) / 16000 / 3600
+        snr = rc["noisy_copy_snr_db"] or cfg["broadband_snr_db"]
+        for k in range(int(cfg["synth_passages"]["noisy_copies"])):
+            streams.append(noisy_stream(passages, snr, np.random.default_rng([seed, 17, k])))
+    stream_feats = [inputs(s, cfg) for s in streams]
     # validation negatives: clean and with noise/reverb, never fitted
     vrng = np.random.default_rng([seed, 13])
     val_streams = [stream(val_real, vrng)]
@@ -718,6 +744,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "input_norm": int(cfg["input_norm"]),
         "channel_dropout": float(arch_cfg.get("channel_dropout", 0.0)),
     }
+    if passages:
+        summary["synth_passages"] = len(passages)
+        summary["synth_passage_hours"] = round(pass_hours, 3)
     if cfg["train_seed"] is not None:
         summary["train_seed"] = tseed
     if teacher_info is not None:
