@@ -116,3 +116,33 @@ def test_trim_and_noise_helpers():
     assert abs(np.sqrt(np.mean(n**2)) - 1) < 1e-3
     h = synth.exp_rir(0.3, rng)
     assert abs(np.sum(h**2) - 1) < 1e-3 and h[0] > 0.5
+
+
+def test_room_rirs_are_seeded_rooms_that_keep_the_timing():
+    import pyroomacoustics as pra
+
+    rirs = synth.room_rirs(6, 5)
+    assert rirs is synth.room_rirs(6, 5)  # cached
+    again = synth.room_rirs.__wrapped__(6, 5)  # recomputed: the same draws
+    assert all(np.array_equal(a, b) for a, b in zip(rirs, again))
+    assert not np.array_equal(rirs[0], synth.room_rirs.__wrapped__(1, 6)[0])
+    for h in rirs:
+        assert h.dtype == np.float32 and abs(float(np.sum(h.astype(np.float64) ** 2)) - 1) < 1e-4
+        assert int(np.argmax(np.abs(h))) == 8  # the direct path, 8 samples in
+        # a real room rings: measurable decay, longer than 50 ms and below 2 s
+        assert 0.05 < pra.experimental.measure_rt60(h, fs=16000) < 2.0
+
+
+def test_augment_with_rooms_and_clipping():
+    x, end = synth.render(dict(ESPEAK, text="alexa"))
+    x = np.concatenate([x, np.zeros(8000, np.int16)])
+    rirs = synth.room_rirs(4, 1)
+    a, ea = synth.augment(x, end, np.random.default_rng(2), rirs=rirs, clip_p=1.0, p_noise=0)
+    b, eb = synth.augment(x, end, np.random.default_rng(2), rirs=rirs, clip_p=1.0, p_noise=0)
+    assert np.array_equal(a, b) and ea == eb
+    # clip_p 1: every clip is driven into full scale, so a run of equal peak samples appears
+    # (then scaled to the final level together)
+    peak = np.max(np.abs(a.astype(np.int32)))
+    assert np.sum(np.abs(a.astype(np.int32)) >= peak - 1) >= 20
+    c, _ = synth.augment(x, end, np.random.default_rng(2), p_noise=0)
+    assert np.sum(np.abs(c.astype(np.int32)) >= np.max(np.abs(c.astype(np.int32))) - 1) < 20

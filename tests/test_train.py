@@ -48,6 +48,7 @@ def test_package_is_complete(smoke):
     # clean + 2 noisy (no augmented copy), then the TTS passages: augmented + 1 noisy
     assert summary["negative_streams"] == 5
     assert summary["synth_passages"] == 3 and summary["synth_passage_hours"] > 0
+    assert summary["room_rirs"] == 3 and summary["clip_fraction"] == 0.2
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers
 
@@ -113,6 +114,9 @@ def test_config_errors(tmp_path):
         train.load_config(bad)
     cfg = train.load_config(overrides={"epochs": 2, "mining": {"rounds": 0}})
     assert cfg["epochs"] == 2 and cfg["mining"]["top_k"] == train.DEFAULT_CONFIG["mining"]["top_k"]
+    for aug in ({"room_rirs": -1}, {"clip_fraction": 1.5}):
+        with pytest.raises(ValueError, match="augment.room_rirs"):
+            train._Context([], train.load_config(overrides={"augment": aug}))
 
 
 def test_detection_rule_matches_posterior_semantics():

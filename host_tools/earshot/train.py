@@ -66,6 +66,11 @@ DEFAULT_CONFIG = {
     # ``noisy_copies`` streams with broadband noise at real_negatives.noisy_copy_snr_db (or
     # broadband_snr_db). Windows every real_negatives.stride_hops; mined like the real ones.
     "synth_passages": {"count": 0, "noisy_copies": 1},
+    # Training augmentation beyond synth.augment's defaults (validation keeps the defaults, so
+    # candidates stay comparable): room_rirs > 0 replaces the exponential-decay reverb by that
+    # many pyroomacoustics image-source room responses (synth.room_rirs, drawn from ``seed``);
+    # clip_fraction: share of augmented clips driven into clipping.
+    "augment": {"room_rirs": 0, "clip_fraction": 0.0},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
     # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
@@ -165,10 +170,18 @@ def windows_ending(feats: np.ndarray, rows, frames: int) -> np.ndarray:
 
 
 class _Context:
-    """Real negative speech used as preceding context and babble noise."""
+    """Real negative speech used as preceding context and babble noise, and the extra
+    augmentation of ``cfg["augment"]`` (``aug``: keyword arguments of synth.augment)."""
 
-    def __init__(self, clips: list[np.ndarray]):
+    def __init__(self, clips: list[np.ndarray], cfg: dict | None = None):
         self.clips = clips
+        ac = (cfg or DEFAULT_CONFIG)["augment"]
+        n_rirs, clip_p = int(ac["room_rirs"]), float(ac["clip_fraction"])
+        if n_rirs < 0 or not 0.0 <= clip_p <= 1.0:
+            raise ValueError(f"config: augment.room_rirs must be >= 0 and clip_fraction in "
+                             f"[0, 1], got {n_rirs}, {clip_p}")
+        seed = int((cfg or DEFAULT_CONFIG)["seed"])
+        self.aug = {"rirs": synth.room_rirs(n_rirs, seed) if n_rirs else None, "clip_p": clip_p}
 
     def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
@@ -203,7 +216,7 @@ def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, se
             pre = ctx.pre(rng, frames)
             post = np.zeros(int(rng.integers(3200, 8000)), np.int16)
             raw = np.concatenate([pre, clip, post])
-            aug, aug_end = synth.augment(raw, len(pre) + end, rng, speech=ctx.clips)
+            aug, aug_end = synth.augment(raw, len(pre) + end, rng, speech=ctx.clips, **ctx.aug)
             if rng.random() < cfg["broadband_fraction"]:
                 aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
             feats = inputs(aug, cfg)
@@ -228,7 +241,7 @@ def synth_negative_windows(cache: dict, cfg: dict, frames: int, ctx: _Context, s
             rng = np.random.default_rng([seed, 4, i, c])
             pre = ctx.pre(rng, frames)
             raw = np.concatenate([pre, clip, np.zeros(4800, np.int16)])
-            aug, _ = synth.augment(raw, len(raw), rng, speech=ctx.clips)
+            aug, _ = synth.augment(raw, len(raw), rng, speech=ctx.clips, **ctx.aug)
             if rng.random() < cfg["broadband_fraction"]:
                 aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
             feats = inputs(aug, cfg)
@@ -601,7 +614,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     val_real, _ = dataset.load_clips(val_paths)
     log(f"real negatives: {len(real)} clips for training ({len(failed)} unreadable), "
         f"{len(val_real)} for validation")
-    ctx = _Context(real)
+    ctx = _Context(real, cfg)
 
     # split synthetic positives into train / validation by index (seeded)
     n_pos = len(pos["audio"])
@@ -620,7 +633,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if rc["augmented_copy"]:
         arng = np.random.default_rng([seed, 9])
         aug = [
-            synth.augment(c, len(c), arng, speech=real, snr_db=(5, 30))[0] for c in real[:n_aug]
+            synth.augment(c, len(c), arng, speech=real, snr_db=(5, 30), **ctx.aug)[0]
+            for c in real[:n_aug]
         ]
         streams.append(stream(aug, arng))
     if rc["noisy_copy_snr_db"] is not None:  # speech in broadband noise, every clip
@@ -631,7 +645,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     pass_hours = 0.0
     if passages:
         prng = np.random.default_rng([seed, 16])
-        aug = [synth.augment(c, len(c), prng, speech=real, snr_db=(5, 30))[0] for c in passages]
+        aug = [synth.augment(c, len(c), prng, speech=real, snr_db=(5, 30), **ctx.aug)[0]
+               for c in passages]
         streams.append(stream(aug, prng))
         pass_hours = len(streams[-1]) / 16000 / 3600
         snr = rc["noisy_copy_snr_db"] or cfg["broadband_snr_db"]
@@ -744,6 +759,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "input_norm": int(cfg["input_norm"]),
         "channel_dropout": float(arch_cfg.get("channel_dropout", 0.0)),
     }
+    if ctx.aug["rirs"] or ctx.aug["clip_p"]:
+        summary["room_rirs"] = len(ctx.aug["rirs"] or ())
+        summary["clip_fraction"] = ctx.aug["clip_p"]
     if passages:
         summary["synth_passages"] = len(passages)
         summary["synth_passage_hours"] = round(pass_hours, 3)
