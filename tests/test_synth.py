@@ -146,3 +146,15 @@ def test_augment_with_rooms_and_clipping():
     assert np.sum(np.abs(a.astype(np.int32)) >= peak - 1) >= 20
     c, _ = synth.augment(x, end, np.random.default_rng(2), p_noise=0)
     assert np.sum(np.abs(c.astype(np.int32)) >= np.max(np.abs(c.astype(np.int32))) - 1) < 20
+
+
+def test_room_rirs_too_large_for_the_drawn_rt60_get_the_shortest_one(monkeypatch):
+    import pyroomacoustics as pra
+
+    monkeypatch.setattr(synth, "ROOM_DIM_M", ((20.0, 20.0), (20.0, 20.0), (10.0, 10.0)))
+    monkeypatch.setattr(synth, "ROOM_RT60_S", (0.1, 0.1))  # needs absorption > 1 here
+    with pytest.raises(ValueError, match="too large"):
+        pra.inverse_sabine(0.1, [20.0, 20.0, 10.0])
+    (h,) = synth.room_rirs.__wrapped__(1, 1)
+    # fully absorbing walls: no reflections to measure, the direct path alone remains
+    assert int(np.argmax(np.abs(h))) == 8 and np.isfinite(h).all()

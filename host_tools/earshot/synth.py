@@ -574,6 +574,11 @@ def room_rirs(n: int, seed: int) -> tuple[np.ndarray, ...]:
         rng = np.random.default_rng([seed, 20, i])
         dim = np.array([rng.uniform(*r) for r in ROOM_DIM_M])
         rt60 = rng.uniform(*ROOM_RT60_S)
+        # a large room cannot ring shorter than with fully absorbing walls (Sabine; the
+        # formula of pyroomacoustics.inverse_sabine): such a draw gets that shortest RT60
+        area = 2 * (dim[0] * dim[1] + dim[0] * dim[2] + dim[1] * dim[2])
+        shortest = 24 * np.log(10) * np.prod(dim) / (pra.constants.get("c") * area)
+        rt60 = max(rt60, shortest * (1 + 1e-9))
         absorption, order = pra.inverse_sabine(rt60, dim)
         room = pra.ShoeBox(dim, fs=SAMPLE_RATE_HZ, materials=pra.Material(absorption),
                            max_order=order)
