@@ -147,7 +147,8 @@ FORTUNES_SKIP = ("art", "ascii-art")
 #: Kokoro's 510-token input (IPA of 300 characters is about 280 tokens, measured here).
 PASSAGE_CHARS = (60, 300)
 #: Engine mix of passages: Kokoro renders about 3x faster than real time on one core
-#: (espeak-ng about 170x; one 10 s passage each, measured here), so it gets a smaller share than in ENGINE_WEIGHTS.
+#: (espeak-ng about 170x; one 10 s passage each, measured here), so it gets a smaller share
+#: than in ENGINE_WEIGHTS.
 PASSAGE_ENGINE_WEIGHTS = {"espeak": 0.6, "kokoro": 0.12, "flite": 0.18, "festival": 0.1}
 
 
