@@ -6,7 +6,8 @@ Pipeline (:func:`train`):
    :func:`earshot.synth.check_positive`; confusable words and sentences as negatives. Cached
    under ``build/synth/``.
 2. Windows of ``T = arch.receptive_field(cfg)`` feature rows, the model's input from the C core
-   (:func:`inputs`: the log-mel, through ``es_norm`` when ``input_norm`` is set):
+   (:func:`inputs`: the log-mel, through ``es_norm`` when ``input_norm`` is set), augmented by
+   :func:`earshot.synth.augment` (with ``augment``: room impulse responses and clipping):
 
    - positives: each clip, preceded by silence or real negative speech and augmented
      (:func:`earshot.synth.augment`) several times; windows whose last row lies 0..``max_shift_ms``
@@ -15,7 +16,7 @@ Pipeline (:func:`train`):
    - synthetic negatives, augmented, windows at random ends (label 0);
    - real negatives (:func:`earshot.dataset.training_negatives`, never the held-out part or the
      development positives), joined into streams, windows every ``stride_hops`` (label 0), plus
-     an augmented copy;
+     an augmented copy; with ``synth_passages``, long TTS passages the same way;
    - noise-only windows (coloured noise, hum) at random levels (label 0).
 3. Keras training (binary cross-entropy on the logit, class weights), then hard-negative
    mining: score every real-negative window at the streaming output stride, add the
