@@ -152,7 +152,6 @@ def run_synth(args) -> int:
     print(
         f"{args.out}: {len(index['positives'])} positives, {len(index['negatives'])} "
         f"negatives, {len(index['passages'])} passages, {len(index['dropped'])} dropped by the "
-        "sanity filter "
-        f"(index.json lists each clip's recipe)"
+        "sanity filter (index.json lists each clip's recipe)"
     )
     return 0

@@ -565,9 +565,10 @@ def room_rirs(n: int, seed: int) -> tuple[np.ndarray, ...]:
     drawn from ROOM_RT60_S by Sabine's formula (``pyroomacoustics.inverse_sabine``; reflection
     order as it says), a source and a microphone at least ROOM_WALL_M from the walls and
     ROOM_DISTANCE_M apart. The responses ring longer than Sabine's RT60: seed 1's 64 measure
-    0.13-1.02 s, median 0.40 s (``pyroomacoustics.experimental.measure_rt60``). RIR ``i`` is drawn from ``default_rng([seed, 20, i])``; float32 (m,)
-    at 16 kHz, unit energy, starting 8 samples before its direct path (so a convolved clip
-    keeps its timing, as with :func:`exp_rir`). 64 take about 6 s on one core."""
+    0.13-1.02 s, median 0.40 s (``pyroomacoustics.experimental.measure_rt60``). RIR ``i`` is
+    drawn from ``default_rng([seed, 20, i])``; float32 (m,) at 16 kHz, unit energy, starting 8
+    samples before its direct path (so a convolved clip keeps its timing, as with
+    :func:`exp_rir`). 64 take about 6 s on one core."""
     import pyroomacoustics as pra
 
     out = []

@@ -176,13 +176,14 @@ class _Context:
 
     def __init__(self, clips: list[np.ndarray], cfg: dict | None = None):
         self.clips = clips
-        ac = (cfg or DEFAULT_CONFIG)["augment"]
-        n_rirs, clip_p = int(ac["room_rirs"]), float(ac["clip_fraction"])
+        cfg = cfg or DEFAULT_CONFIG
+        n_rirs = int(cfg["augment"]["room_rirs"])
+        clip_p = float(cfg["augment"]["clip_fraction"])
         if n_rirs < 0 or not 0.0 <= clip_p <= 1.0:
             raise ValueError(f"config: augment.room_rirs must be >= 0 and clip_fraction in "
                              f"[0, 1], got {n_rirs}, {clip_p}")
-        seed = int((cfg or DEFAULT_CONFIG)["seed"])
-        self.aug = {"rirs": synth.room_rirs(n_rirs, seed) if n_rirs else None, "clip_p": clip_p}
+        rirs = synth.room_rirs(n_rirs, int(cfg["seed"])) if n_rirs else None
+        self.aug = {"rirs": rirs, "clip_p": clip_p}
 
     def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
