@@ -50,6 +50,7 @@ class Recorder:
         if suffix == ".csv":
             self._csv = csv.DictWriter(self._f, CSV_COLUMNS)
             self._csv.writeheader()
+            self._f.flush()  # on disk at once: a reader before the first frame sees a CSV
         self.rows = 0
 
     def write(self, row: dict) -> None:
