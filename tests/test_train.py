@@ -51,6 +51,11 @@ def test_package_is_complete(smoke):
     assert summary["room_rirs"] == 3 and summary["clip_fraction"] == 0.2
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers
+    # The new model card names what the config used, and its numbers block the measured data.
+    card = (tmp / "pkg" / "README.md").read_text()
+    assert "3 TTS passages" in card and "3 simulated rooms" in card and "clipping (20 %)" in card
+    assert f"{summary['synth_passages']} TTS passages ({summary['synth_passage_hours']:.2f} h)" \
+        in card
 
 
 def test_distill_targets_average_the_teachers():

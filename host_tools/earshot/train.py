@@ -865,6 +865,12 @@ def new_card(wake_word: str, cfg: dict) -> str:
     Accuracy on real recordings is not claimed: there are none of a new phrase."""
     sc = cfg["synth"]
     tseed_note = "" if cfg["train_seed"] is None else f", train_seed {cfg['train_seed']}"
+    n_pass = int(cfg["synth_passages"]["count"])
+    passages = f",\n  {n_pass} TTS passages (`earshot.synth.passage_texts`)" if n_pass else ""
+    aug = cfg["augment"]
+    reverb = (f"{aug['room_rirs']} simulated rooms (`synth.room_rirs`)" if aug["room_rirs"]
+              else "exponential-decay reverb")
+    clip = f", clipping ({100 * aug['clip_fraction']:g} %)" if aug["clip_fraction"] else ""
     return f"""# Model card: Earshot "{wake_word}"
 
 | | |
@@ -883,7 +889,9 @@ def new_card(wake_word: str, cfg: dict) -> str:
   checks of `earshot.synth.check_positive` (level, clipping, duration); microWakeWord's check
   is used for "alexa" only.
 - Negatives: {sc['negatives']} synthetic confusable words and sentences, the training part of
-  the real negative speech (`earshot.dataset.training_negatives`), noise.
+  the real negative speech (`earshot.dataset.training_negatives`), noise{passages}.
+- Augmentation (`earshot.synth.augment`): speed, {reverb},
+  band-limits, noise and babble, level{clip}.
 
 ## Measured sizes and compute
 
@@ -908,12 +916,15 @@ def write_card_numbers(card: Path, man: dict) -> None:
     if t:
         rows += [
             ("training time", f"{t['train_seconds']:.0f} s fitting, {t['total_seconds']:.0f} s "
-             f"in all (data, fit, mining, conversion), {t['threads']} threads; synthetic audio "
-             "cached beforehand"),
+             f"in all (data, fit, mining, conversion), {t['threads']} "
+             f"thread{'s' if t['threads'] != 1 else ''}; synthetic audio cached beforehand"),
             ("training data", f"{t['synthetic_positives']} synthetic positives "
              f"({t['synthetic_positives_dropped']} dropped by the sanity filter), "
-             f"{t['synthetic_negatives']} synthetic negatives, {t['real_negative_clips']} real "
-             f"negative clips ({t['real_negative_hours']:.2f} h), {t['windows']:,} windows"),
+             f"{t['synthetic_negatives']} synthetic negatives, "
+             + (f"{t['synth_passages']} TTS passages ({t['synth_passage_hours']:.2f} h), "
+                if t.get("synth_passages") else "")
+             + f"{t['real_negative_clips']} real negative clips "
+             f"({t['real_negative_hours']:.2f} h), {t['windows']:,} windows"),
             ("validation (synthetic positives; real negatives not fitted, clean + noisy)",
              f"recall {100 * t['validation_recall']:.1f} %, "
              f"{t['validation_false_accepts']} false accepts in "
