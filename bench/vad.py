@@ -38,7 +38,7 @@ committed model, gate on): on noise alone (all noise-only scenes) and on the spe
 
 Wake-word recall (method as ``bench/accuracy.py``): each development positive padded with 1 s
 of silence on both sides, a fresh detector per clip, counted when it fires, gate on vs off;
-the same at 10 dB SNR (``accuracy.add_noise``) and after 10 s of pink noise or babble at 10 dB
+the same at 10 dB SNR (``earshot.evaluate.add_noise``) and after 10 s of pink noise or babble at 10 dB
 below the clip (the word right after a long stretch in which the gate stayed closed).
 
     python bench/vad.py [--json] [--model models/alexa] [--quick]
@@ -57,9 +57,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import accuracy
 import numpy as np
-from earshot import core, dataset
+from earshot import core, dataset, evaluate
 from earshot.audio import SAMPLE_RATE_HZ
 from earshot.paths import BUILD, FIRMWARE, ROOT
 
@@ -315,15 +314,15 @@ def wake_recall(model, manifest, log) -> dict:
     rng = np.random.default_rng(SEED)
     babble_src = speech_sources(root, np.random.default_rng(SEED + 1))[1]
     conds = {}
-    noise_rng = np.random.default_rng(accuracy.NOISE_SEED)
-    conds["clean"] = [accuracy.pad(c, accuracy.PAD_S) for c in clips]
-    conds["snr10_white"] = [accuracy.add_noise(accuracy.pad(c, accuracy.PAD_S), 10.0, noise_rng)
+    noise_rng = np.random.default_rng(evaluate.NOISE_SEED)
+    conds["clean"] = [evaluate.pad(c, evaluate.PAD_S) for c in clips]
+    conds["snr10_white"] = [evaluate.add_noise(evaluate.pad(c, evaluate.PAD_S), 10.0, noise_rng)
                             for c in clips]
     for kind in ("pink", "babble"):
         xs = []
         for c in clips:
             body = np.concatenate([np.zeros(int(LEAD_S * SAMPLE_RATE_HZ)), c.astype(np.float64),
-                                   np.zeros(int(accuracy.PAD_S * SAMPLE_RATE_HZ))])
+                                   np.zeros(int(evaluate.PAD_S * SAMPLE_RATE_HZ))])
             lvl = active_rms(c) / 10 ** (10.0 / 20)
             xs.append(to_int16(body + noise(kind, len(body), rng, babble_src) * lvl))
         conds[f"after_{LEAD_S:g}s_{kind}_snr10"] = xs
