@@ -216,3 +216,27 @@ def test_ctypes_structs_match_the_header(tmp_path):
         core.es_vad_t.open.offset,
     ]
     assert got == want
+
+
+def test_bench_vad_quick_run_reports_every_part(data, tmp_path):
+    """bench/vad.py --quick runs end to end (its recall part once crashed on a moved helper):
+    every VAD scored, recall with the gate on and off reported per condition, and recall is
+    the share of the 117 readable dev clips not listed as missed."""
+    import json
+    import os
+    import sys
+
+    from earshot.paths import ROOT
+
+    env = dict(os.environ, EARSHOT_DATA=str(data))
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "vad.py"), "--quick", "--json"],
+                         capture_output=True, text=True, timeout=900, env=env, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout)
+    assert res["quick"] is True
+    assert {"silero", "webrtcvad_0", "pymicro_vad"} <= set(res["references"])
+    assert 0.0 < res["earshot_gate"]["recall"] <= 1.0
+    for cond in ("clean", "snr10_white"):
+        r = res["recall"][cond]
+        assert 0.0 < r["on"] <= 1.0 and 0.0 < r["off"] <= 1.0
+        assert r["on"] == round(1 - len(r["missed_on"]) / 117, 4)  # missed clips of 117
