@@ -25,7 +25,7 @@ es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 ``--sweep`` derives PROFILE instead (see sweep(); adaptation data only).
 
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
-    python bench/adapt.py --sweep [--sweep-users 3] [--sweep-grid '[[0, 0.25], ...]']
+    python bench/adapt.py --sweep [--sweep-users 3] [--sweep-holdout] [--sweep-grid '[[0, 0.25], ...]']
     python bench/adapt.py --model OTHER/model.bin [--profile p0 p1 p2 p3 p4] [--sweep]
 """
 
@@ -49,7 +49,7 @@ FACTORY = ROOT / "models" / "alexa" / "model.bin"
 #: min(1, r * profile[g]) of group g, so --main-ratio 0.5 prunes profile / 2. Derived by
 #: `python bench/adapt.py --sweep` (see sweep(): the candidates of SWEEP_GRID that meet the
 #: size targets, ranked on the adaptation data of the first users only, no ground truth):
-PROFILE = (0.5, 0.0, 1.0, 1.5, 1.5)
+PROFILE = (0.5, 0.0, 1.5, 1.25, 1.0)
 #: Sweep candidates: the ratios tried per group (the product, filtered by the size targets,
 #: keeping only the minimal ones: pruning more than a passing candidate never helps).
 SWEEP_GRID = (
@@ -202,7 +202,15 @@ def sweep(args, log=print) -> dict:
     the first ``--sweep-users`` users, on their adaptation streams only. Score per candidate:
     streams where the adapted (unpruned) teacher detects and the student does not, plus
     streams where the student detects and the teacher does not; the lowest total wins,
-    ties by the smaller blob. No test utterance and no held-out negative is used."""
+    ties by the smaller blob. No test utterance and no held-out negative is used.
+
+    With ``--sweep-holdout`` each user adapts (teacher and every student) on its first
+    ``--k`` - 1 utterances plus the ambient clips, and the ``--k``-th adaptation utterance is
+    held out of that adaptation: candidates are ranked first by held-out utterances the
+    teacher detects and the student does not, then by the in-sample score above, then by the
+    student's summed peak probability (0..255) on the held-out utterances (higher first),
+    then by the smaller blob. Scoring students on the streams they were fine-tuned on cannot
+    tell apart candidates that all reproduce the teacher there."""
     import itertools
 
     factory = args.model.read_bytes()
@@ -225,24 +233,38 @@ def sweep(args, log=print) -> dict:
             cands.append(r)
     cands = [c for c in cands if not any(d != c and all(map(float.__le__, d, c)) for d in cands)]
     log(f"sweep: {len(cands)} candidates meet {BLOB_TARGET}x blob, {MACS_TARGET}x MACs")
+    holdout = getattr(args, "sweep_holdout", False)
+    n_fit = args.k - 1 if holdout else args.k
+    if n_fit < 1:
+        raise SystemExit("--sweep-holdout needs --k >= 2")
     data = []
     for u, files in enumerate(users(args.block)[: args.sweep_users]):
         clips, _ = dataset.load_clips(files)
-        streams = [pad(c, PAD_S) for c in clips[: args.k]] + ambient(args.ambient, u)
+        streams = [pad(c, PAD_S) for c in clips[:n_fit]] + ambient(args.ambient, u)
+        held = [pad(c, PAD_S) for c in clips[n_fit : args.k]] if holdout else []
         teacher = adapt.adapt(factory, streams).blob
-        data.append((streams, _fires(teacher, streams)))
+        data.append((streams, _fires(teacher, streams), held, _fires(teacher, held)))
     rows = []
     for r in cands:
-        misses = extras = size = 0
-        for streams, want in data:
+        misses = extras = size = held_misses = held_peak = 0
+        for streams, want, held, held_want in data:
             res = adapt.adapt(factory, streams, prune_ratio=r)
             got = _fires(res.blob, streams)
             misses += sum(w and not g for w, g in zip(want, got))
             extras += sum(g and not w for w, g in zip(want, got))
             size = len(res.blob)
-        rows.append({"ratios": list(r), "misses": misses, "extras": extras, "blob_bytes": size})
+            student = Model(res.blob)
+            for h, w in zip(held, held_want):
+                out = core.Detector(student).run(h)
+                held_misses += bool(w and not out.detections)
+                held_peak += int(out.probs.max()) if w else 0
+        row = {"ratios": list(r), "misses": misses, "extras": extras, "blob_bytes": size}
+        if holdout:
+            row.update(held_misses=held_misses, held_peak=held_peak)
+        rows.append(row)
         log(json.dumps(rows[-1]))
-    best = min(rows, key=lambda x: (x["misses"] + x["extras"], x["blob_bytes"]))
+    best = min(rows, key=lambda x: (x.get("held_misses", 0), x["misses"] + x["extras"],
+                                    -x.get("held_peak", 0), x["blob_bytes"]))
     profile = [round(x / args.main_ratio, 4) for x in best["ratios"]]
     return {"best": best, "profile": profile, "candidates": rows}
 
@@ -329,6 +351,8 @@ def main(argv=None) -> int:
     ap.add_argument("--vboard", action="store_true", help="also run user 0 on the virtual board")
     ap.add_argument("--sweep", action="store_true", help="derive PROFILE (see sweep()), exit")
     ap.add_argument("--sweep-users", type=int, default=2)
+    ap.add_argument("--sweep-holdout", action="store_true",
+                    help="with --sweep: hold the k-th adaptation utterance out (see sweep())")
     ap.add_argument("--sweep-grid", type=json.loads, default=None,
                     help="JSON list, per channel group, of the ratios to sweep (default "
                     "SWEEP_GRID), e.g. '[[0,0.25],[0],[0.5],[0.75],[0.75]]'")

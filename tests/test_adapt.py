@@ -699,3 +699,19 @@ def test_bench_sweep_grid_is_checked_and_used(data):
     assert res["best"]["ratios"] == [0.25, 0, 0.5, 0.75, 0.75]
     assert res["profile"] == [0.5, 0.0, 1.0, 1.5, 1.5]
     assert len(res["candidates"]) == 1
+
+
+def test_bench_sweep_holdout_scores_an_utterance_left_out_of_adaptation(data):
+    # Holding out needs at least one utterance left to adapt on.
+    bad = _bench_adapt("--sweep", "--sweep-holdout", "--k", "1")
+    assert bad.returncode != 0 and "--sweep-holdout needs --k >= 2" in bad.stderr
+    env = dict(os.environ, EARSHOT_DATA=str(data))
+    ok = _bench_adapt(
+        "--sweep", "--sweep-holdout", "--json", "--sweep-users", "1",
+        "--sweep-grid", "[[0.25], [0.25], [0.75], [0.5], [0.5]]", env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    (row,) = json.loads(ok.stdout)["candidates"]
+    # One held-out utterance for one user: at most one miss, a peak probability of 0..255.
+    assert row["held_misses"] in (0, 1) and 0 <= row["held_peak"] <= 255
+    assert row["held_misses"] == 0 or row["held_peak"] == 0 or row["held_peak"] < 255
