@@ -254,6 +254,27 @@ def test_teacher_arch_widens_and_sets_its_own_channel_dropout():
     assert [b["filters"] for b in t["blocks"]] == [2 * b["filters"] for b in student["blocks"]]
     assert t["channel_dropout"] == 0.2 and student["blocks"][0]["filters"] == 32
     assert train.teacher_arch(student, 2, 0.0)["channel_dropout"] == 0.0
+    assert train.teacher_arch(dict(student, slimming=1e-4), 2)["slimming"] == 0.0
+
+
+def test_slimming_weighs_the_scales_of_the_prunable_channels_only():
+    """arch.slimming puts an L1 penalty on the BatchNorm scales after conv0 and the pointwise
+    layers (the channel groups on-device pruning removes), not after the depthwise ones."""
+    import keras
+
+    cfg = dict(arch.DEFAULT_ARCH, slimming=1e-3)
+    m = arch.build_model(cfg)
+    weighed = {ly.name for ly in m.layers
+               if isinstance(ly, keras.layers.BatchNormalization) and ly.gamma_regularizer}
+    assert weighed == {"conv0_bn"} | {f"block{i}_pw_bn" for i in range(1, 5)}
+    # Scales start at 1, so the penalty is slimming x the number of prunable channels.
+    n = cfg["first"]["filters"] + sum(b["filters"] for b in cfg["blocks"])
+    assert float(sum(m.losses)) == pytest.approx(1e-3 * n, rel=1e-5)
+    assert not arch.build_model(arch.DEFAULT_ARCH).losses
+    with pytest.raises(ValueError, match="slimming must be in"):
+        arch.build_model(dict(arch.DEFAULT_ARCH, slimming=-1))
+    with pytest.raises(ValueError, match="slimming needs batchnorm"):
+        arch.build_model(dict(arch.DEFAULT_ARCH, slimming=1e-4, batchnorm=False))
 
 
 def test_every_shipped_config_loads():

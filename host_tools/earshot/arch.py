@@ -24,12 +24,20 @@ Configuration dict (``DEFAULT_ARCH``)::
         "dropout": 0.0,                         # dropout before the Dense layer (training only)
         "channel_dropout": 0.0,                 # whole-channel dropout after conv0 and every
                                                 # pointwise layer (training only)
+        "slimming": 0.0,                        # L1 weight on the BatchNorm scales after
+                                                # conv0 and every pointwise layer
     }
 
 ``channel_dropout`` zeroes whole output channels (all time steps, Keras SpatialDropout2D,
 Tompson et al. 2015) during training, a regulariser meant to keep any single channel from
 carrying the decision. Inference, export and the streaming engine are unchanged by it.
-Measured effect: models/alexa/README.md (Limits) and README.md (adaptation).
+Measured effect: models/alexa/HISTORY.md and README.md (adaptation).
+
+``slimming`` adds ``slimming * sum(|gamma|)`` over the BatchNorm scales of the channels that
+on-device pruning removes (conv0 and the pointwise layers) to the training loss: "network
+slimming" (Liu et al., "Learning Efficient Convolutional Networks through Network Slimming",
+ICCV 2017, who use 1e-4). Channels whose scale goes to zero carry little, so removing them
+later costs little. It needs ``batchnorm``; export folds the scales as before.
 
 TensorFlow is imported inside the functions that need it, so the pure shape arithmetic
 (``receptive_field``, ``output_stride``, ``macs_per_output``) stays cheap to import.
@@ -78,6 +86,7 @@ def _check(cfg: dict) -> dict:
     cfg.setdefault("batchnorm", True)
     cfg.setdefault("dropout", 0.0)
     cfg.setdefault("channel_dropout", 0.0)
+    cfg.setdefault("slimming", 0.0)
     if cfg["input_bins"] != MEL_BINS:
         raise ValueError(f"arch config: input_bins must be {MEL_BINS}, got {cfg['input_bins']}")
     layers = [("first", cfg["first"])] + [(f"blocks[{i}]", b) for i, b in enumerate(cfg["blocks"])]
@@ -91,6 +100,10 @@ def _check(cfg: dict) -> dict:
     for key in ("dropout", "channel_dropout"):
         if not 0.0 <= float(cfg[key]) < 1.0:
             raise ValueError(f"arch config: {key} must be in [0, 1), got {cfg[key]!r}")
+    if not 0.0 <= float(cfg["slimming"]) < 1.0:
+        raise ValueError(f"arch config: slimming must be in [0, 1), got {cfg['slimming']!r}")
+    if cfg["slimming"] and not cfg["batchnorm"]:
+        raise ValueError("arch config: slimming needs batchnorm (it weighs the BatchNorm scales)")
     return cfg
 
 
@@ -187,10 +200,12 @@ def build_model(cfg: dict = DEFAULT_ARCH, name: str = "earshot_dscnn"):
     import keras
     from keras import layers
 
-    def conv_bn_relu(x, layer, label, channel_dropout=0.0):
+    def conv_bn_relu(x, layer, label, channel_dropout=0.0, prunable=False):
         x = layer(x)
         if cfg["batchnorm"]:
-            x = layers.BatchNormalization(name=f"{label}_bn")(x)
+            reg = (keras.regularizers.L1(float(cfg["slimming"]))
+                   if prunable and cfg["slimming"] else None)
+            x = layers.BatchNormalization(name=f"{label}_bn", gamma_regularizer=reg)(x)
         x = layers.ReLU(name=f"{label}_relu")(x)
         if channel_dropout > 0:
             x = layers.SpatialDropout2D(channel_dropout, name=f"{label}_chdrop")(x)
@@ -212,6 +227,7 @@ def build_model(cfg: dict = DEFAULT_ARCH, name: str = "earshot_dscnn"):
         ),
         "conv0",
         cfg["channel_dropout"],
+        prunable=True,
     )
     for i, b in enumerate(cfg["blocks"], start=1):
         x = conv_bn_relu(
@@ -232,6 +248,7 @@ def build_model(cfg: dict = DEFAULT_ARCH, name: str = "earshot_dscnn"):
             ),
             f"block{i}_pw",
             cfg["channel_dropout"],
+            prunable=True,
         )
     x = layers.Flatten(name="flatten")(x)
     if cfg["dropout"] > 0:

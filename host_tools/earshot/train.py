@@ -423,8 +423,10 @@ def weight_qat_callback(model):
 def teacher_arch(arch_cfg: dict, width: float, channel_dropout: float | None = None) -> dict:
     """``arch_cfg`` with every layer's filters multiplied by ``width`` (same kernels and
     strides, so the same receptive field and windows): the distillation teacher.
-    ``channel_dropout`` replaces the student's ``channel_dropout`` when not None."""
+    ``channel_dropout`` replaces the student's ``channel_dropout`` when not None; the
+    teacher has no ``slimming`` (it is never pruned)."""
     t = copy.deepcopy(arch_cfg)
+    t["slimming"] = 0.0  # the teacher is never pruned
     if channel_dropout is not None:
         t["channel_dropout"] = float(channel_dropout)
     t["first"]["filters"] = int(round(t["first"]["filters"] * width))
@@ -769,6 +771,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         summary["synth_passage_hours"] = round(pass_hours, 3)
     if cfg["train_seed"] is not None:
         summary["train_seed"] = tseed
+    if arch_cfg.get("slimming"):
+        summary["slimming"] = float(arch_cfg["slimming"])
     if teacher_info is not None:
         summary.update(teacher_info)
     if qc["epochs"]:
