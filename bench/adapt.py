@@ -25,7 +25,8 @@ es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 ``--sweep`` derives PROFILE instead (see sweep(); adaptation data only).
 
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
-    python bench/adapt.py --sweep [--sweep-users 3] [--sweep-holdout] [--sweep-grid '[[0, 0.25], ...]']
+    python bench/adapt.py --sweep [--sweep-users 12] [--sweep-holdout]
+                          [--sweep-grid '[[0, 0.25], ...]']
     python bench/adapt.py --model OTHER/model.bin [--profile p0 p1 p2 p3 p4] [--sweep]
 """
 
@@ -46,9 +47,10 @@ from earshot.model import Model
 ROOT = Path(__file__).resolve().parents[1]
 FACTORY = ROOT / "models" / "alexa" / "model.bin"
 #: Per-group pruning profile (groups: conv0, pw2, pw4, pw6, pw8 outputs); a ratio r prunes
-#: min(1, r * profile[g]) of group g, so --main-ratio 0.5 prunes profile / 2. Derived by
-#: `python bench/adapt.py --sweep` (see sweep(): the candidates of SWEEP_GRID that meet the
-#: size targets, ranked on the adaptation data of the first users only, no ground truth):
+#: min(1, r * profile[g]) of group g, so --main-ratio 0.5 prunes profile / 2. Derived for
+#: models/alexa (R3) by `python bench/adapt.py --sweep --sweep-users 12 --sweep-holdout` (see
+#: sweep(): the candidates of SWEEP_GRID that meet the size targets, ranked on the users'
+#: adaptation data only, no ground truth):
 PROFILE = (0.5, 0.0, 1.5, 1.25, 1.0)
 #: Sweep candidates: the ratios tried per group (the product, filtered by the size targets,
 #: keeping only the minimal ones: pruning more than a passing candidate never helps).

@@ -714,4 +714,6 @@ def test_bench_sweep_holdout_scores_an_utterance_left_out_of_adaptation(data):
     (row,) = json.loads(ok.stdout)["candidates"]
     # One held-out utterance for one user: at most one miss, a peak probability of 0..255.
     assert row["held_misses"] in (0, 1) and 0 <= row["held_peak"] <= 255
-    assert row["held_misses"] == 0 or row["held_peak"] == 0 or row["held_peak"] < 255
+    # Detected by the student means a window mean at the cutoff, so a peak at least that.
+    if row["held_peak"] and not row["held_misses"]:
+        assert row["held_peak"] >= 0.9 * 255
