@@ -918,16 +918,16 @@ def write_card_numbers(card: Path, man: dict) -> None:
          f"refractory {man['refractory']} outputs"),
     ]
     if t:
+        passages = (f"{t['synth_passages']} TTS passages ({t['synth_passage_hours']:.2f} h), "
+                    if t.get("synth_passages") else "")
         rows += [
             ("training time", f"{t['train_seconds']:.0f} s fitting, {t['total_seconds']:.0f} s "
              f"in all (data, fit, mining, conversion), {t['threads']} "
              f"thread{'s' if t['threads'] != 1 else ''}; synthetic audio cached beforehand"),
             ("training data", f"{t['synthetic_positives']} synthetic positives "
              f"({t['synthetic_positives_dropped']} dropped by the sanity filter), "
-             f"{t['synthetic_negatives']} synthetic negatives, "
-             + (f"{t['synth_passages']} TTS passages ({t['synth_passage_hours']:.2f} h), "
-                if t.get("synth_passages") else "")
-             + f"{t['real_negative_clips']} real negative clips "
+             f"{t['synthetic_negatives']} synthetic negatives, {passages}"
+             f"{t['real_negative_clips']} real negative clips "
              f"({t['real_negative_hours']:.2f} h), {t['windows']:,} windows"),
             ("validation (synthetic positives; real negatives not fitted, clean + noisy)",
              f"recall {100 * t['validation_recall']:.1f} %, "
