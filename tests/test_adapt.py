@@ -147,6 +147,27 @@ def test_requantization_without_learning_keeps_logits(factory, feats):
     assert len(t.write()) == len(factory)
 
 
+def test_requantization_keeps_the_bias_of_a_channel_with_no_weights(feats):
+    """A trained output channel whose weights are all 0 but whose bias is large (what network
+    slimming leaves: a switched-off channel) is rewritten with a larger scale, not refused
+    ("bias beyond +-2^30"), and the rewritten model computes the same logits."""
+    layers = blob.random_layers(seed=5)
+    pw = layers[-2]  # the trained pointwise layer
+    assert pw["type"] == "conv" and pw["kernel"] == 1
+    w = np.asarray(pw["weights"]).reshape(pw["out_ch"], -1).copy()
+    w[0] = 0
+    gain = float(pw["multiplier"][0]) * 2.0 ** (int(pw["shift"][0]) - 31)
+    bias = np.asarray(pw["bias"]).copy()
+    bias[0] = round(200 / gain)  # 200 output quanta: 127 * bias(Q16) / max|W|(1) > 2^30
+    pw.update(weights=w.astype(np.int8), bias=bias.astype(np.int32))
+    m = Model(blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9, window=3,
+                        refractory=10))
+    out = Model(adapt.Trainer(m, lr=0.0).write())
+    _, a, _ = _windows(m, feats)
+    _, b, _ = _windows(out, feats)
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
 def test_training_separates_pseudo_labels_and_respects_slices(factory, feats):
     m = Model(factory)
     fwd = adapt.Forward(m)

@@ -646,6 +646,18 @@ static int32_t es_adapt_row_amax(const int32_t *row, uint16_t n) {
     return amax;
 }
 
+// The requantization scale of one trained output row: its largest |W| (Q16), raised where
+// needed so that the rewritten bias, round(127 * b / scale), stays within +-2^30. A row
+// whose weights all went to about 0 (a channel that training switched off, e.g. by network
+// slimming) but kept a bias then keeps that bias, with int8 weights near 0, instead of
+// making the write fail. 32-bit arithmetic only (no libgcc in a natmod):
+// 127 * |b| / (|b| / (B_MAX / 127) + 1) < 127 * (B_MAX / 127) <= B_MAX.
+static int32_t es_adapt_row_scale(const int32_t *row, uint16_t n, int32_t b) {
+    const int32_t amax = es_adapt_row_amax(row, n);
+    const int32_t need = es_adapt_abs32(b) / (ES_ADAPT_B_MAX / 127) + 1;
+    return need > amax ? need : amax;
+}
+
 // round(127 * b / amax) for a Q16 bias b (|b| <= 2^30), without 64-bit division.
 static int64_t es_adapt_requant_bias(int32_t b, int32_t amax) {
     const int32_t q = b / amax;
@@ -684,8 +696,8 @@ static const char *es_adapt_write_layer(es_adapt_writer_t *wr, uint16_t i, uint3
                 continue;
             }
             const int32_t *row = trained_pw ? t->w + (size_t)o * t->in : NULL;
-            const int32_t amax = trained_pw ? es_adapt_row_amax(row, t->in)
-                                 : trained_fc ? es_adapt_row_amax(t->v, t->out) : 1;
+            const int32_t amax = trained_pw ? es_adapt_row_scale(row, t->in, t->b[o])
+                                 : trained_fc ? es_adapt_row_scale(t->v, t->out, t->fc_b) : 1;
             for (uint16_t k = 0; k < l->kernel; k++) {
                 for (uint16_t c = 0; c < l->in_ch; c++) {
                     if (in_mask != NULL && !in_mask[c]) {
@@ -716,10 +728,10 @@ static const char *es_adapt_write_layer(es_adapt_writer_t *wr, uint16_t i, uint3
             }
             int64_t b = l->bias != NULL ? l->bias[o] : 0;
             if (trained_pw) {
-                b = es_adapt_requant_bias(t->b[o], es_adapt_row_amax(t->w + (size_t)o * t->in,
-                    t->in));
+                b = es_adapt_requant_bias(t->b[o], es_adapt_row_scale(t->w + (size_t)o * t->in,
+                    t->in, t->b[o]));
             } else if (trained_fc) {
-                b = es_adapt_requant_bias(t->fc_b, es_adapt_row_amax(t->v, t->out));
+                b = es_adapt_requant_bias(t->fc_b, es_adapt_row_scale(t->v, t->out, t->fc_b));
             } else if (wr->fix != NULL && in_mask != NULL && l->type != ES_LAYER_DEPTHWISE) {
                 // Removed input channels contribute their mean: sum_k w * mean(a - zp).
                 int64_t fix_q8 = 0;
@@ -754,8 +766,8 @@ static const char *es_adapt_write_layer(es_adapt_writer_t *wr, uint16_t i, uint3
             int32_t shift = l->shift[o];
             if (trained_pw || trained_fc) {
                 const int32_t amax = trained_pw
-                    ? es_adapt_row_amax(t->w + (size_t)o * t->in, t->in)
-                    : es_adapt_row_amax(t->v, t->out);
+                    ? es_adapt_row_scale(t->w + (size_t)o * t->in, t->in, t->b[o])
+                    : es_adapt_row_scale(t->v, t->out, t->fc_b);
                 es_adapt_quantize_multiplier(amax, &mult, &shift);
             }
             es_adapt_put32(wr, which == 0 ? mult : shift);

@@ -46,6 +46,8 @@
 //    Requantization (es_adapt_trainer_write): per output channel, the largest |W| maps to
 //    int8 127: w = round(127 W / max|W|), bias = round(127 B / max|W|), and the new
 //    multiplier/shift encode max|W| / (127 * 2^16) as TFLite's QuantizeMultiplier does.
+//    Where 127 B / max|W| would pass 2^30 (a channel whose weights all went to about 0 but
+//    kept its bias), the scale is raised to |B| / (2^30 / 127) + 1 instead of max|W|.
 //    Output zero points and scales (so the activation ranges and the logistic table) stay.
 //
 // 3. Architectural adaptation: channel GROUPS are the output channels of each CONV layer
