@@ -168,6 +168,33 @@ def test_requantization_keeps_the_bias_of_a_channel_with_no_weights(feats):
     assert np.abs(a.astype(int) - b).max() <= 1
 
 
+def test_rewriting_keeps_biases_at_the_format_bound(feats):
+    """A layer the adaptation does not train may carry a bias of exactly 2^30, the largest the
+    parser accepts (trained models had it on channels whose weights went to 0): requantizing
+    the head and pruning with bias correction both write a valid blob, with the same logits
+    when nothing is pruned."""
+    layers = blob.random_layers(seed=6)
+    pw1 = layers[2]  # block1's pointwise layer: neither trained nor the last
+    assert pw1["type"] == "conv" and pw1["kernel"] == 1
+    w = np.asarray(pw1["weights"]).reshape(pw1["out_ch"], -1).copy()
+    w[0] = 0
+    bias = np.asarray(pw1["bias"]).copy()
+    bias[0] = 1 << 30
+    pw1.update(weights=w.astype(np.int8), bias=bias.astype(np.int32))
+    src = blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9, window=3,
+                    refractory=10)
+    m = Model(src)
+    out = Model(adapt.Trainer(m, lr=0.0).write())
+    assert np.abs(_windows(m, feats)[1].astype(int) - _windows(out, feats)[1]).max() <= 1
+    stats, fwd = adapt.Stats(m), adapt.Forward(m)
+    for win in _windows(m, feats)[2]:
+        fwd(win, stats)
+    keep = adapt.select(stats, adapt.importance(m, stats), 0.25)
+    pruned = blob.describe(adapt.prune(m, stats, keep, bias_fix=True))["layers"]
+    assert all(abs(int(b)) <= 1 << 30 for ly in pruned if ly["bias"] is not None
+               for b in ly["bias"])
+
+
 def test_training_separates_pseudo_labels_and_respects_slices(factory, feats):
     m = Model(factory)
     fwd = adapt.Forward(m)

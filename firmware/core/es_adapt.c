@@ -746,8 +746,13 @@ static const char *es_adapt_write_layer(es_adapt_writer_t *wr, uint16_t i, uint3
                     }
                 }
                 b += es_adapt_rshift_round(fix_q8, 8);
+                // A bias at the format's bound (a channel whose weights went to about 0 can
+                // carry one) stays there: that channel's output is constant either way.
+                b = es_adapt_clamp64(b, ES_MODEL_MAX_BIAS);
             }
-            if (b > ES_ADAPT_B_MAX || b < -ES_ADAPT_B_MAX) {
+            // Untouched biases are as the parsed blob has them; trained ones fit by
+            // construction (es_adapt_row_scale). Checked anyway: the parser refuses more.
+            if (b > ES_MODEL_MAX_BIAS || b < -ES_MODEL_MAX_BIAS) {
                 return "bias beyond +-2^30 in the rewritten model";
             }
             es_adapt_put32(wr, (int32_t)b);

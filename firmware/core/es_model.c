@@ -9,11 +9,6 @@
 #include "es_model.h"
 #include "es_nn.h"
 
-// Largest kernel * in_ch of one output: with |filter| <= 128 and |input - zp| <= 255 the
-// sum of products stays below 2^30 (32768 * 128 * 255 = 1,069,547,520) ...
-#define ES_MODEL_MAX_TAPS (32768u)
-// ... and with |bias| <= 2^30 the int32 accumulator cannot overflow.
-#define ES_MODEL_MAX_BIAS (1073741824L)
 
 static uint16_t es_rd16(const uint8_t *p) {
     return (uint16_t)(p[0] | (p[1] << 8));

@@ -68,6 +68,12 @@
 #define ES_BLOB_LAYER_BYTES (48)
 #define ES_BLOB_CRC_START (12)
 #define ES_MODEL_MAX_LAYERS (24)
+// Largest kernel * in_ch of one output: with |filter| <= 128 and |input - zp| <= 255 the
+// sum of products stays below 2^30 (32768 * 128 * 255 = 1,069,547,520) ...
+#define ES_MODEL_MAX_TAPS (32768u)
+// ... and with |bias| <= 2^30 the int32 accumulator cannot overflow. The parser refuses
+// larger biases; es_adapt writes none.
+#define ES_MODEL_MAX_BIAS (1073741824L)
 
 #define ES_LAYER_CONV (1)
 #define ES_LAYER_DEPTHWISE (2)
