@@ -812,7 +812,7 @@ def validation_rank(summary: dict) -> tuple:
 def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=None) -> dict:
     """:func:`train` once per ``train_seed`` in ``seeds`` (same data: ``cfg["seed"]``), then
     package the run that :func:`validation_rank` puts first into ``out_dir``. Runs differ by
-    more than most recipe changes (models/alexa/README.md, Limits), and the validation split
+    more than most recipe changes (models/alexa/HISTORY.md), and the validation split
     ranks them as the development clips do, so the choice uses validation only.
 
     Each run keeps its own package and stage under ``stage_dir`` (default
