@@ -9,7 +9,6 @@
 #include "es_model.h"
 #include "es_nn.h"
 
-
 static uint16_t es_rd16(const uint8_t *p) {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
