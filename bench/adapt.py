@@ -200,8 +200,9 @@ def _fires(blob: bytes, streams) -> list[bool]:
 
 def sweep(args, log=print) -> dict:
     """Derive PROFILE without ground truth: every minimal SWEEP_GRID candidate whose pruned
-    blob meets BLOB_TARGET / MACS_TARGET (sizes depend on channel counts only) runs the whole adaptation (phase 1, pruning, fine-tuning) for
-    the first ``--sweep-users`` users, on their adaptation streams only. Score per candidate:
+    blob meets BLOB_TARGET / MACS_TARGET (sizes depend on channel counts only) runs the whole
+    adaptation (phase 1, pruning, fine-tuning) for the first ``--sweep-users`` users, on
+    their adaptation streams only. Score per candidate:
     streams where the adapted (unpruned) teacher detects and the student does not, plus
     streams where the student detects and the teacher does not; the lowest total wins,
     ties by the smaller blob. No test utterance and no held-out negative is used.

@@ -38,8 +38,8 @@ committed model, gate on): on noise alone (all noise-only scenes) and on the spe
 
 Wake-word recall (method as ``bench/accuracy.py``): each development positive padded with 1 s
 of silence on both sides, a fresh detector per clip, counted when it fires, gate on vs off;
-the same at 10 dB SNR (``earshot.evaluate.add_noise``) and after 10 s of pink noise or babble at 10 dB
-below the clip (the word right after a long stretch in which the gate stayed closed).
+the same at 10 dB SNR (``earshot.evaluate.add_noise``) and after 10 s of pink noise or babble
+at 10 dB below the clip (the word right after a long stretch in which the gate stayed closed).
 
     python bench/vad.py [--json] [--model models/alexa] [--quick]
 """
