@@ -256,7 +256,7 @@ def sweep(args, log=print) -> dict:
             misses += sum(w and not g for w, g in zip(want, got))
             extras += sum(g and not w for w, g in zip(want, got))
             size = len(res.blob)
-            student = Model(res.blob)
+            student = Model(res.blob) if held else None
             for h, w in zip(held, held_want):
                 out = core.Detector(student).run(h)
                 held_misses += bool(w and not out.detections)
