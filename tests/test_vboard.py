@@ -97,6 +97,48 @@ def test_ctrl_c_interrupts_running_code(board):
     assert b"KeyboardInterrupt" in reply and reply.endswith(b"\x04>")
 
 
+def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
+    import serial
+
+    # Ctrl-C from the first moment on, through boot.py, main.py and the REPL's start. The
+    # unix port dies of SIGINT wherever it has no handler installed (its start-up, and from
+    # the end of the boot code to the REPL's raw mode); the supervisor keeps host input
+    # away from it there, so the board never reboots.
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "boot.py").write_text("x = 1\n")
+    (flash / "main.py").write_text("y = 2\n")
+    for _ in range(3):
+        with VirtualBoard(flash) as board, serial.Serial(board.port, timeout=10) as ser:
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                ser.write(b"\x03")
+                time.sleep(0.001)
+            ser.write(b"\r\x01")
+            assert ser.read_until(b"raw REPL; CTRL-B to exit\r\n>").endswith(b">")
+            ser.write(b"print(6 * 7)\x04")
+            assert ser.read_until(b"\x04>") == b"OK42\n\x04\x04>"
+            assert board.boots == 1
+
+
+def test_ctrl_c_interrupts_a_main_py_that_never_returns(tmp_path):
+    import serial
+
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").write_text(
+        "import time\nwhile True:\n    print('main running')\n    time.sleep_ms(100)\n"
+    )
+    with VirtualBoard(flash) as board, serial.Serial(board.port, timeout=10) as ser:
+        assert ser.read_until(b"main running").endswith(b"main running")
+        ser.write(b"\x03")
+        reply = ser.read_until(b">>> ")
+        assert b"KeyboardInterrupt" in reply and reply.endswith(b">>> ")
+        ser.write(b"print(6 * 7)\r")
+        assert ser.read_until(b"42\n").endswith(b"42\n")
+        assert board.boots == 1
+
+
 def test_supervisor_survives_a_killed_interpreter(board):
     assert mpremote(board.port, "exec", "print(1)") == b"1\n"
     pid = board.pid

