@@ -6,7 +6,10 @@ users. Each user adapts on its first ``--k`` (4) utterances plus ``--ambient`` (
 clips drawn (seed = user index) from ``earshot.dataset.training_negatives("train")``, each
 clip and utterance padded with 1 s of silence and run as its own stream through
 ``earshot.adapt.adapt`` (pseudo-labels from the model's own outputs: no ground truth is
-used for adapting). The user's remaining utterances are the test: each padded with 1 s of
+used for adapting). Undecodable files are reported and skipped
+(``skipped_files``), so a user may have fewer utterances (``test_utterances`` counts the
+ones tested; a user with none beyond the first K is left out of the averages:
+``users_left_out``). The user's remaining utterances are the test: each padded with 1 s of
 silence, a fresh detector (VAD on, the blob's cutoff/window/refractory), a hit when at least
 one detection fires (as bench/accuracy.py). False accepts: the held-out negatives
 (``earshot.dataset.heldout_negatives``), shuffled with seed 0 and joined with 0.5 s gaps
@@ -112,17 +115,25 @@ def run(args, log=print) -> dict:
     fa_before = false_accepts(factory, held)
     log(f"held-out negatives: {n_held} clips, {hours:.3f} h, factory FA {fa_before}")
     per_user = []
+    skipped = []  # undecodable files of the users' blocks (reported, not used)
+    users_left_out = []  # users with no readable utterance beyond the first k
     curve = {r: [] for r in args.ratios}
     sizes = {}
     for u, files in enumerate(users(args.block)[: args.users]):
-        clips, _ = dataset.load_clips(files)
+        clips, bad = dataset.load_clips(files, notify=log)
+        skipped += [p.name for p, _ in bad]
         train, test = clips[: args.k], clips[args.k :]
+        if not test:
+            log(f"user {u}: {len(clips)} readable utterances, none left to test; left out")
+            users_left_out.append(u)
+            continue
         streams = [pad(c, PAD_S) for c in train] + ambient(args.ambient, u)
         rec_before = recall(factory, test)
         res = adapt.adapt(factory, streams, cfg)
         row = {
             "user": u,
             "files": f"{files[0].name}..{files[-1].name}",
+            "test_utterances": len(test),
             "positives": res.positives,
             "negatives": res.negatives,
             "accepted": res.info["accepted"],
@@ -147,6 +158,8 @@ def run(args, log=print) -> dict:
         per_user.append(row)
         log(json.dumps(row))
     n = len(per_user)
+    if not n:
+        raise SystemExit("no user has an utterance left to test: lower --k or check the data")
 
     def avg(key):
         return sum(r[key] for r in per_user) / n
@@ -157,7 +170,9 @@ def run(args, log=print) -> dict:
         "block": args.block,
         "k": args.k,
         "ambient_clips": args.ambient,
-        "test_utterances": sum(len(f) - args.k for f in users(args.block)[:n]),
+        "test_utterances": sum(r["test_utterances"] for r in per_user),
+        "skipped_files": skipped,
+        "users_left_out": users_left_out,
         "heldout_hours": round(hours, 4),
         "recall_before": avg("recall_before"),
         "recall_after": avg("recall_after"),
@@ -242,7 +257,7 @@ def sweep(args, log=print) -> dict:
         raise SystemExit("--sweep-holdout needs --k >= 2")
     data = []
     for u, files in enumerate(users(args.block)[: args.sweep_users]):
-        clips, _ = dataset.load_clips(files)
+        clips, _ = dataset.load_clips(files, notify=log)
         streams = [pad(c, PAD_S) for c in clips[:n_fit]] + ambient(args.ambient, u)
         held = [pad(c, PAD_S) for c in clips[n_fit : args.k]] if holdout else []
         teacher = adapt.adapt(factory, streams).blob
@@ -307,7 +322,7 @@ def vboard_user(user: int, args, log=print) -> dict:
     from earshot.vboard import VirtualBoard
 
     files = users(args.block)[user]
-    clips, _ = dataset.load_clips(files)
+    clips, _ = dataset.load_clips(files, notify=log)
     streams = [pad(c, PAD_S) for c in clips[: args.k]] + ambient(args.ambient, user)
     streams = [np.concatenate([s, np.zeros((-len(s)) % 160, np.int16)]) for s in streams]
     host = adapt.adapt(args.model.read_bytes(), streams)

@@ -765,3 +765,27 @@ def test_bench_sweep_holdout_scores_an_utterance_left_out_of_adaptation(data):
     # Detected by the student means a window mean at the cutoff, so a peak at least that.
     if row["held_peak"] and not row["held_misses"]:
         assert row["held_peak"] >= 0.9 * 255
+
+
+def test_bench_counts_the_utterances_it_tests_and_names_undecodable_ones(data):
+    # The users' blocks hold undecodable files (the shared data's damaged FLACs): the bench
+    # names them, tests each user on what is left, and counts only what it tested.
+    from earshot import dataset
+
+    k, n_users = 4, 4
+    blocks = [dataset.dev_positives(data)[i : i + 10] for i in range(0, 10 * n_users, 10)]
+    loaded = [dataset.load_clips(b) for b in blocks]
+    bad = [p.name for _, failed in loaded for p, _ in failed]
+    assert bad, "the first users' blocks have no undecodable file: pick other users"
+    env = dict(os.environ, EARSHOT_DATA=str(data))
+    res = _bench_adapt(
+        "--json", "--users", str(n_users), "--ratios", "0.5", "--k", str(k), env=env
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["skipped_files"] == bad
+    assert all(name in res.stderr for name in bad)
+    tested = [len(clips) - k for clips, _ in loaded]
+    assert [u["test_utterances"] for u in out["per_user"]] == tested
+    assert out["test_utterances"] == sum(tested) < 6 * n_users
+    assert out["users"] == n_users and out["users_left_out"] == []
