@@ -21,7 +21,7 @@ bench/adapt.py (same users, adaptation streams and test split):
     python bench/prune_refit.py [--users 12] [--ratio 0.5 | --groups r0 .. r4] [--fa]
         [--all-windows] [--pos-weight W] [--clip] [--ridge R]
 
-Measured (2026-11-22, 12 users, 72 test utterances, 0.356 h held-out negatives; PROFILE at
+Measured (2026-11-22, 12 users, 69 test utterances, 0.356 h held-out negatives; PROFILE at
 ratio 0.5: 8,580 B = 2.01x smaller, 9,200 MACs = 1.85x fewer; adapted: recall 100.0 %,
 0 FA/h; pruned as shipped: 93.1 %, 60.6 FA/h), recall / FA/h:
 
