@@ -53,8 +53,10 @@ FACTORY = ROOT / "models" / "alexa" / "model.bin"
 #: min(1, r * profile[g]) of group g, so --main-ratio 0.5 prunes profile / 2. Derived for
 #: models/alexa (R3) by `python bench/adapt.py --sweep --sweep-users 12 --sweep-holdout` (see
 #: sweep(): the candidates of SWEEP_GRID that meet the size targets, ranked on the users'
-#: adaptation data only, no ground truth):
-PROFILE = (0.5, 0.0, 1.5, 1.25, 1.0)
+#: adaptation data only, no ground truth), with earshot.adapt.DEFAULTS as they are (the
+#: students learn every output phase, distill_phases 0; with one phase the same sweep picked
+#: (0.5, 0, 1.5, 1.25, 1)):
+PROFILE = (0.5, 0.5, 1.5, 1.0, 1.0)
 #: Sweep candidates: the ratios tried per group (the product, filtered by the size targets,
 #: keeping only the minimal ones: pruning more than a passing candidate never helps).
 SWEEP_GRID = (
@@ -108,7 +110,10 @@ def run(args, log=print) -> dict:
             f"{args.model} has {groups} channel groups, profile/SWEEP_GRID {len(profile)}: "
             "give SWEEP_GRID one entry per group and re-derive PROFILE with --sweep"
         )
-    cfg = dict(adapt.DEFAULTS)
+    cfg = {**adapt.DEFAULTS, **(getattr(args, "adapt_cfg", None) or {})}
+    unknown = sorted(set(cfg) - set(adapt.DEFAULTS))
+    if unknown:
+        raise SystemExit(f"--adapt-cfg: unknown keys {unknown} (see earshot.adapt.DEFAULTS)")
     t0 = time.time()
     held, n_held, _ = negative_stream(dataset.heldout_negatives(), None, np.random.default_rng(1))
     hours = len(held) / 16000 / 3600
@@ -181,6 +186,7 @@ def run(args, log=print) -> dict:
         "users_accepted": sum(bool(r["accepted"]) for r in per_user),
         "model": str(args.model),
         "profile": list(profile),
+        "adapt_cfg": getattr(args, "adapt_cfg", None) or {},
         "main_ratio": args.main_ratio,
         "recall_pruned": avg("recall_pruned"),
         "fa_per_hour_pruned": avg("fa_pruned") / hours,
@@ -374,6 +380,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-grid", type=json.loads, default=None,
                     help="JSON list, per channel group, of the ratios to sweep (default "
                     "SWEEP_GRID), e.g. '[[0,0.25],[0],[0.5],[0.75],[0.75]]'")
+    ap.add_argument(
+        "--adapt-cfg",
+        type=json.loads,
+        default=None,
+        help='JSON object overriding earshot.adapt.DEFAULTS, e.g. \'{"distill_phases": 1}\'',
+    )
     args = ap.parse_args(argv)
     if args.main_ratio not in args.ratios:
         args.ratios.append(args.main_ratio)

@@ -480,6 +480,73 @@ print('PRUNED', len(b), _earshot.crc32(b))
     assert len(expect) < len(factory)
 
 
+_STUDENT_RUN = """
+import _earshot, es_adapt
+t = _earshot.Model(es_adapt._read('teacher.bin'))
+s = _earshot.Model(es_adapt._read('student.bin'))
+det = _earshot.Detector(t)
+ad = es_adapt.Adapter(t, {cfg!r}, student=s)
+buf = bytearray(3200); probs = bytearray(10); flags = bytearray(10)
+for name in {names!r}:
+    det.reset(); ad.new_stream()
+    f = open(name, 'rb')
+    while True:
+        got = f.readinto(buf)
+        if not got: break
+        v = memoryview(buf)[:got // 320 * 320]
+        det.run(v, probs, flags); ad.observe(v, probs, flags)
+    f.close()
+b = ad.train_all()
+print('STUDENT', ad.phases, ad.n_pos, ad.n_neg, len(b), _earshot.crc32(b))
+"""
+
+
+@pytest.mark.parametrize("phases", [1, 0])
+def test_board_student_distillation_equals_host(flash, factory, tmp_path, phases):
+    """Phase 2 on the board (a pruned student learning from its teacher's logits, with the
+    windows of every output phase by default) equals the host's, byte for byte."""
+    d, mp, streams = flash
+    cfg = {**_cfg_for(factory, streams), "distill_epochs": 4, "distill_phases": phases}
+    teacher = Model(factory)
+    pl = adapt.PseudoLabeler(teacher, cfg)
+    for s in streams:
+        pl.run_stream(s)
+    ratios = [0.5, 0.0, 0.5, 0.5, 0.0][: len(pl.stats.groups)]
+    keep = adapt.select(pl.stats, adapt.importance(teacher, pl.stats), ratios)
+    student = adapt.prune(teacher, pl.stats, keep)
+    host = adapt.PseudoLabeler(teacher, cfg, with_stats=False, student=Model(student))
+    for s in streams:
+        host.run_stream(s)
+    blob_out, _, _ = adapt.train_buffer(Model(student), host, cfg)
+    assert blob_out != student
+    stride = teacher.info["output_stride"]
+    assert host.phases() == (phases or stride)
+    board = tmp_path / "flash"
+    board.mkdir()
+    for p in d.iterdir():
+        if p.suffix in (".py", ".mpy", ".raw"):
+            (board / p.name).write_bytes(p.read_bytes())
+    (board / "teacher.bin").write_bytes(factory)
+    (board / "student.bin").write_bytes(student)
+    names = [f"s{i}.raw" for i in range(len(streams))]
+    proc = _mpy((board, mp, streams), _STUDENT_RUN.format(cfg=cfg, names=names))
+    assert proc.returncode == 0, proc.stderr
+    line = [x for x in proc.stdout.splitlines() if x.startswith("STUDENT")][-1].split()
+    assert [int(v) for v in line[1:]] == [
+        host.phases(), host.n_pos, host.n_neg, len(blob_out), zlib.crc32(blob_out),
+    ]
+    if phases == 0:
+        # Every kept positive output brought its earlier phases, but for windows that would
+        # start before the stream.
+        one = adapt.PseudoLabeler(
+            teacher, {**cfg, "distill_phases": 1}, with_stats=False, student=Model(student)
+        )
+        for s in streams:
+            one.run_stream(s)
+        assert one.n_neg == host.n_neg and 0 < one.n_pos
+        assert one.n_pos < host.n_pos <= stride * one.n_pos
+
+
 SLOW_SAVE = """
 import es_adapt, time, sys
 class Slow:
@@ -789,3 +856,9 @@ def test_bench_counts_the_utterances_it_tests_and_names_undecodable_ones(data):
     assert [u["test_utterances"] for u in out["per_user"]] == tested
     assert out["test_utterances"] == sum(tested) < 6 * n_users
     assert out["users"] == n_users and out["users_left_out"] == []
+
+
+def test_bench_adapt_cfg_overrides_are_checked():
+    bad = _bench_adapt("--adapt-cfg", '{"distill_phase": 1}')
+    assert bad.returncode != 0
+    assert "unknown keys ['distill_phase']" in bad.stderr

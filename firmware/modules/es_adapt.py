@@ -45,6 +45,7 @@ DEFAULTS = {
     "distill_gain": 8,
     "epochs": 6,
     "distill_epochs": 60,
+    "distill_phases": 0,
     "slice_macs": 20000,
     "min_pos": 4,
     "min_neg": 64,
@@ -125,9 +126,12 @@ class Adapter:
     """Pseudo-labelling buffer and training scheduler for `model` (the one detecting).
 
     With `student` (a pruned model), windows kept are stored as the student's embeddings,
-    labelled DISTILL with `model`'s logit, and the student is trained. cfg overrides
-    DEFAULTS. Memory: the buffer (cfg buffer_bytes at most), a feature ring of 2 *
-    input_frames rows, and the C Adapter (forward scratch, statistics, trainer).
+    labelled DISTILL with `model`'s logit, and the student is trained; each kept positive
+    output also stores the windows ending 1 .. phases - 1 hops before it (cfg
+    distill_phases, 0: the model's output_stride; earshot.adapt.DEFAULTS says why). cfg
+    overrides DEFAULTS. Memory: the buffer (cfg buffer_bytes at most), a feature ring of
+    2 * (input_frames + phases - 1) rows of 40 bytes, and the C Adapter (forward scratch,
+    statistics, trainer).
     """
 
     def __init__(self, model, cfg=None, student=None):
@@ -150,7 +154,12 @@ class Adapter:
         self.targets = bytearray(slots)
         self.n_pos = self.n_neg = self.neg_seen = self.n_kept_neg = 0
         self.check = None  # (n, rise, above, fires) of the last training's acceptance check
-        self.ring = bytearray(2 * self.frames * MEL_BINS)
+        if student is None:
+            self.phases = 1
+        else:
+            self.phases = c["distill_phases"] or model.info()["output_stride"]
+        self.rows = self.frames + self.phases - 1  # feature rows the ring keeps
+        self.ring = bytearray(2 * self.rows * MEL_BINS)
         # The model's own input features (its input normalisation, when the blob asks).
         self.fe = _earshot.Frontend(model.info().get("input_norm", 0))
         self.feats = bytearray(0)
@@ -190,16 +199,18 @@ class Adapter:
         if len(self.feats) < n * MEL_BINS:
             self.feats = bytearray(n * MEL_BINS)
         self.fe.run(samples, self.feats)
-        c, frames, ring = self.cfg, self.frames, self.ring
-        row_bytes = frames * MEL_BINS
+        c, frames, rows, ring = self.cfg, self.frames, self.rows, self.ring
+        # Each row is written twice, rows apart, so every window is one contiguous view.
+        half = rows * MEL_BINS
+        win = frames * MEL_BINS
         want = FLAG_OUTPUT | FLAG_VAD
         mv = memoryview(ring)
         for i in range(n):
             row = self.feats[i * MEL_BINS : (i + 1) * MEL_BINS]
             at = self.slot * MEL_BINS
             ring[at : at + MEL_BINS] = row
-            ring[at + row_bytes : at + row_bytes + MEL_BINS] = row
-            self.slot = self.slot + 1 if self.slot + 1 < frames else 0
+            ring[at + half : at + half + MEL_BINS] = row
+            self.slot = self.slot + 1 if self.slot + 1 < rows else 0
             hop = self.hop
             self.hop += 1
             if flags[i] & want != want or hop + 1 < frames:
@@ -214,7 +225,8 @@ class Adapter:
                 cand = 0
             else:
                 continue
-            window = mv[self.slot * MEL_BINS : self.slot * MEL_BINS + row_bytes]
+            at = ((self.slot - frames) % rows) * MEL_BINS
+            window = mv[at : at + win]
             logit = self.c.logit(window)
             q = self.model.probability(logit)
             if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
@@ -228,6 +240,16 @@ class Adapter:
                 slot = self._add(cand, None, logit, label)
                 emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
                 self.c.keep(window, emb, cand)
+                # The earlier phases of a positive (a student only): windows ending 1 ..
+                # phases - 1 hops before this output, each with the teacher's logit there.
+                for back in range(1, self.phases if cand else 1):
+                    if hop - back + 1 < frames:
+                        break
+                    at = ((self.slot - frames - back) % rows) * MEL_BINS
+                    window = mv[at : at + win]
+                    slot = self._add(1, None, self.c.logit(window), DISTILL)
+                    emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
+                    self.c.keep(window, emb, 1)
 
     def ready(self):
         return self.n_pos >= self.cfg["min_pos"] and self.n_neg >= self.cfg["min_neg"]
