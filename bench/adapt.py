@@ -25,11 +25,13 @@ at ``--main-ratio``. ``--png`` writes the size-vs-recall curve (averaged over us
 ``--vboard`` also runs user 0's adaptation through the virtual board (firmware/modules/
 es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 
-``--sweep`` derives PROFILE instead (see sweep(); adaptation data only).
+``--sweep`` derives PROFILE instead (see sweep(); adaptation data only). ``--loo`` scores the
+pruned students on adaptation utterances held out in turn (see loo(); adaptation data only).
 
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
     python bench/adapt.py --sweep [--sweep-users 12] [--sweep-holdout]
                           [--sweep-grid '[[0, 0.25], ...]']
+    python bench/adapt.py --loo [--users 12] [--profile ...] [--adapt-cfg JSON] [--json]
     python bench/adapt.py --model OTHER/model.bin [--profile p0 p1 p2 p3 p4] [--sweep]
 """
 
@@ -68,6 +70,15 @@ SWEEP_GRID = (
 )
 #: Size targets of the pruned model (issue 6): blob >= 2x smaller, MACs >= 1.5x fewer.
 BLOB_TARGET, MACS_TARGET = 2.0, 1.5
+
+
+def adapt_cfg(args) -> dict:
+    """earshot.adapt.DEFAULTS with ``--adapt-cfg`` applied; SystemExit naming unknown keys."""
+    cfg = {**adapt.DEFAULTS, **(getattr(args, "adapt_cfg", None) or {})}
+    unknown = sorted(set(cfg) - set(adapt.DEFAULTS))
+    if unknown:
+        raise SystemExit(f"--adapt-cfg: unknown keys {unknown} (see earshot.adapt.DEFAULTS)")
+    return cfg
 
 
 def ratios_for(r: float, profile=PROFILE) -> list[float]:
@@ -110,10 +121,7 @@ def run(args, log=print) -> dict:
             f"{args.model} has {groups} channel groups, profile/SWEEP_GRID {len(profile)}: "
             "give SWEEP_GRID one entry per group and re-derive PROFILE with --sweep"
         )
-    cfg = {**adapt.DEFAULTS, **(getattr(args, "adapt_cfg", None) or {})}
-    unknown = sorted(set(cfg) - set(adapt.DEFAULTS))
-    if unknown:
-        raise SystemExit(f"--adapt-cfg: unknown keys {unknown} (see earshot.adapt.DEFAULTS)")
+    cfg = adapt_cfg(args)
     t0 = time.time()
     held, n_held, _ = negative_stream(dataset.heldout_negatives(), None, np.random.default_rng(1))
     hours = len(held) / 16000 / 3600
@@ -293,6 +301,49 @@ def sweep(args, log=print) -> dict:
     return {"best": best, "profile": profile, "candidates": rows}
 
 
+def loo(args, log=print) -> dict:
+    """Leave-one-out on the adaptation utterances (adaptation data only, no test utterance
+    and no held-out negative): for each of the first ``--users`` users and each of its first
+    ``--k`` utterances, adapt on the other k - 1 plus the user's ambient clips, prune at
+    ``--main-ratio`` (PROFILE or ``--profile``, ``--adapt-cfg``) and fine-tune, then run the
+    held-out utterance through the adapted model (teacher) and the pruned one (student).
+    Returns counts of held-out utterances each detects and the student's summed peak
+    probability (0..255) on them."""
+    factory = args.model.read_bytes()
+    cfg = adapt_cfg(args)
+    ratios = ratios_for(args.main_ratio, tuple(args.profile or PROFILE))
+    rows = []
+    for u, files in enumerate(users(args.block)[: args.users]):
+        clips, bad = dataset.load_clips(files, notify=log)
+        skipped = {p for p, _ in bad}
+        names = [p.name for p in files if p not in skipped]
+        amb = ambient(args.ambient, u)
+        for f in range(min(args.k, len(clips))):
+            fit = [pad(c, PAD_S) for i, c in enumerate(clips[: args.k]) if i != f]
+            x = pad(clips[f], PAD_S)
+            teacher = adapt.adapt(factory, fit + amb, cfg).blob
+            student = adapt.adapt(factory, fit + amb, cfg, prune_ratio=ratios).blob
+            res = core.Detector(Model(student)).run(x)
+            rows.append({
+                "user": u,
+                "held_out": names[f],
+                "teacher": bool(core.Detector(Model(teacher)).run(x).detections),
+                "student": bool(res.detections),
+                "student_peak": int(res.probs.max()) if len(res.probs) else 0,
+            })
+        log(json.dumps(rows[-1]))
+    return {
+        "profile": list(args.profile or PROFILE),
+        "adapt_cfg": getattr(args, "adapt_cfg", None) or {},
+        "main_ratio": args.main_ratio,
+        "held_out": len(rows),
+        "teacher_hits": sum(r["teacher"] for r in rows),
+        "student_hits": sum(r["student"] for r in rows),
+        "student_peak_sum": sum(r["student_peak"] for r in rows),
+        "rows": rows,
+    }
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -380,6 +431,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-grid", type=json.loads, default=None,
                     help="JSON list, per channel group, of the ratios to sweep (default "
                     "SWEEP_GRID), e.g. '[[0,0.25],[0],[0.5],[0.75],[0.75]]'")
+    ap.add_argument("--loo", action="store_true",
+                    help="leave-one-out on the adaptation utterances (see loo()), exit")
     ap.add_argument(
         "--adapt-cfg",
         type=json.loads,
@@ -390,6 +443,12 @@ def main(argv=None) -> int:
     if args.main_ratio not in args.ratios:
         args.ratios.append(args.main_ratio)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    if args.loo:
+        res = loo(args, log)
+        print(json.dumps(res) if args.json else
+              f"held out {res['held_out']}: teacher {res['teacher_hits']}, "
+              f"student {res['student_hits']}")
+        return 0
     if args.sweep:
         res = sweep(args, log)
         print(json.dumps(res) if args.json else f"PROFILE = {tuple(res['profile'])}")

@@ -862,3 +862,22 @@ def test_bench_adapt_cfg_overrides_are_checked():
     bad = _bench_adapt("--adapt-cfg", '{"distill_phase": 1}')
     assert bad.returncode != 0
     assert "unknown keys ['distill_phase']" in bad.stderr
+
+
+def test_bench_loo_holds_out_each_adaptation_utterance_in_turn(data):
+    from earshot import dataset
+
+    env = dict(os.environ, EARSHOT_DATA=str(data))
+    ok = _bench_adapt("--loo", "--json", "--users", "1", "--k", "2", env=env)
+    assert ok.returncode == 0, ok.stderr
+    res = json.loads(ok.stdout)
+    files = dataset.dev_positives(data)[:10]
+    clips, bad = dataset.load_clips(files)
+    readable = [p.name for p in files if p not in {b for b, _ in bad}]
+    assert [r["held_out"] for r in res["rows"]] == readable[:2]
+    assert res["held_out"] == 2 and res["teacher_hits"] == sum(r["teacher"] for r in res["rows"])
+    for r in res["rows"]:
+        assert 0 <= r["student_peak"] <= 255
+        if r["student"]:  # a detection needs a window mean at the cutoff
+            assert r["student_peak"] >= 0.9 * 255
+    assert res["student_peak_sum"] == sum(r["student_peak"] for r in res["rows"])
