@@ -390,6 +390,19 @@ def _normalised(factory_blob: bytes) -> bytes:
     return bytes(b)
 
 
+def _second_flash(flash_dir, tmp_path, files: dict):
+    """A flash folder with the modules, natmod and streams of ``flash_dir`` plus ``files``
+    (name -> bytes), so a test can give the board other models."""
+    board = tmp_path / "flash"
+    board.mkdir()
+    for p in flash_dir.iterdir():
+        if p.suffix in (".py", ".mpy", ".raw"):
+            (board / p.name).write_bytes(p.read_bytes())
+    for name, data in files.items():
+        (board / name).write_bytes(data)
+    return board
+
+
 def test_board_adaptation_of_a_normalised_model_equals_host(flash, factory, tmp_path):
     """With input_norm set, both sides pseudo-label the model's own (normalised) input
     features: the windows match the detector's, so the adapted blobs match byte for byte."""
@@ -408,12 +421,7 @@ def test_board_adaptation_of_a_normalised_model_equals_host(flash, factory, tmp_
     host = adapt.adapt(norm, streams, cfg)
     assert host.positives > 0 and host.negatives > 0 and host.blob != norm
     assert Model(host.blob).info["input_norm"] == 1
-    board = tmp_path / "flash"
-    board.mkdir()
-    for p in d.iterdir():
-        if p.suffix in (".py", ".mpy", ".raw"):
-            (board / p.name).write_bytes(p.read_bytes())
-    (board / "model.bin").write_bytes(norm)
+    board = _second_flash(d, tmp_path, {"model.bin": norm})
     names = [f"s{i}.raw" for i in range(len(streams))]
     proc = _mpy((board, mp, streams), f"import es_adapt\nes_adapt.run_files({names!r}, {cfg!r})\n")
     assert proc.returncode == 0, proc.stderr
@@ -441,6 +449,22 @@ def test_board_acceptance_check_equals_host(flash, factory, check_every):
         assert adapt_line[3:] == ["0", "0"] and host.blob == factory
 
 
+# Board code: each raw stream of `names` through the detector `det` and then the Adapter `ad`
+# in blocks of 10 hops, as es_loop feeds them.
+_BOARD_FEED = """
+buf = bytearray(3200); probs = bytearray(10); flags = bytearray(10)
+for name in {names!r}:
+    det.reset(); ad.new_stream()
+    f = open(name, 'rb')
+    while True:
+        got = f.readinto(buf)
+        if not got: break
+        v = memoryview(buf)[:got // 320 * 320]
+        det.run(v, probs, flags); ad.observe(v, probs, flags)
+    f.close()
+"""
+
+
 def test_board_pruning_equals_host(flash, factory):
     _d, _, streams = flash
     cfg = _cfg_for(factory, streams)
@@ -454,25 +478,16 @@ def test_board_pruning_equals_host(flash, factory):
     )
     keep = adapt.select(host.stats, scores, ratios)
     expect = adapt.prune(Model(factory), host.stats, keep)
-    code = f"""
-import _earshot, es_adapt
-m, _ = es_adapt.load_model(adapted='none.bin')
-det = _earshot.Detector(m)
-ad = es_adapt.Adapter(m, {cfg!r})
-buf = bytearray(3200); probs = bytearray(10); flags = bytearray(10)
-for name in {names!r}:
-    det.reset(); ad.new_stream()
-    f = open(name, 'rb')
-    while True:
-        got = f.readinto(buf)
-        if not got: break
-        s = memoryview(buf)[:got // 320 * 320]
-        det.run(s, probs, flags); ad.observe(s, probs, flags)
-    f.close()
-pm = [{", ".join(str(int(r * 1000)) for r in ratios)}]
-b = ad.prune(m, pm)
-print('PRUNED', len(b), _earshot.crc32(b))
-"""
+    code = (
+        "import _earshot, es_adapt\n"
+        "m, _ = es_adapt.load_model(adapted='none.bin')\n"
+        "det = _earshot.Detector(m)\n"
+        f"ad = es_adapt.Adapter(m, {cfg!r})\n"
+        + _BOARD_FEED.format(names=names)
+        + f"pm = [{', '.join(str(int(r * 1000)) for r in ratios)}]\n"
+        "b = ad.prune(m, pm)\n"
+        "print('PRUNED', len(b), _earshot.crc32(b))\n"
+    )
     proc = _mpy(flash, code)
     assert proc.returncode == 0, proc.stderr
     line = [x for x in proc.stdout.splitlines() if x.startswith("PRUNED")][-1].split()
@@ -486,17 +501,7 @@ t = _earshot.Model(es_adapt._read('teacher.bin'))
 s = _earshot.Model(es_adapt._read('student.bin'))
 det = _earshot.Detector(t)
 ad = es_adapt.Adapter(t, {cfg!r}, student=s)
-buf = bytearray(3200); probs = bytearray(10); flags = bytearray(10)
-for name in {names!r}:
-    det.reset(); ad.new_stream()
-    f = open(name, 'rb')
-    while True:
-        got = f.readinto(buf)
-        if not got: break
-        v = memoryview(buf)[:got // 320 * 320]
-        det.run(v, probs, flags); ad.observe(v, probs, flags)
-    f.close()
-b = ad.train_all()
+{feed}b = ad.train_all()
 print('STUDENT', ad.phases, ad.n_pos, ad.n_neg, len(b), _earshot.crc32(b))
 """
 
@@ -521,15 +526,9 @@ def test_board_student_distillation_equals_host(flash, factory, tmp_path, phases
     assert blob_out != student
     stride = teacher.info["output_stride"]
     assert host.phases() == (phases or stride)
-    board = tmp_path / "flash"
-    board.mkdir()
-    for p in d.iterdir():
-        if p.suffix in (".py", ".mpy", ".raw"):
-            (board / p.name).write_bytes(p.read_bytes())
-    (board / "teacher.bin").write_bytes(factory)
-    (board / "student.bin").write_bytes(student)
+    board = _second_flash(d, tmp_path, {"teacher.bin": factory, "student.bin": student})
     names = [f"s{i}.raw" for i in range(len(streams))]
-    proc = _mpy((board, mp, streams), _STUDENT_RUN.format(cfg=cfg, names=names))
+    proc = _mpy((board, mp, streams), _STUDENT_RUN.format(cfg=cfg, feed=_BOARD_FEED.format(names=names)))
     assert proc.returncode == 0, proc.stderr
     line = [x for x in proc.stdout.splitlines() if x.startswith("STUDENT")][-1].split()
     assert [int(v) for v in line[1:]] == [
