@@ -29,7 +29,7 @@ es_adapt.py on the MicroPython unix port) and checks its blob equals the host's.
 pruned students on adaptation utterances held out in turn (see loo(); adaptation data only).
 
     python bench/adapt.py [--json] [--png bench/adapt_size_recall.png] [--vboard]
-    python bench/adapt.py --sweep [--sweep-users 12] [--sweep-holdout]
+    python bench/adapt.py --sweep [--sweep-users 12] [--sweep-holdout | --sweep-loo [--jobs 2]]
                           [--sweep-grid '[[0, 0.25], ...]']
     python bench/adapt.py --loo [--users 12] [--profile ...] [--adapt-cfg JSON] [--json]
     python bench/adapt.py --model OTHER/model.bin [--profile p0 p1 p2 p3 p4] [--sweep]
@@ -265,6 +265,8 @@ def sweep(args, log=print) -> dict:
             cands.append(r)
     cands = [c for c in cands if not any(d != c and all(map(float.__le__, d, c)) for d in cands)]
     log(f"sweep: {len(cands)} candidates meet {BLOB_TARGET}x blob, {MACS_TARGET}x MACs")
+    if getattr(args, "sweep_loo", False):
+        return _sweep_loo(args, factory, cands, log)
     holdout = getattr(args, "sweep_holdout", False)
     n_fit = args.k - 1 if holdout else args.k
     if n_fit < 1:
@@ -297,6 +299,62 @@ def sweep(args, log=print) -> dict:
         log(json.dumps(rows[-1]))
     best = min(rows, key=lambda x: (x.get("held_misses", 0), x["misses"] + x["extras"],
                                     -x.get("held_peak", 0), x["blob_bytes"]))
+    profile = [round(x / args.main_ratio, 4) for x in best["ratios"]]
+    return {"best": best, "profile": profile, "candidates": rows}
+
+
+_LOO_STATE = None  # (factory, cfg, folds) for the worker processes of _sweep_loo (fork)
+
+
+def _loo_score(ratios) -> dict:
+    """One sweep candidate over every leave-one-out fold of _LOO_STATE."""
+    factory, cfg, folds = _LOO_STATE
+    misses = peak = size = 0
+    for fit, held, want in folds:
+        res = adapt.adapt(factory, fit, cfg, prune_ratio=ratios)
+        out = core.Detector(Model(res.blob)).run(held)
+        misses += bool(want and not out.detections)
+        peak += int(out.probs.max()) if want else 0
+        size = len(res.blob)
+    return {"ratios": list(ratios), "held_out": len(folds), "held_misses": misses,
+            "held_peak": peak, "blob_bytes": size}
+
+
+def _sweep_loo(args, factory: bytes, cands, log) -> dict:
+    """``--sweep --sweep-loo``: each of the first ``--sweep-users`` users' first ``--k``
+    utterances is held out in turn; the adapted model (teacher) and each candidate's pruned
+    student are fit on the other k - 1 plus the user's ambient clips. Rank: held-out
+    utterances the teacher detects and the student misses, then the student's summed peak
+    probability on them (higher first), then the smaller blob. ``--jobs`` processes."""
+    global _LOO_STATE
+    import multiprocessing
+
+    cfg = adapt_cfg(args)
+    folds = []
+    for u, files in enumerate(users(args.block)[: args.sweep_users]):
+        clips, _ = dataset.load_clips(files, notify=log)
+        amb = ambient(args.ambient, u)
+        for f in range(min(args.k, len(clips))):
+            fit = [pad(c, PAD_S) for i, c in enumerate(clips[: args.k]) if i != f] + amb
+            held = pad(clips[f], PAD_S)
+            want = bool(core.Detector(Model(adapt.adapt(factory, fit, cfg).blob)).run(held)
+                        .detections)
+            folds.append((fit, held, want))
+    log(f"sweep-loo: {len(folds)} folds, teacher detects {sum(w for *_, w in folds)}")
+    _LOO_STATE = (factory, cfg, folds)
+    jobs = max(1, int(getattr(args, "jobs", 1)))
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            rows = []
+            for row in pool.imap(_loo_score, cands):
+                rows.append(row)
+                log(json.dumps(row))
+    else:
+        rows = []
+        for r in cands:
+            rows.append(_loo_score(r))
+            log(json.dumps(rows[-1]))
+    best = min(rows, key=lambda x: (x["held_misses"], -x["held_peak"], x["blob_bytes"]))
     profile = [round(x / args.main_ratio, 4) for x in best["ratios"]]
     return {"best": best, "profile": profile, "candidates": rows}
 
@@ -431,6 +489,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-grid", type=json.loads, default=None,
                     help="JSON list, per channel group, of the ratios to sweep (default "
                     "SWEEP_GRID), e.g. '[[0,0.25],[0],[0.5],[0.75],[0.75]]'")
+    ap.add_argument("--sweep-loo", action="store_true",
+                    help="with --sweep: rank on leave-one-out folds (see _sweep_loo())")
+    ap.add_argument("--jobs", type=int, default=1, help="--sweep-loo worker processes")
     ap.add_argument("--loo", action="store_true",
                     help="leave-one-out on the adaptation utterances (see loo()), exit")
     ap.add_argument(

@@ -880,3 +880,19 @@ def test_bench_loo_holds_out_each_adaptation_utterance_in_turn(data):
         if r["student"]:  # a detection needs a window mean at the cutoff
             assert r["student_peak"] >= 0.9 * 255
     assert res["student_peak_sum"] == sum(r["student_peak"] for r in res["rows"])
+
+
+def test_bench_sweep_loo_ranks_candidates_on_held_out_folds(data):
+    env = dict(os.environ, EARSHOT_DATA=str(data))
+    ok = _bench_adapt(
+        "--sweep", "--sweep-loo", "--jobs", "2", "--json", "--sweep-users", "1", "--k", "2",
+        "--sweep-grid", "[[0.25], [0.25], [0.5, 0.75], [0.5, 0.75], [0.5]]", env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    res = json.loads(ok.stdout)
+    rows = res["candidates"]
+    assert rows and all(r["held_out"] == 2 for r in rows)
+    assert all(0 <= r["held_misses"] <= 2 and 0 <= r["held_peak"] <= 2 * 255 for r in rows)
+    key = lambda r: (r["held_misses"], -r["held_peak"], r["blob_bytes"])  # noqa: E731
+    assert res["best"] == min(rows, key=key)
+    assert res["profile"] == [round(x / 0.5, 4) for x in res["best"]["ratios"]]
