@@ -528,7 +528,8 @@ def test_board_student_distillation_equals_host(flash, factory, tmp_path, phases
     assert host.phases() == (phases or stride)
     board = _second_flash(d, tmp_path, {"teacher.bin": factory, "student.bin": student})
     names = [f"s{i}.raw" for i in range(len(streams))]
-    proc = _mpy((board, mp, streams), _STUDENT_RUN.format(cfg=cfg, feed=_BOARD_FEED.format(names=names)))
+    code = _STUDENT_RUN.format(cfg=cfg, feed=_BOARD_FEED.format(names=names))
+    proc = _mpy((board, mp, streams), code)
     assert proc.returncode == 0, proc.stderr
     line = [x for x in proc.stdout.splitlines() if x.startswith("STUDENT")][-1].split()
     assert [int(v) for v in line[1:]] == [
@@ -871,7 +872,7 @@ def test_bench_loo_holds_out_each_adaptation_utterance_in_turn(data):
     assert ok.returncode == 0, ok.stderr
     res = json.loads(ok.stdout)
     files = dataset.dev_positives(data)[:10]
-    clips, bad = dataset.load_clips(files)
+    _, bad = dataset.load_clips(files)
     readable = [p.name for p in files if p not in {b for b, _ in bad}]
     assert [r["held_out"] for r in res["rows"]] == readable[:2]
     assert res["held_out"] == 2 and res["teacher_hits"] == sum(r["teacher"] for r in res["rows"])
@@ -893,6 +894,6 @@ def test_bench_sweep_loo_ranks_candidates_on_held_out_folds(data):
     rows = res["candidates"]
     assert rows and all(r["held_out"] == 2 for r in rows)
     assert all(0 <= r["held_misses"] <= 2 and 0 <= r["held_peak"] <= 2 * 255 for r in rows)
-    key = lambda r: (r["held_misses"], -r["held_peak"], r["blob_bytes"])  # noqa: E731
-    assert res["best"] == min(rows, key=key)
+    rank = [(r["held_misses"], -r["held_peak"], r["blob_bytes"]) for r in rows]
+    assert res["best"] == rows[rank.index(min(rank))]
     assert res["profile"] == [round(x / 0.5, 4) for x in res["best"]["ratios"]]
