@@ -307,11 +307,31 @@ def sweep(args, log=print) -> dict:
 _LOO_STATE = None  # (factory, cfg, folds) for the worker processes of _sweep_loo (fork)
 
 
+def _loo_folds(args, factory: bytes, cfg: dict, n_users: int, log) -> list[tuple]:
+    """Leave-one-out folds of the first ``n_users`` users: each of a user's first ``--k``
+    readable utterances held out in turn, as (user, held-out file name, adaptation streams
+    (the other k - 1 plus the user's ambient clips), held-out stream, whether the model
+    adapted on those streams (the teacher) detects the held-out one)."""
+    folds = []
+    for u, files in enumerate(users(args.block)[:n_users]):
+        clips, bad = dataset.load_clips(files, notify=log)
+        skipped = {p for p, _ in bad}
+        names = [p.name for p in files if p not in skipped]
+        amb = ambient(args.ambient, u)
+        for f in range(min(args.k, len(clips))):
+            fit = [pad(c, PAD_S) for i, c in enumerate(clips[: args.k]) if i != f] + amb
+            held = pad(clips[f], PAD_S)
+            teacher = Model(adapt.adapt(factory, fit, cfg).blob)
+            want = bool(core.Detector(teacher).run(held).detections)
+            folds.append((u, names[f], fit, held, want))
+    return folds
+
+
 def _loo_score(ratios) -> dict:
     """One sweep candidate over every leave-one-out fold of _LOO_STATE."""
     factory, cfg, folds = _LOO_STATE
     misses = peak = size = 0
-    for fit, held, want in folds:
+    for _u, _name, fit, held, want in folds:
         res = adapt.adapt(factory, fit, cfg, prune_ratio=ratios)
         out = core.Detector(Model(res.blob)).run(held)
         misses += bool(want and not out.detections)
@@ -331,17 +351,8 @@ def _sweep_loo(args, factory: bytes, cands, log) -> dict:
     import multiprocessing
 
     cfg = adapt_cfg(args)
-    folds = []
-    for u, files in enumerate(users(args.block)[: args.sweep_users]):
-        clips, _ = dataset.load_clips(files, notify=log)
-        amb = ambient(args.ambient, u)
-        for f in range(min(args.k, len(clips))):
-            fit = [pad(c, PAD_S) for i, c in enumerate(clips[: args.k]) if i != f] + amb
-            held = pad(clips[f], PAD_S)
-            want = bool(core.Detector(Model(adapt.adapt(factory, fit, cfg).blob)).run(held)
-                        .detections)
-            folds.append((fit, held, want))
-    log(f"sweep-loo: {len(folds)} folds, teacher detects {sum(w for *_, w in folds)}")
+    folds = _loo_folds(args, factory, cfg, args.sweep_users, log)
+    log(f"sweep-loo: {len(folds)} folds, teacher detects {sum(f[-1] for f in folds)}")
     _LOO_STATE = (factory, cfg, folds)
     jobs = max(1, int(getattr(args, "jobs", 1)))
     if jobs > 1:
@@ -372,24 +383,16 @@ def loo(args, log=print) -> dict:
     cfg = adapt_cfg(args)
     ratios = ratios_for(args.main_ratio, tuple(args.profile or PROFILE))
     rows = []
-    for u, files in enumerate(users(args.block)[: args.users]):
-        clips, bad = dataset.load_clips(files, notify=log)
-        skipped = {p for p, _ in bad}
-        names = [p.name for p in files if p not in skipped]
-        amb = ambient(args.ambient, u)
-        for f in range(min(args.k, len(clips))):
-            fit = [pad(c, PAD_S) for i, c in enumerate(clips[: args.k]) if i != f]
-            x = pad(clips[f], PAD_S)
-            teacher = adapt.adapt(factory, fit + amb, cfg).blob
-            student = adapt.adapt(factory, fit + amb, cfg, prune_ratio=ratios).blob
-            res = core.Detector(Model(student)).run(x)
-            rows.append({
-                "user": u,
-                "held_out": names[f],
-                "teacher": bool(core.Detector(Model(teacher)).run(x).detections),
-                "student": bool(res.detections),
-                "student_peak": int(res.probs.max()) if len(res.probs) else 0,
-            })
+    for u, name, fit, held, want in _loo_folds(args, factory, cfg, args.users, log):
+        student = Model(adapt.adapt(factory, fit, cfg, prune_ratio=ratios).blob)
+        out = core.Detector(student).run(held)
+        rows.append({
+            "user": u,
+            "held_out": name,
+            "teacher": want,
+            "student": bool(out.detections),
+            "student_peak": int(out.probs.max()) if len(out.probs) else 0,
+        })
         log(json.dumps(rows[-1]))
     return {
         "profile": list(args.profile or PROFILE),
