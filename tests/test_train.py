@@ -156,6 +156,37 @@ def test_noisy_stream_keeps_every_clip_and_gap():
     assert cfg["detector"]["window"] == train.DEFAULT_CONFIG["detector"]["window"]
 
 
+def test_spec_augment_masks_bands_and_spans_with_the_floor():
+    """Each window gets its own masks; a masked band covers every frame, a masked span every
+    bin, no wider than allowed; nothing else changes."""
+    x = np.random.default_rng(0).integers(-127, 128, size=(400, 93, 40)).astype(np.int8)
+    sa = {"freq_masks": 1, "freq_max_bins": 6, "time_masks": 0, "time_max_frames": 8}
+    out = train.spec_augment(x, np.random.default_rng(1), sa)
+    assert out.dtype == np.int8 and out.shape == x.shape
+    assert np.all((out == x) | (out == -128))  # only the floor is written
+    masked_bins = np.all(out == -128, axis=1)  # (N, 40): bins masked over all frames
+    widths = masked_bins.sum(axis=1)
+    assert widths.max() == 6 and widths.min() == 0  # 0..6, both ends drawn in 400 windows
+    for row in masked_bins[widths > 0]:  # one contiguous band
+        k = np.flatnonzero(row)
+        assert k[-1] - k[0] + 1 == len(k)
+    assert len({tuple(r) for r in masked_bins[widths == 6]}) > 5  # positions differ per window
+    assert np.array_equal(out[~np.broadcast_to(masked_bins[:, None, :], x.shape)],
+                          x[~np.broadcast_to(masked_bins[:, None, :], x.shape)])
+    sa = {"freq_masks": 0, "freq_max_bins": 6, "time_masks": 2, "time_max_frames": 8}
+    out = train.spec_augment(x, np.random.default_rng(2), sa)
+    spans = np.all(out == -128, axis=2).sum(axis=1)  # frames masked across every bin
+    assert spans.max() <= 16 and spans.max() >= 9  # two spans of up to 8, sometimes disjoint
+    again = train.spec_augment(x, np.random.default_rng(2), sa)
+    assert np.array_equal(out, again)  # seeded
+    off = {"freq_masks": 0, "freq_max_bins": 6, "time_masks": 0, "time_max_frames": 8}
+    assert np.array_equal(train.spec_augment(x, np.random.default_rng(3), off), x)
+    with pytest.raises(ValueError, match="do not fit"):
+        train.spec_augment(x, np.random.default_rng(3), {**sa, "time_max_frames": 94})
+    with pytest.raises(ValueError, match="int8"):
+        train.spec_augment(x.astype(np.float32), np.random.default_rng(3), sa)
+
+
 def test_per_channel_fake_quantization_matches_tflite_rule():
     rng = np.random.default_rng(0)
     k = rng.normal(0, 1, (3, 1, 8, 5)).astype(np.float32) * np.array([1, 10, 0.1, 3, 0])

@@ -115,6 +115,15 @@ DEFAULT_CONFIG = {
     # minimum, earshot.h) runs first, on the host here and in the device's detector; 2: the
     # same with es_norm's per-bin noise gate (ES_NORM_MINSTAT_GATE).
     "input_norm": 0,
+    # SpecAugment's masking (Park et al., "SpecAugment: a simple data augmentation method for
+    # automatic speech recognition", Interspeech 2019, section 2; no time warping) on every
+    # training window each time a batch is drawn, for the teacher and the student: ``freq_masks``
+    # bands of 0..``freq_max_bins`` adjacent mel bins and ``time_masks`` spans of
+    # 0..``time_max_frames`` frames (10 ms each) set to -128, the int8 floor of the features
+    # (with input_norm, "no energy above the noise floor": the band or span as broadband noise
+    # leaves it). 0 masks: off. Targets and the windows scored for mining stay unmasked.
+    "spec_augment": {"freq_masks": 0, "freq_max_bins": 8, "time_masks": 0,
+                     "time_max_frames": 10},
     "threads": 2,
 }
 
@@ -331,6 +340,37 @@ def _seed_init(cfg: dict, seed: int) -> None:
         keras.utils.set_random_seed(seed)
 
 
+def spec_augment(x: np.ndarray, rng: np.random.Generator, sa: dict) -> np.ndarray:
+    """SpecAugment masks on a batch of int8 feature windows ``x`` (N, T, bins): a masked copy.
+
+    Each window gets its own ``sa["freq_masks"]`` bands of w ~ U{0..freq_max_bins} adjacent
+    bins starting at f0 ~ U{0..bins - w}, and ``sa["time_masks"]`` spans of t ~
+    U{0..time_max_frames} frames starting at t0 ~ U{0..T - t}, all set to -128 (Park et al.
+    2019, section 2, masks F and T; the masked value is the features' floor, not a mean).
+    Raises ValueError when a mask can be wider than the window or x is not (N, T, bins) int8.
+    """
+    if x.dtype != np.int8 or x.ndim != 3:
+        raise ValueError(f"spec_augment: int8 (N, T, bins) windows, got {x.dtype} {x.shape}")
+    n, frames, bins = x.shape
+    out = x.copy()
+    for axis, count, widest in ((2, sa["freq_masks"], sa["freq_max_bins"]),
+                                (1, sa["time_masks"], sa["time_max_frames"])):
+        size = bins if axis == 2 else frames
+        if int(count) < 0 or not 0 <= int(widest) <= size:
+            raise ValueError(f"spec_augment: masks {count} of up to {widest} "
+                             f"{'bins' if axis == 2 else 'frames'} do not fit in {size}")
+        pos = np.arange(size)
+        for _ in range(int(count)):
+            width = rng.integers(0, int(widest) + 1, size=n)
+            start = (rng.random(n) * (size - width + 1)).astype(np.int64)
+            hit = (pos >= start[:, None]) & (pos < (start + width)[:, None])  # (n, size)
+            if axis == 2:
+                out[np.broadcast_to(hit[:, None, :], out.shape)] = -128
+            else:
+                out[np.broadcast_to(hit[:, :, None], out.shape)] = -128
+    return out
+
+
 def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
     import keras
 
@@ -348,6 +388,9 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
     )
     batch = cfg["batch_size"]
     rng = np.random.default_rng(seed)
+    sa = cfg["spec_augment"]
+    masking = bool(int(sa["freq_masks"]) or int(sa["time_masks"]))
+    mask_rng = np.random.default_rng([seed, 99])  # its own stream: shuffling is unchanged
 
     class Data(keras.utils.PyDataset):
         def __init__(self):
@@ -359,7 +402,8 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
 
         def __getitem__(self, k):
             sel = np.sort(self.order[k * batch : (k + 1) * batch])
-            return features_to_input(x[sel]), y[sel].astype(np.float32), w[sel]
+            xb = spec_augment(x[sel], mask_rng, sa) if masking else x[sel]
+            return features_to_input(xb), y[sel].astype(np.float32), w[sel]
 
         def on_epoch_end(self):
             self.order = rng.permutation(len(x))
@@ -568,6 +612,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     stride = arch.output_stride(arch_cfg)
     cache_dir = Path(cache_dir or BUILD / "synth")
     sc = cfg["synth"]
+    sa = cfg["spec_augment"]
+    spec_augment(np.zeros((1, frames, arch_cfg["input_bins"]), np.int8),
+                 np.random.default_rng(0), sa)  # a bad mask config fails before any work
 
     # 1. synthetic speech
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
@@ -777,6 +824,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         summary.update(teacher_info)
     if qc["epochs"]:
         summary["qat_epochs"] = int(qc["epochs"])
+    if int(sa["freq_masks"]) or int(sa["time_masks"]):
+        summary["spec_augment"] = {k: int(v) for k, v in sa.items()}
     # Keep the trained network before packaging, so packaging can be redone without training.
     stage = _stage_path(stage_dir, wake_word)
     stage.mkdir(parents=True, exist_ok=True)
