@@ -51,6 +51,11 @@ def test_package_is_complete(smoke):
     assert summary["room_rirs"] == 3 and summary["clip_fraction"] == 0.2
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers
+    # ... clean targets for the noisy half of the positive copies, SpecAugment masks
+    n_pos_windows = summary["synthetic_positives"] * 0.9 * 3  # (2 shifts + 1 early) per copy
+    assert 0 < summary["clean_target_windows"] < n_pos_windows
+    assert summary["spec_augment"] == {"freq_masks": 1, "freq_max_bins": 4, "time_masks": 1,
+                                       "time_max_frames": 5}
     # The new model card names what the config used, and its numbers block the measured data.
     card = (tmp / "pkg" / "README.md").read_text()
     assert "3 TTS passages" in card and "3 simulated rooms" in card and "clipping (20 %)" in card
@@ -185,6 +190,35 @@ def test_spec_augment_masks_bands_and_spans_with_the_floor():
         train.spec_augment(x, np.random.default_rng(3), {**sa, "time_max_frames": 94})
     with pytest.raises(ValueError, match="int8"):
         train.spec_augment(x.astype(np.float32), np.random.default_rng(3), sa)
+
+
+def test_clean_twins_are_the_same_windows_without_the_broadband_noise():
+    """distill.clean_targets: the twins align with the windows; a copy without broadband noise
+    is its own twin, a noisy one differs; the windows and labels do not change."""
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16000
+    clips = [(6000 * np.sin(2 * np.pi * f * t) * np.hanning(8000)).astype(np.int16)
+             for f in (300.0, 700.0)]
+    cache = {"audio": clips, "end": [8000, 8000]}
+    speech = [rng.integers(-3000, 3000, 16000).astype(np.int16)]
+    for fraction in (0.0, 1.0):
+        cfg = train.load_config(overrides={"broadband_fraction": fraction,
+                                           "broadband_snr_db": [5.0, 5.0]})
+        ctx = train._Context(speech, cfg)
+        xs, ys = train.positive_windows(cache, [0, 1], cfg, 93, ctx, seed=3)
+        twins = []
+        xs2, ys2 = train.positive_windows(cache, [0, 1], cfg, 93, ctx, seed=3, twins=twins)
+        assert all(np.array_equal(a, b) for a, b in zip(xs, xs2, strict=True))
+        assert all(np.array_equal(a, b) for a, b in zip(ys, ys2, strict=True))
+        assert [a.shape for a in twins] == [a.shape for a in xs]
+        same = [np.array_equal(a, b) for a, b in zip(xs, twins)]
+        assert all(same) if fraction == 0.0 else not any(same)
+        if fraction:  # the noise raises the windows' quiet parts (level above the floor)
+            x, tw = np.concatenate(xs), np.concatenate(twins)
+            assert np.mean(x == -128) < np.mean(tw == -128)
+    cfg = train.load_config(overrides={"distill": {"width": 0, "clean_targets": True}})
+    with pytest.raises(ValueError, match="clean_targets needs a teacher"):
+        train.train(cfg, "/nonexistent/out", log=lambda m: None)
 
 
 def test_per_channel_fake_quantization_matches_tflite_rule():

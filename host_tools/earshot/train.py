@@ -103,9 +103,14 @@ DEFAULT_CONFIG = {
     # the teacher's arch.channel_dropout (None: the student's). teachers: how many teachers
     # (each its own initialisation, training and mining, one after another); the soft target
     # is the mean of their sigmoids (an ensemble teacher, as in the paper's section 2), which
-    # averages out one teacher's run-to-run spread.
+    # averages out one teacher's run-to-run spread. clean_targets: a synthetic positive copy
+    # that got broadband noise (broadband_fraction) takes its soft targets from the teachers'
+    # scores of the same windows without that noise (teacher-student learning on parallel
+    # clean/noisy data: J. Li, M. L. Seltzer, X. Wang, R. Zhao and Y. Gong, "Large-scale domain
+    # adaptation via teacher-student learning", Interspeech 2017), so the student learns to
+    # score noisy words as the teachers score them clean; its hard labels are unchanged.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
-                "teachers": 1},
+                "teachers": 1, "clean_targets": False},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -215,8 +220,14 @@ def inputs(samples: np.ndarray, cfg: dict) -> np.ndarray:
                                int(cfg["input_norm"]))
 
 
-def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, seed: int):
-    """Windows of synthetic positives ``cache`` clips ``idx``; returns (x int8, y uint8)."""
+def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, seed: int,
+                     twins: list | None = None):
+    """Windows of synthetic positives ``cache`` clips ``idx``; returns (xs, ys): lists of int8
+    (k, frames, 40) windows and their uint8 (k,) labels.
+
+    ``twins``: when a list, one int8 array per entry of xs is appended to it: the same
+    windows computed before the broadband noise (the windows themselves when the copy got
+    none), for distill.clean_targets. The windows and labels do not depend on it."""
     pc = cfg["positives"]
     max_shift = int(pc["max_shift_ms"] // 10)
     xs, ys = [], []
@@ -228,19 +239,23 @@ def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: _Context, se
             post = np.zeros(int(rng.integers(3200, 8000)), np.int16)
             raw = np.concatenate([pre, clip, post])
             aug, aug_end = synth.augment(raw, len(pre) + end, rng, speech=ctx.clips, **ctx.aug)
+            clean = aug
             if rng.random() < cfg["broadband_fraction"]:
                 aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
             feats = inputs(aug, cfg)
+            clean_feats = feats if clean is aug or twins is None else inputs(clean, cfg)
             e = end_row(aug_end)
             n_shifts = min(pc["shifts"], max_shift + 1)
             shifts = np.sort(rng.choice(max_shift + 1, size=n_shifts, replace=False))
-            w = windows_ending(feats, e + shifts, frames)
-            xs.append(w)
-            ys.append(np.ones(len(w), np.uint8))
+            rows = [e + shifts]
             if pc["early_negative"]:
-                w = windows_ending(feats, [e - int(rng.integers(25, 50))], frames)
+                rows.append([e - int(rng.integers(25, 50))])
+            for k, r in enumerate(rows):
+                w = windows_ending(feats, r, frames)
                 xs.append(w)
-                ys.append(np.zeros(len(w), np.uint8))
+                ys.append(np.full(len(w), 1 if k == 0 else 0, np.uint8))
+                if twins is not None:
+                    twins.append(windows_ending(clean_feats, r, frames))
     return xs, ys
 
 
@@ -613,8 +628,11 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     cache_dir = Path(cache_dir or BUILD / "synth")
     sc = cfg["synth"]
     sa = cfg["spec_augment"]
-    spec_augment(np.zeros((1, frames, arch_cfg["input_bins"]), np.int8),
+    spec_augment(np.zeros((1, frames, arch_cfg.get("input_bins", arch.MEL_BINS)), np.int8),
                  np.random.default_rng(0), sa)  # a bad mask config fails before any work
+    dc = cfg["distill"]
+    if dc["clean_targets"] and not dc["width"]:
+        raise ValueError("config: distill.clean_targets needs a teacher (distill.width > 0)")
 
     # 1. synthetic speech
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
@@ -674,7 +692,11 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
 
     t0 = time.monotonic()
-    xs, ys = positive_windows(pos, train_idx, cfg, frames, ctx, seed)
+    twins = [] if dc["width"] and dc["clean_targets"] else None
+    xs, ys = positive_windows(pos, train_idx, cfg, frames, ctx, seed, twins)
+    # x's first n_twin rows are these windows; their clean twins give the teachers' targets
+    x_twin = np.concatenate(twins) if twins else None
+    del twins
     xs_neg = synth_negative_windows(neg, cfg, frames, ctx, seed)
     ys += [np.zeros(len(a), np.uint8) for a in xs_neg]
     xs += xs_neg
@@ -734,7 +756,6 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     # 3. train, then mine hard negatives on the real negative streams (the teacher first,
     # when distilling: its mined windows are kept for the student, with its soft targets)
     t0 = time.monotonic()
-    dc = cfg["distill"]
     teacher_info = None
     if dc["width"]:
         t_arch = teacher_arch(arch_cfg, float(dc["width"]), dc["teacher_channel_dropout"])
@@ -753,10 +774,18 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                                       log, t_seed)
             teachers.append(teacher)
         # after all mining, on every window
-        targets, soft = distill_targets(y, [predict(t, x) for t in teachers], dc["alpha"],
-                                        dc["temperature"])
-        teacher_info = {"teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
-                        "teacher_train_accuracy": round(float(np.mean((soft > 0.5) == y)), 4)}
+        t_logits = [predict(t, x) for t in teachers]
+        teacher_info = {}
+        if x_twin is not None:
+            n_noisy = int(np.sum(np.any(x_twin != x[: len(x_twin)], axis=(1, 2))))
+            for t, lg in zip(teachers, t_logits):
+                lg[: len(x_twin)] = predict(t, x_twin)
+            log(f"clean targets: {n_noisy} of {len(x_twin)} positive-clip windows scored "
+                f"without their broadband noise")
+            teacher_info["clean_target_windows"] = n_noisy
+        targets, soft = distill_targets(y, t_logits, dc["alpha"], dc["temperature"])
+        teacher_info |= {"teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
+                         "teacher_train_accuracy": round(float(np.mean((soft > 0.5) == y)), 4)}
         if n_teachers > 1:
             teacher_info["teachers"] = n_teachers
         log(f"teacher accuracy on the training windows {teacher_info['teacher_train_accuracy']}")
@@ -764,7 +793,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         model = arch.build_model(arch_cfg)
         log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
         _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, tseed)
-        del teachers, teacher
+        del teachers, teacher, x_twin
     else:
         _seed_init(cfg, tseed)
         model = arch.build_model(arch_cfg)
