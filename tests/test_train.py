@@ -54,6 +54,7 @@ def test_package_is_complete(smoke):
     # ... clean targets for the noisy half of the positive copies, SpecAugment masks
     n_pos_windows = summary["synthetic_positives"] * 0.9 * 3  # (2 shifts + 1 early) per copy
     assert 0 < summary["clean_target_windows"] < n_pos_windows
+    assert summary["student_mining"] == 1
     assert summary["spec_augment"] == {"freq_masks": 1, "freq_max_bins": 4, "time_masks": 1,
                                        "time_max_frames": 5}
     # The new model card names what the config used, and its numbers block the measured data.

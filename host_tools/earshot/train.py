@@ -109,8 +109,12 @@ DEFAULT_CONFIG = {
     # clean/noisy data: J. Li, M. L. Seltzer, X. Wang, R. Zhao and Y. Gong, "Large-scale domain
     # adaptation via teacher-student learning", Interspeech 2017), so the student learns to
     # score noisy words as the teachers score them clean; its hard labels are unchanged.
+    # student_mining: rounds of hard-negative mining for the student itself after its training
+    # (its own top mining.top_k outputs on the negative streams, weight 2, with the teachers'
+    # soft targets, then mining.epochs at mining.learning_rate); 0: the student learns only
+    # from the windows the teachers mined.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
-                "teachers": 1, "clean_targets": False},
+                "teachers": 1, "clean_targets": False, "student_mining": 0},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -518,18 +522,24 @@ def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed
     _fit(model, x, y, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
     mc = cfg["mining"]
     for r in range(mc["rounds"]):
-        cand = [windows_ending(f, range(frames - 1, len(f), stride), frames) for f in stream_feats]
-        cand = np.concatenate(cand)
-        logits = predict(model, cand)
-        top = np.argsort(-logits)[: mc["top_k"]]
-        log(f"mining round {r + 1}: {int(np.sum(logits > 0))} of {len(cand)} negative outputs "
-            f"above p=0.5; adding the top {len(top)}")
-        x = np.concatenate([x, cand[top]])
-        y = np.concatenate([y, np.zeros(len(top), np.uint8)])
-        w = np.concatenate([w, np.full(len(top), 2.0, np.float32)])
-        del cand
+        hard = mine(model, stream_feats, frames, stride, mc["top_k"], log, f"mining round {r + 1}")
+        x = np.concatenate([x, hard])
+        y = np.concatenate([y, np.zeros(len(hard), np.uint8)])
+        w = np.concatenate([w, np.full(len(hard), 2.0, np.float32)])
         _fit(model, x, y, w, cfg, mc["epochs"], mc["learning_rate"], log, seed + r + 1)
     return x, y, w
+
+
+def mine(model, stream_feats, frames: int, stride: int, top_k: int, log, what: str):
+    """The ``top_k`` highest-scoring windows of ``model`` among every streaming output of the
+    negative streams ``stream_feats`` (int8 (n, 40) each): int8 (top_k, frames, 40)."""
+    cand = np.concatenate([windows_ending(f, range(frames - 1, len(f), stride), frames)
+                           for f in stream_feats])
+    logits = predict(model, cand)
+    top = np.argsort(-logits)[:top_k]
+    log(f"{what}: {int(np.sum(logits > 0))} of {len(cand)} negative outputs above p=0.5; "
+        f"adding the top {len(top)}")
+    return cand[top]
 
 
 def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
@@ -793,6 +803,21 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         model = arch.build_model(arch_cfg)
         log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
         _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, tseed)
+        mc = cfg["mining"]
+        for r in range(int(dc["student_mining"])):
+            hard = mine(model, stream_feats, frames, stride, mc["top_k"], log,
+                        f"student mining round {r + 1}")
+            t_hard, _ = distill_targets(np.zeros(len(hard), np.uint8),
+                                        [predict(t, hard) for t in teachers], dc["alpha"],
+                                        dc["temperature"])
+            x = np.concatenate([x, hard])
+            y = np.concatenate([y, np.zeros(len(hard), np.uint8)])
+            targets = np.concatenate([targets, t_hard])
+            w = np.concatenate([w, np.full(len(hard), 2.0, np.float32)])
+            _fit(model, x, targets, w, cfg, mc["epochs"], mc["learning_rate"], log,
+                 tseed + 200 + r)
+        if dc["student_mining"]:
+            teacher_info["student_mining"] = int(dc["student_mining"])
         del teachers, teacher, x_twin
     else:
         _seed_init(cfg, tseed)
