@@ -532,14 +532,26 @@ def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed
 
 def mine(model, stream_feats, frames: int, stride: int, top_k: int, log, what: str):
     """The ``top_k`` highest-scoring windows of ``model`` among every streaming output of the
-    negative streams ``stream_feats`` (int8 (n, 40) each): int8 (top_k, frames, 40)."""
-    cand = np.concatenate([windows_ending(f, range(frames - 1, len(f), stride), frames)
-                           for f in stream_feats])
-    logits = predict(model, cand)
+    negative streams ``stream_feats`` (int8 (n, 40) each): int8 (top_k, frames, 40).
+
+    The candidates are cut one batch of ``predict`` at a time (the same batches as predicting
+    them all at once), so memory holds their logits, not all their windows (4.7 GB for R3's
+    streams)."""
+    where = np.concatenate([
+        np.stack([np.full(len(r), k), r], axis=1)
+        for k, r in enumerate(np.arange(frames - 1, len(f), stride) for f in stream_feats)
+    ])  # (stream, last row) of every candidate, in stream order
+
+    def windows(sel):
+        return np.stack([stream_feats[k][r - frames + 1 : r + 1] for k, r in where[sel]])
+
+    batch = 2048
+    logits = np.concatenate([predict(model, windows(np.arange(a, min(a + batch, len(where)))))
+                             for a in range(0, len(where), batch)])
     top = np.argsort(-logits)[:top_k]
-    log(f"{what}: {int(np.sum(logits > 0))} of {len(cand)} negative outputs above p=0.5; "
+    log(f"{what}: {int(np.sum(logits > 0))} of {len(where)} negative outputs above p=0.5; "
         f"adding the top {len(top)}")
-    return cand[top]
+    return windows(top)
 
 
 def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
