@@ -716,7 +716,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     t0 = time.monotonic()
     twins = [] if dc["width"] and dc["clean_targets"] else None
     xs, ys = positive_windows(pos, train_idx, cfg, frames, ctx, seed, twins)
-    # x's first n_twin rows are these windows; their clean twins give the teachers' targets
+    # x's first len(x_twin) rows are these windows; their clean twins give the teachers' targets
     x_twin = np.concatenate(twins) if twins else None
     del twins
     xs_neg = synth_negative_windows(neg, cfg, frames, ctx, seed)
