@@ -348,6 +348,7 @@ def _sweep_loo(args, factory: bytes, cands, log) -> dict:
     utterances the teacher detects and the student misses, then the student's summed peak
     probability on them (higher first), then the smaller blob. ``--jobs`` processes."""
     global _LOO_STATE
+    import contextlib
     import multiprocessing
 
     cfg = adapt_cfg(args)
@@ -355,17 +356,12 @@ def _sweep_loo(args, factory: bytes, cands, log) -> dict:
     log(f"sweep-loo: {len(folds)} folds, teacher detects {sum(f[-1] for f in folds)}")
     _LOO_STATE = (factory, cfg, folds)
     jobs = max(1, int(getattr(args, "jobs", 1)))
-    if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            rows = []
-            for row in pool.imap(_loo_score, cands):
-                rows.append(row)
-                log(json.dumps(row))
-    else:
-        rows = []
-        for r in cands:
-            rows.append(_loo_score(r))
-            log(json.dumps(rows[-1]))
+    rows = []
+    with (multiprocessing.get_context("fork").Pool(jobs) if jobs > 1
+          else contextlib.nullcontext()) as pool:
+        for row in (pool.imap if pool else map)(_loo_score, cands):
+            rows.append(row)
+            log(json.dumps(row))
     best = min(rows, key=lambda x: (x["held_misses"], -x["held_peak"], x["blob_bytes"]))
     profile = [round(x / args.main_ratio, 4) for x in best["ratios"]]
     return {"best": best, "profile": profile, "candidates": rows}
