@@ -14,6 +14,10 @@ silence, a fresh detector (VAD on, the blob's cutoff/window/refractory), a hit w
 one detection fires (as bench/accuracy.py). False accepts: the held-out negatives
 (``earshot.dataset.heldout_negatives``), shuffled with seed 0 and joined with 0.5 s gaps
 into one stream, detections within 1.5 s merged (bench/accuracy.py), per user's model.
+The same on the training's validation negatives
+(``earshot.dataset.training_negatives("validation")``: never fitted, used by training only to
+choose the cutoff; ``fa_*val*`` keys): a second stream of unseen speech, which needs none of
+the test material, so adaptation settings can be judged on it.
 
 Reported per user and averaged: recall and FA/h before (factory) and after adaptation (the
 adapted model, or the factory one where the on-device acceptance check refused it:
@@ -128,6 +132,11 @@ def run(args, log=print) -> dict:
     hours = len(held) / 16000 / 3600
     fa_before = false_accepts(factory, held)
     log(f"held-out negatives: {n_held} clips, {hours:.3f} h, factory FA {fa_before}")
+    val_paths = [p for ps in dataset.training_negatives(part="validation").values() for p in ps]
+    val, n_val, _ = negative_stream(val_paths, None, np.random.default_rng(1))
+    val_hours = len(val) / 16000 / 3600
+    fa_val_before = false_accepts(factory, val)
+    log(f"validation negatives: {n_val} clips, {val_hours:.3f} h, factory FA {fa_val_before}")
     per_user = []
     skipped = []  # undecodable files of the users' blocks (reported, not used)
     users_left_out = []  # users with no readable utterance beyond the first k
@@ -156,6 +165,8 @@ def run(args, log=print) -> dict:
             "recall_after": recall(res.blob, test),
             "fa_before": fa_before,
             "fa_after": false_accepts(res.blob, held),
+            "fa_val_before": fa_val_before,
+            "fa_val_after": false_accepts(res.blob, val),
         }
         for r in args.ratios:
             pr = adapt.adapt(factory, streams, cfg, prune_ratio=ratios_for(r, profile))
@@ -166,6 +177,7 @@ def run(args, log=print) -> dict:
             if r == args.main_ratio:
                 row["recall_pruned"] = rec
                 row["fa_pruned"] = false_accepts(pr.blob, held)
+                row["fa_val_pruned"] = false_accepts(pr.blob, val)
                 row["learning_memory_bytes_pruned"] = pr.learning_memory_bytes
         row["learning_memory_bytes"] = res.learning_memory_bytes
         row["buffer_bytes"] = res.buffer_bytes
@@ -192,6 +204,10 @@ def run(args, log=print) -> dict:
         "recall_after": avg("recall_after"),
         "fa_per_hour_before": avg("fa_before") / hours,
         "fa_per_hour_after": avg("fa_after") / hours,
+        "validation_negative_clips": n_val,
+        "validation_hours": round(val_hours, 4),
+        "fa_per_hour_val_before": avg("fa_val_before") / val_hours,
+        "fa_per_hour_val_after": avg("fa_val_after") / val_hours,
         "users_accepted": sum(bool(r["accepted"]) for r in per_user),
         "model": str(args.model),
         "profile": list(profile),
@@ -199,6 +215,7 @@ def run(args, log=print) -> dict:
         "main_ratio": args.main_ratio,
         "recall_pruned": avg("recall_pruned"),
         "fa_per_hour_pruned": avg("fa_pruned") / hours,
+        "fa_per_hour_val_pruned": avg("fa_val_pruned") / val_hours,
         "blob_bytes_before": len(factory),
         "blob_bytes_pruned": blob_main,
         "macs_before": fmodel.info["macs_per_output"],

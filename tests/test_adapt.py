@@ -856,6 +856,15 @@ def test_bench_counts_the_utterances_it_tests_and_names_undecodable_ones(data):
     assert [u["test_utterances"] for u in out["per_user"]] == tested
     assert out["test_utterances"] == sum(tested) < 6 * n_users
     assert out["users"] == n_users and out["users_left_out"] == []
+    # False accepts on the training's validation negatives too: one factory count shared by
+    # every user, one count per adapted and pruned model, averaged per hour of that stream.
+    assert out["validation_negative_clips"] > 100 and 0.1 < out["validation_hours"] < 2
+    assert len({u["fa_val_before"] for u in out["per_user"]}) == 1
+    for key in ("fa_val_before", "fa_val_after", "fa_val_pruned"):
+        mean = sum(u[key] for u in out["per_user"]) / n_users
+        per_hour = mean / out["validation_hours"]
+        got = out["fa_per_hour_" + key.removeprefix("fa_")]
+        assert abs(got - per_hour) < 1e-3 * max(1.0, per_hour), key
 
 
 def test_bench_adapt_cfg_overrides_are_checked():

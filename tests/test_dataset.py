@@ -58,3 +58,16 @@ def test_shared_sources_by_default(data):
     parts = dataset.training_negatives(data)
     assert list(parts) == list(dataset.SHARED_SOURCES)
     assert all(parts[s] for s in dataset.SHARED_SOURCES)
+
+
+def test_train_validation_and_heldout_negatives_are_disjoint(data):
+    """The three negative sets never share a clip: training fits ``train``, chooses its cutoff
+    on ``validation``, and the benches' false accepts come from the held-out clips and (for
+    adaptation, bench/adapt.py) ``validation``, so a shared clip would leak into a measure."""
+    train = {p for ps in dataset.training_negatives(data, "train").values() for p in ps}
+    val = {p for ps in dataset.training_negatives(data, "validation").values() for p in ps}
+    held = set(dataset.heldout_negatives(data))
+    assert train and val and held
+    assert not train & val
+    assert not train & held
+    assert not val & held
