@@ -823,7 +823,6 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                                         [predict(t, hard) for t in teachers], dc["alpha"],
                                         dc["temperature"])
             x = np.concatenate([x, hard])
-            y = np.concatenate([y, np.zeros(len(hard), np.uint8)])
             targets = np.concatenate([targets, t_hard])
             w = np.concatenate([w, np.full(len(hard), 2.0, np.float32)])
             _fit(model, x, targets, w, cfg, mc["epochs"], mc["learning_rate"], log,
