@@ -375,3 +375,27 @@ def test_every_shipped_config_loads():
         if cfg["arch"] is not None:
             arch.receptive_field(cfg["arch"])
         assert cfg["wake_word"], p
+
+
+def test_choose_detector_takes_the_window_with_the_best_validation_recall():
+    """One-output spikes of 0.905 in the negatives force a window of 1 above 0.9, where words
+    held at 0.8 for 5 outputs are lost; a window of 3 averages the spikes to 0.3."""
+    neg = np.zeros(2000, np.float32)
+    neg[100::300] = 0.905
+    pos = [np.r_[np.zeros(4), np.full(5, 0.8), np.zeros(3)].astype(np.float32)] * 10
+    det = {"window": [1, 3, 4], "refractory_ms": 1500, "max_fa_per_hour": 0.0, "margin": 0.05}
+    window, cutoff, recall, fa, rows = train.choose_detector(pos, [neg], 1.0, det, 6,
+                                                            lambda *_: None)
+    by_window = {r["window"]: r for r in rows}
+    assert by_window[1]["cutoff"] == 0.96 and by_window[1]["recall"] == 0.0
+    assert by_window[3]["cutoff"] == 0.55 and by_window[3]["recall"] == 1.0
+    assert by_window[4]["recall"] == 1.0  # a tie with 3: the shorter window wins
+    assert (window, cutoff, recall, fa) == (3, 0.55, 1.0, 0)
+    one = train.choose_detector(pos, [neg], 1.0, {**det, "window": 1}, 6, lambda *_: None)
+    assert one[:4] == (1, 0.96, 0.0, 0) and len(one[4]) == 1
+
+
+@pytest.mark.parametrize("bad", [0, 33, [], [3, 40], 2.5, True, "3"])
+def test_detector_window_outside_the_core_limits_is_refused(bad):
+    with pytest.raises(ValueError, match="detector.window"):
+        train.detector_windows({"window": bad})

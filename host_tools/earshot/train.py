@@ -118,6 +118,9 @@ DEFAULT_CONFIG = {
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
+    # Detector defaults chosen on validation data (choose_detector): window in model outputs,
+    # or a list of windows to choose from; the lowest cutoff with at most max_fa_per_hour on
+    # the validation negatives (clean, plus a copy at each validation_snr_db), plus margin.
     "detector": {"window": 3, "refractory_ms": 1500, "max_fa_per_hour": 0.2, "margin": 0.05,
                  "validation_snr_db": []},
     # 0: the model takes the frontend's log-mel; 1: es_norm (level above each bin's 0.8-1.6 s
@@ -612,6 +615,42 @@ def choose_cutoff(pos_probs, neg_stream_probs, hours: float, det: dict, stride: 
     return chosen, recall, fa
 
 
+def detector_windows(det: dict) -> list[int]:
+    """``det["window"]`` (one window or a list) as a list of windows in model outputs.
+    Raises ValueError unless each is an int in 1..32 (ES_MAX_WINDOW in earshot.h)."""
+    windows = det["window"] if isinstance(det["window"], list) else [det["window"]]
+    if not windows or any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 32
+                          for w in windows):
+        raise ValueError("config: detector.window must be 1..32 outputs or a list of them, "
+                         f"got {det['window']!r}")
+    return list(windows)
+
+
+def choose_detector(pos_probs, neg_stream_probs, hours: float, det: dict, stride: int, log):
+    """Posterior window and cutoff from the validation data alone.
+
+    ``det["window"]`` is one window (model outputs, 1..32) or a list of them. For each,
+    :func:`choose_cutoff` gives its own cutoff; the window with the highest validation recall
+    at that cutoff wins, then fewer validation false accepts, then the lower cutoff, then the
+    shorter window (less latency). Returns (window, cutoff, recall, false accepts, rows), one
+    row ``{"window", "cutoff", "recall", "false_accepts"}`` per window tried.
+
+    Raises ValueError for a window outside 1..32 (ES_MAX_WINDOW in earshot.h).
+    """
+    windows = detector_windows(det)
+    rows = []
+    for w in windows:
+        if len(windows) > 1:
+            log(f"posterior window {w} outputs:")
+        c, r, fa = choose_cutoff(pos_probs, neg_stream_probs, hours, {**det, "window": w},
+                                 stride, log)
+        rows.append({"window": w, "cutoff": c, "recall": round(r, 4), "false_accepts": int(fa)})
+    best = max(rows, key=lambda t: (t["recall"], -t["false_accepts"], -t["cutoff"], -t["window"]))
+    if len(windows) > 1:
+        log(f"chosen: window {best['window']}, cutoff {best['cutoff']:.2f}")
+    return best["window"], best["cutoff"], best["recall"], best["false_accepts"], rows
+
+
 # --- pipeline ---------------------------------------------------------------------------------
 
 
@@ -655,6 +694,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     dc = cfg["distill"]
     if dc["clean_targets"] and not dc["width"]:
         raise ValueError("config: distill.clean_targets needs a teacher (distill.width > 0)")
+    detector_windows(cfg["detector"])  # a bad window fails before any work
 
     # 1. synthetic speech
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
@@ -850,8 +890,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     neg_probs = [_sigmoid(stream_logits(model, inputs(s, cfg), frames, stride))
                  for s in val_streams]
     det = cfg["detector"]
-    cutoff, val_recall, val_fa = choose_cutoff(pos_probs, neg_probs, val_hours, det, stride,
-                                               log)
+    window, cutoff, val_recall, val_fa, window_rows = choose_detector(
+        pos_probs, neg_probs, val_hours, det, stride, log)
     refractory = int(np.ceil(det["refractory_ms"] / 10 / stride))
     summary = {
         "train_seconds": round(train_s, 1),
@@ -870,11 +910,13 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "validation_recall": round(val_recall, 4),
         "validation_false_accepts": int(val_fa),
         "cutoff": cutoff,
-        "window": det["window"],
+        "window": window,
         "refractory": refractory,
         "input_norm": int(cfg["input_norm"]),
         "channel_dropout": float(arch_cfg.get("channel_dropout", 0.0)),
     }
+    if len(window_rows) > 1:
+        summary["window_search"] = window_rows
     if ctx.aug["rirs"] or ctx.aug["clip_p"]:
         summary["room_rirs"] = len(ctx.aug["rirs"] or ())
         summary["clip_fraction"] = ctx.aug["clip_p"]
@@ -897,6 +939,13 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     (stage / "model.tflite").write_bytes(tflite)
     (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     model.save(stage / "model.keras")
+    # The validation probabilities, so the detector settings can be chosen again without
+    # training: pos (sum of lengths,) float32 with pos_lengths; neg_<k> one array per stream.
+    np.savez_compressed(stage / "validation_probs.npz",
+                        pos=np.concatenate(pos_probs).astype(np.float32),
+                        pos_lengths=np.array([len(p) for p in pos_probs], np.int64),
+                        hours=np.float64(val_hours),
+                        **{f"neg_{k}": p.astype(np.float32) for k, p in enumerate(neg_probs)})
     _publish(tflite, summary, out_dir, cfg)
     log(f"wrote {out_dir} in {time.monotonic() - t_start:.0f} s")
     return summary
