@@ -251,6 +251,37 @@ def test_acceptance_check_counts_rises_and_fires(factory, feats):
     assert t2.write() == adapt.Trainer(m, lr=0.01).write()
 
 
+def test_anchor_holds_the_head_near_its_factory_weights(factory, feats):
+    """L2-SP (anchor_shift): the same training moves the logits less the stronger the pull,
+    costs one operation per parameter more per sample, and a 0..30 shift is checked."""
+    m = Model(factory)
+    fwd = adapt.Forward(m)
+    embs = np.array([fwd(w)[1] for w in _windows(m, feats)[2]])
+    labels = (np.random.default_rng(0).random(len(embs)) < 0.3).astype(np.uint8)
+    labels[0], labels[1] = 1, 0
+    start = np.array([adapt.Trainer(m, lr=0.004).logit(e) for e in embs], float)
+    moved, macs = {}, {}
+    for shift in (0, 8, 2):
+        t = adapt.Trainer(m, lr=0.004, pos_weight=2, anchor_shift=shift)
+        t.train(embs, labels, 30 * len(embs))
+        moved[shift] = np.abs(np.array([t.logit(e) for e in embs], float) - start).mean()
+        macs[shift] = t.sample_macs
+    assert moved[0] > moved[8] > moved[2]
+    assert moved[2] < 0.5 * moved[0]
+    n_params = len(embs[0]) * _head_channels(m) + 2 * _head_channels(m) + 1
+    assert macs[8] == macs[2] == macs[0] + n_params
+    with pytest.raises(ValueError, match="anchor_shift"):
+        adapt.Trainer(m, lr=0.004, anchor_shift=31)
+
+
+def _head_channels(m: Model) -> int:
+    """Output channels of the trainable pointwise layer (the one before the classifier)."""
+    in_ch = adapt.embedding_size(m)
+    out_ch, rest = divmod(adapt.Trainer(m, lr=0.001).sample_macs - 1, 2 * in_ch + 3)
+    assert rest == 0  # es_adapt_sample_macs: 2 * in * out + 3 * out + 1 without the anchor
+    return out_ch
+
+
 def test_learning_memory_within_10_kb(factory):
     m = Model(factory)
     assert adapt.learning_memory_bytes(m) <= 10 * 1024
@@ -360,13 +391,16 @@ def test_board_and_host_defaults_are_the_same():
     assert board == adapt.DEFAULTS
 
 
-def test_board_adaptation_equals_host_byte_for_byte(flash, factory):
+@pytest.mark.parametrize("anchor_shift", [0, 6])
+def test_board_adaptation_equals_host_byte_for_byte(flash, factory, anchor_shift):
     d, _, streams = flash
-    cfg = _cfg_for(factory, streams)
+    cfg = {**_cfg_for(factory, streams), "anchor_shift": anchor_shift}
     host = adapt.adapt(factory, streams, cfg)
     assert host.positives > 0 and host.negatives > 0
     names = [f"s{i}.raw" for i in range(len(streams))]
-    proc = _mpy(flash, f"import es_adapt\nes_adapt.run_files({names!r}, {cfg!r})\n")
+    # From the factory model, whatever an earlier test left on the board.
+    proc = _mpy(flash, f"import es_adapt\nes_adapt.restore()\n"
+                       f"es_adapt.run_files({names!r}, {cfg!r})\n")
     assert proc.returncode == 0, proc.stderr
     line = [x for x in proc.stdout.splitlines() if x.startswith("ADAPT")][-1].split()
     assert [int(v) for v in line[1:]] == [

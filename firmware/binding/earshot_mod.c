@@ -593,9 +593,10 @@ static mp_obj_t earshot_adapter_learning_memory(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_adapter_learning_memory_obj,
     earshot_adapter_learning_memory);
 
-// Adapter.train_begin(lr_q24, pos_weight, neg_weight, distill_gain) -> int: (re)load the
-// trainee's weights into the trainer; returns the MACs of one sample. ValueError names a
-// bad setting.
+// Adapter.train_begin(lr_q24, pos_weight, neg_weight, distill_gain[, anchor_shift]) -> int:
+// (re)load the trainee's weights into the trainer; anchor_shift (default 0: off) is the
+// L2-SP pull of es_adapt_train_params_t. Returns the MACs of one sample. ValueError names
+// a bad setting.
 static mp_obj_t earshot_adapter_train_begin(size_t n_args, const mp_obj_t *args) {
     earshot_adapter_obj_t *self = MP_OBJ_TO_PTR(args[0]);
     es_adapt_train_params_t p = {
@@ -603,6 +604,7 @@ static mp_obj_t earshot_adapter_train_begin(size_t n_args, const mp_obj_t *args)
         .pos_weight = (uint8_t)mp_obj_get_int(args[2]),
         .neg_weight = (uint8_t)mp_obj_get_int(args[3]),
         .distill_gain = (uint8_t)mp_obj_get_int(args[4]),
+        .anchor_shift = n_args > 5 ? (uint8_t)mp_obj_get_int(args[5]) : 0,
     };
     const char *why = NULL;
     self->trainer = es_adapt_trainer_init(self->trainer_mem, self->trainer_len, self->trainee_m,
@@ -612,7 +614,7 @@ static mp_obj_t earshot_adapter_train_begin(size_t n_args, const mp_obj_t *args)
     }
     return mp_obj_new_int_from_uint(es_adapt_sample_macs(self->trainer));
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_begin_obj, 5, 5,
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(earshot_adapter_train_begin_obj, 5, 6,
     earshot_adapter_train_begin);
 
 static void earshot_adapter_need_trainer(earshot_adapter_obj_t *self) {

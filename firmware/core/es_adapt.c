@@ -21,6 +21,7 @@
 // Largest trainer learning rate (1.0 in Q24) and sample weight, bounding the int64 products.
 #define ES_ADAPT_LR_MAX (1 << 24)
 #define ES_ADAPT_WEIGHT_MAX (16u)
+#define ES_ADAPT_ANCHOR_SHIFT_MAX (30u)
 // Step of the sample shuffle (a prime; reduced and made coprime to n at run time).
 #define ES_ADAPT_SHUFFLE_STEP (7919u)
 
@@ -389,6 +390,8 @@ es_adapt_trainer_t *es_adapt_trainer_init(void *mem, size_t mem_len, const es_mo
         reason = "trainer: learning rate outside [0, 1]";
     } else if (params->distill_gain < 1) {
         reason = "trainer: distill_gain must be >= 1";
+    } else if (params->anchor_shift > ES_ADAPT_ANCHOR_SHIFT_MAX) {
+        reason = "trainer: anchor_shift must be 0..30";
     } else if (params->pos_weight < 1 || params->pos_weight > ES_ADAPT_WEIGHT_MAX
                || params->neg_weight < 1 || params->neg_weight > ES_ADAPT_WEIGHT_MAX) {
         reason = "trainer: sample weights outside 1..16";
@@ -439,7 +442,11 @@ es_adapt_trainer_t *es_adapt_trainer_init(void *mem, size_t mem_len, const es_mo
 }
 
 uint32_t es_adapt_sample_macs(const es_adapt_trainer_t *t) {
-    return t == NULL ? 0 : 2u * t->in * t->out + 3u * t->out + 1u;
+    if (t == NULL) {
+        return 0;
+    }
+    const uint32_t params = (uint32_t)t->in * t->out + 2u * t->out + 1u;
+    return 2u * t->in * t->out + 3u * t->out + 1u + (t->p.anchor_shift ? params : 0u);
 }
 
 uint32_t es_adapt_trainer_samples(const es_adapt_trainer_t *t) {
@@ -503,6 +510,9 @@ int es_adapt_check(const es_adapt_trainer_t *t, const int8_t *emb, const uint8_t
     return ES_OK;
 }
 
+static void es_adapt_step(es_adapt_trainer_t *t, const int8_t *emb, int64_t lre);
+static void es_adapt_anchor(es_adapt_trainer_t *t);
+
 static void es_adapt_train_one(es_adapt_trainer_t *t, const int8_t *emb, uint8_t label,
     const int8_t *target) {
     const int8_t logit = es_adapt_logit_of(t, es_adapt_head(t, emb));
@@ -523,9 +533,40 @@ static void es_adapt_train_one(es_adapt_trainer_t *t, const int8_t *emb, uint8_t
         e = p * t->p.neg_weight;  // dL/dlogit = p - 0
     }
     const int64_t lre = (int64_t)t->p.lr_q24 * e;  // lr * e, Q24 (|.| < 2^36)
-    if (lre == 0) {
-        return;
+    if (lre != 0) {
+        es_adapt_step(t, emb, lre);
     }
+    if (t->p.anchor_shift) {
+        es_adapt_anchor(t);
+    }
+}
+
+// L2-SP pull of every trainable parameter towards the model's own (params->anchor_shift):
+// the starting values are recomputed from the int8 model as es_adapt_trainer_init did.
+static void es_adapt_anchor(es_adapt_trainer_t *t) {
+    const uint16_t n = t->m->info.n_layers;
+    const es_model_layer_t *pw = &t->m->layers[n - 2u];
+    const es_model_layer_t *fc = &t->m->layers[n - 1u];
+    const unsigned k = t->p.anchor_shift;
+    int64_t q = 0;
+    for (uint16_t c = 0; c < t->out; c++) {
+        int32_t *w = t->w + (size_t)c * t->in;
+        for (uint16_t i = 0; i < t->in; i++) {
+            (void)es_adapt_to_q16(pw->weights[(size_t)c * t->in + i], pw->multiplier[c],
+                pw->shift[c], &q);  // succeeded in es_adapt_trainer_init
+            w[i] += (int32_t)es_adapt_rshift_round(q - w[i], k);
+        }
+        (void)es_adapt_to_q16(pw->bias[c], pw->multiplier[c], pw->shift[c], &q);
+        t->b[c] += (int32_t)es_adapt_rshift_round(q - t->b[c], k);
+        (void)es_adapt_to_q16(fc->weights[c], fc->multiplier[0], fc->shift[0], &q);
+        t->v[c] += (int32_t)es_adapt_rshift_round(q - t->v[c], k);
+    }
+    (void)es_adapt_to_q16(fc->bias[0], fc->multiplier[0], fc->shift[0], &q);
+    t->fc_b += (int32_t)es_adapt_rshift_round(q - t->fc_b, k);
+}
+
+// One SGD step of the head on emb with lr * dL/dlogit = lre (Q24).
+static void es_adapt_step(es_adapt_trainer_t *t, const int8_t *emb, int64_t lre) {
     for (uint16_t c = 0; c < t->out; c++) {
         const int32_t h = t->h[c];
         // The gradient reaches the pointwise layer only where its output is not clamped.

@@ -119,7 +119,12 @@ typedef struct {
     uint8_t pos_weight;  // gradient multiplier of positive samples (>= 1)
     uint8_t neg_weight;  // gradient multiplier of negative samples (>= 1)
     uint8_t distill_gain;  // negatives with a target: gradient per logit step above it (>= 1)
-    uint8_t reserved;
+    // L2-SP (Li, Grandvalet, Davoine, "Explicit inductive bias for transfer learning with
+    // convolutional networks", ICML 2018): after each trained sample every trainable
+    // parameter moves towards its value in the model the trainer started from by
+    // round((start - now) / 2^anchor_shift), i.e. SGD on lambda / 2 * |w - w_start|^2 with
+    // lr * lambda = 2^-anchor_shift. 0: off; 1..30.
+    uint8_t anchor_shift;
 } es_adapt_train_params_t;
 
 typedef struct es_adapt_trainer_t es_adapt_trainer_t;
@@ -130,7 +135,8 @@ size_t es_adapt_trainer_mem_size(const es_model_t *m);
 // ("model cannot be adapted: ...", "weights too large for the Q16 master copy", ...).
 es_adapt_trainer_t *es_adapt_trainer_init(void *mem, size_t mem_len, const es_model_t *m,
     const es_adapt_train_params_t *params, const char **why);
-// Multiply-accumulates of one training sample (forward + backward + update).
+// Multiply-accumulates of one training sample (forward + backward + update, plus one
+// operation per parameter for the anchor when anchor_shift is set).
 uint32_t es_adapt_sample_macs(const es_adapt_trainer_t *t);
 // Samples trained since init.
 uint32_t es_adapt_trainer_samples(const es_adapt_trainer_t *t);

@@ -43,6 +43,7 @@ DEFAULTS = {
     "pos_weight": 1,
     "neg_weight": 1,
     "distill_gain": 8,
+    "anchor_shift": 0,
     "epochs": 6,
     "distill_epochs": 60,
     "distill_phases": 0,
@@ -258,8 +259,9 @@ class Adapter:
         c = self.cfg
         lr = c["lr"] if self.student is None else c["distill_lr"]
         lr_q24 = int(lr * 16777216 + 0.5)
+        anchor = c["anchor_shift"] if self.student is None else 0
         self.sample_macs = self.c.train_begin(lr_q24, c["pos_weight"], c["neg_weight"],
-                                              c["distill_gain"])
+                                              c["distill_gain"], anchor)
         epochs = c["epochs"] if self.student is None else c["distill_epochs"]
         self.remaining = epochs * self.slots
         self.check_at = 0

@@ -47,6 +47,9 @@ DEFAULTS = {
     "pos_weight": 1,
     "neg_weight": 1,
     "distill_gain": 8,  # negatives: gradient per logit step above the teacher's logit
+    # L2-SP pull of the adapted weights towards the factory ones, 2^-anchor_shift of the
+    # distance per trained sample (0: off; es_adapt.h); not for a pruned student
+    "anchor_shift": 0,
     "epochs": 6,  # passes over the buffer
     # passes of a pruned student over its buffer: it starts far from its teacher (the pruned
     # network scores near 0 before), and matching logits (L2) converges slower than the
@@ -81,7 +84,7 @@ class es_adapt_train_params_t(ctypes.Structure):
         ("pos_weight", ctypes.c_uint8),
         ("neg_weight", ctypes.c_uint8),
         ("distill_gain", ctypes.c_uint8),
-        ("reserved", ctypes.c_uint8),
+        ("anchor_shift", ctypes.c_uint8),
     ]
 
 
@@ -210,8 +213,10 @@ def forward(model: Model, window, stats: Stats | None = None) -> tuple[int, np.n
 class Trainer:
     """Fixed-point SGD of the last pointwise layer and the classifier of ``model``.
 
-    ``lr`` in (0, 1] (Q24 in C), ``pos_weight`` / ``neg_weight`` 1..16. ValueError names
-    a model that cannot be adapted or out-of-range settings.
+    ``lr`` in (0, 1] (Q24 in C), ``pos_weight`` / ``neg_weight`` 1..16, ``anchor_shift``
+    0..30: the L2-SP pull towards the model's own weights, 2^-anchor_shift of the distance
+    per trained sample (0: off; es_adapt.h). ValueError names a model that cannot be
+    adapted or out-of-range settings.
     """
 
     def __init__(
@@ -221,6 +226,7 @@ class Trainer:
         pos_weight: int = 1,
         neg_weight: int = 1,
         distill_gain: int = 8,
+        anchor_shift: int = 0,
     ):
         so = _lib()
         self.model = model
@@ -232,10 +238,13 @@ class Trainer:
         params.pos_weight = int(pos_weight)
         params.neg_weight = int(neg_weight)
         params.distill_gain = int(distill_gain)
+        params.anchor_shift = int(anchor_shift)
         if not 1 <= pos_weight <= 16 or not 1 <= neg_weight <= 16:
             raise ValueError("pos_weight and neg_weight must be 1..16")
         if not 1 <= distill_gain <= 255:
             raise ValueError("distill_gain must be 1..255")
+        if not 0 <= anchor_shift <= 30:
+            raise ValueError("anchor_shift must be 0..30")
         why = ctypes.c_char_p()
         h = so.es_adapt_trainer_init(
             self._mem, self.mem_bytes, model.handle, ctypes.byref(params), ctypes.byref(why)
@@ -513,7 +522,8 @@ def train_buffer(
     acceptance check or None). When the check fails, the blob is ``model``'s own."""
     c = {**DEFAULTS, **(cfg or {})}
     lr = c["lr"] if pl.student is None else c["distill_lr"]
-    t = Trainer(model, lr, c["pos_weight"], c["neg_weight"], c["distill_gain"])
+    anchor = c["anchor_shift"] if pl.student is None else 0  # a pruned student moves far
+    t = Trainer(model, lr, c["pos_weight"], c["neg_weight"], c["distill_gain"], anchor)
     check = None
     if pl.n_pos and pl.n_neg:
         t.train(
