@@ -34,6 +34,15 @@ def test_package_is_complete(smoke):
     assert man["window"] == summary["window"] and man["refractory"] == summary["refractory"]
     assert summary["synthetic_positives"] >= 2 and summary["windows"] > 100
     assert json.loads((tmp / "stage" / "summary.json").read_text()) == summary
+    # The default detector windows were each tried on validation; the chosen one is packaged.
+    rows = summary["window_search"]
+    assert [r["window"] for r in rows] == train.DEFAULT_CONFIG["detector"]["window"]
+    assert {"window": summary["window"], "cutoff": summary["cutoff"]} in [
+        {"window": r["window"], "cutoff": r["cutoff"]} for r in rows]
+    val = np.load(tmp / "stage" / "validation_probs.npz")
+    assert val["pos"].size == val["pos_lengths"].sum() and float(val["hours"]) > 0
+    probs = [k for k in val.files if k == "pos" or k.startswith("neg_")]
+    assert probs and all(np.all((val[k] >= 0) & (val[k] <= 1)) for k in probs)
     # configs/smoke.json asks for normalised input (es_norm) and a 1.5x-wide distillation teacher.
     assert man["input_norm"] == info["input_norm"] == summary["input_norm"] == 1
     assert info["format_version"] == 2 and man["min_earshot_version"] == "0.2.0"
