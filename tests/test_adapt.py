@@ -268,18 +268,11 @@ def test_anchor_holds_the_head_near_its_factory_weights(factory, feats):
         macs[shift] = t.sample_macs
     assert moved[0] > moved[8] > moved[2]
     assert moved[2] < 0.5 * moved[0]
-    n_params = len(embs[0]) * _head_channels(m) + 2 * _head_channels(m) + 1
+    head = blob.describe(factory)["layers"][-2]  # the trainable pointwise layer
+    n_params = head["in_ch"] * head["out_ch"] + 2 * head["out_ch"] + 1  # w, b, FC w, FC b
     assert macs[8] == macs[2] == macs[0] + n_params
     with pytest.raises(ValueError, match="anchor_shift"):
         adapt.Trainer(m, lr=0.004, anchor_shift=31)
-
-
-def _head_channels(m: Model) -> int:
-    """Output channels of the trainable pointwise layer (the one before the classifier)."""
-    in_ch = adapt.embedding_size(m)
-    out_ch, rest = divmod(adapt.Trainer(m, lr=0.001).sample_macs - 1, 2 * in_ch + 3)
-    assert rest == 0  # es_adapt_sample_macs: 2 * in * out + 3 * out + 1 without the anchor
-    return out_ch
 
 
 def test_learning_memory_within_10_kb(factory):
