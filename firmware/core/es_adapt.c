@@ -510,37 +510,6 @@ int es_adapt_check(const es_adapt_trainer_t *t, const int8_t *emb, const uint8_t
     return ES_OK;
 }
 
-static void es_adapt_step(es_adapt_trainer_t *t, const int8_t *emb, int64_t lre);
-static void es_adapt_anchor(es_adapt_trainer_t *t);
-
-static void es_adapt_train_one(es_adapt_trainer_t *t, const int8_t *emb, uint8_t label,
-    const int8_t *target) {
-    const int8_t logit = es_adapt_logit_of(t, es_adapt_head(t, emb));
-    const int32_t p = es_model_probability(t->m, logit);
-    int32_t e;
-    if (label == ES_ADAPT_LABEL_DISTILL) {
-        // Match the teacher's logit from both sides (an L2 loss on logits).
-        const int32_t d = target == NULL ? 0 : (int32_t)logit - *target;
-        e = es_clamp32(d * t->p.distill_gain, -255, 255) * t->p.neg_weight;
-    } else if (label == ES_ADAPT_LABEL_POSITIVE) {
-        // dL/dlogit = p - 1 (BCE on a sigmoid), in 1/255 ~ 1/256 steps, weighted.
-        e = (p - 255) * t->p.pos_weight;
-    } else if (target != NULL) {
-        // Hinge on the teacher's logit: a negative may not score above it.
-        const int32_t over = (int32_t)logit - *target;
-        e = over > 0 ? es_clamp32(over * t->p.distill_gain, 0, 255) * t->p.neg_weight : 0;
-    } else {
-        e = p * t->p.neg_weight;  // dL/dlogit = p - 0
-    }
-    const int64_t lre = (int64_t)t->p.lr_q24 * e;  // lr * e, Q24 (|.| < 2^36)
-    if (lre != 0) {
-        es_adapt_step(t, emb, lre);
-    }
-    if (t->p.anchor_shift) {
-        es_adapt_anchor(t);
-    }
-}
-
 // L2-SP pull of every trainable parameter towards the model's own (params->anchor_shift):
 // the starting values are recomputed from the int8 model as es_adapt_trainer_init did.
 static void es_adapt_anchor(es_adapt_trainer_t *t) {
@@ -586,6 +555,34 @@ static void es_adapt_step(es_adapt_trainer_t *t, const int8_t *emb, int64_t lre)
     }
     const int64_t nb = t->fc_b - es_adapt_rshift_round(lre, 16);
     t->fc_b = (int32_t)es_adapt_clamp64(nb, ES_ADAPT_B_MAX);
+}
+
+static void es_adapt_train_one(es_adapt_trainer_t *t, const int8_t *emb, uint8_t label,
+    const int8_t *target) {
+    const int8_t logit = es_adapt_logit_of(t, es_adapt_head(t, emb));
+    const int32_t p = es_model_probability(t->m, logit);
+    int32_t e;
+    if (label == ES_ADAPT_LABEL_DISTILL) {
+        // Match the teacher's logit from both sides (an L2 loss on logits).
+        const int32_t d = target == NULL ? 0 : (int32_t)logit - *target;
+        e = es_clamp32(d * t->p.distill_gain, -255, 255) * t->p.neg_weight;
+    } else if (label == ES_ADAPT_LABEL_POSITIVE) {
+        // dL/dlogit = p - 1 (BCE on a sigmoid), in 1/255 ~ 1/256 steps, weighted.
+        e = (p - 255) * t->p.pos_weight;
+    } else if (target != NULL) {
+        // Hinge on the teacher's logit: a negative may not score above it.
+        const int32_t over = (int32_t)logit - *target;
+        e = over > 0 ? es_clamp32(over * t->p.distill_gain, 0, 255) * t->p.neg_weight : 0;
+    } else {
+        e = p * t->p.neg_weight;  // dL/dlogit = p - 0
+    }
+    const int64_t lre = (int64_t)t->p.lr_q24 * e;  // lr * e, Q24 (|.| < 2^36)
+    if (lre != 0) {
+        es_adapt_step(t, emb, lre);
+    }
+    if (t->p.anchor_shift) {
+        es_adapt_anchor(t);
+    }
 }
 
 static uint32_t es_adapt_gcd(uint32_t a, uint32_t b) {
