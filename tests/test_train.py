@@ -64,6 +64,26 @@ def test_package_is_complete(smoke):
     n_pos_windows = summary["synthetic_positives"] * 0.9 * 3  # (2 shifts + 1 early) per copy
     assert 0 < summary["clean_target_windows"] < n_pos_windows
     assert summary["student_mining"] == 1
+    # ... and two students of the same teachers: the one validation ranks first is packaged,
+    # with the validation probabilities that chose its detector settings.
+    from earshot.paths import ROOT
+
+    sel = summary["student_selection"]
+    assert summary["students"] == 2 and [r["student"] for r in sel] == [0, 1]
+    best = max(sel, key=train.validation_rank)
+    assert summary["student"] == best["student"]
+    assert [summary[k] for k in ("validation_recall", "validation_false_accepts", "cutoff",
+                                 "window")] == [best[k] for k in ("validation_recall",
+                                 "validation_false_accepts", "cutoff", "window")]
+    val = np.load(tmp / "stage" / "validation_probs.npz")
+    pos = np.split(val["pos"], np.cumsum(val["pos_lengths"])[:-1])
+    neg = [val[k] for k in val.files if k.startswith("neg_")]
+    again = train.choose_detector(pos, neg, float(val["hours"]),
+                                  train.load_config(ROOT / "configs" / "smoke.json")["detector"],
+                                  arch.output_stride(), lambda m: None)
+    assert (again[0], again[1], round(again[2], 4), again[3]) == (
+        summary["window"], summary["cutoff"], summary["validation_recall"],
+        summary["validation_false_accepts"])
     assert summary["spec_augment"] == {"freq_masks": 1, "freq_max_bins": 4, "time_masks": 1,
                                        "time_max_frames": 5}
     # The new model card names what the config used, and its numbers block the measured data.
@@ -134,6 +154,11 @@ def test_config_errors(tmp_path):
         train.load_config(bad)
     cfg = train.load_config(overrides={"epochs": 2, "mining": {"rounds": 0}})
     assert cfg["epochs"] == 2 and cfg["mining"]["top_k"] == train.DEFAULT_CONFIG["mining"]["top_k"]
+    for distill in ({"students": 2}, {"width": 2, "students": 0}, {"width": 2, "students": 1.5}):
+        with pytest.raises(ValueError, match=r"distill\.students"):
+            train.train(train.load_config(overrides={"distill": distill}), tmp_path / "out",
+                        log=lambda m: None, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # refused before any synthesis
     for aug in ({"room_rirs": -1}, {"clip_fraction": 1.5}):
         with pytest.raises(ValueError, match="augment.room_rirs"):
             train._Context([], train.load_config(overrides={"augment": aug}))

@@ -112,9 +112,13 @@ DEFAULT_CONFIG = {
     # student_mining: rounds of hard-negative mining for the student itself after its training
     # (its own top mining.top_k outputs on the negative streams, weight 2, with the teachers'
     # soft targets, then mining.epochs at mining.learning_rate); 0: the student learns only
-    # from the windows the teachers mined.
+    # from the windows the teachers mined. students: how many students learn from the same
+    # teachers and data, each with its own initialisation, shuffling and mining (student 0
+    # with train_seed's seeds, student k with train_seed + 500 + 1000 k); the one that
+    # validation_rank puts first is packaged. Fitting runs differ by more than most recipe
+    # changes (HISTORY.md), and a student costs about a third of a run with its teacher.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
-                "teachers": 1, "clean_targets": False, "student_mining": 0},
+                "teachers": 1, "clean_targets": False, "student_mining": 0, "students": 1},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -696,6 +700,10 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     dc = cfg["distill"]
     if dc["clean_targets"] and not dc["width"]:
         raise ValueError("config: distill.clean_targets needs a teacher (distill.width > 0)")
+    if isinstance(dc["students"], bool) or not isinstance(dc["students"], int) \
+            or dc["students"] < 1 or (dc["students"] > 1 and not dc["width"]):
+        raise ValueError("config: distill.students must be an int >= 1, and > 1 only with a "
+                         f"teacher (distill.width > 0), got {dc['students']!r}")
     detector_windows(cfg["detector"])  # a bad window fails before any work
 
     # 1. synthetic speech
@@ -853,47 +861,80 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         if n_teachers > 1:
             teacher_info["teachers"] = n_teachers
         log(f"teacher accuracy on the training windows {teacher_info['teacher_train_accuracy']}")
-        _seed_init(cfg, tseed)
-        model = arch.build_model(arch_cfg)
-        log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
-        _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, tseed)
-        mc = cfg["mining"]
-        for r in range(int(dc["student_mining"])):
-            hard = mine(model, stream_feats, frames, stride, mc["top_k"], log,
-                        f"student mining round {r + 1}")
-            t_hard, _ = distill_targets(np.zeros(len(hard), np.uint8),
-                                        [predict(t, hard) for t in teachers], dc["alpha"],
-                                        dc["temperature"])
-            x = np.concatenate([x, hard])
-            targets = np.concatenate([targets, t_hard])
-            w = np.concatenate([w, np.full(len(hard), 2.0, np.float32)])
-            _fit(model, x, targets, w, cfg, mc["epochs"], mc["learning_rate"], log,
-                 tseed + 200 + r)
+        n_students = int(dc["students"])
         if dc["student_mining"]:
             teacher_info["student_mining"] = int(dc["student_mining"])
-        del teachers, teacher, x_twin
     else:
-        _seed_init(cfg, tseed)
-        model = arch.build_model(arch_cfg)
-        x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, tseed)
-    qc = cfg["qat"]
-    if qc["epochs"]:
-        log(f"quantization-aware fine-tuning: {qc['epochs']} epochs")
-        labels = targets if dc["width"] else y
-        _fit(model, x, labels, w, cfg, qc["epochs"], qc["learning_rate"], log, tseed + 50,
-             callbacks=[weight_qat_callback(model)])
+        n_students = 1
     train_s = time.monotonic() - t0
-
-    # 4. int8 conversion and detector settings (training side only)
-    rep = x[np.random.default_rng([seed, 11]).choice(len(x), size=min(500, len(x)), replace=False)]
-    with contextlib.redirect_stdout(sys.stderr):  # the converter prints to stdout
-        tflite = arch.to_tflite_int8(model, rep)
-    pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed, cfg)
-    neg_probs = [_sigmoid(stream_logits(model, inputs(s, cfg), frames, stride))
-                 for s in val_streams]
+    val_feats = [inputs(s, cfg) for s in val_streams]
     det = cfg["detector"]
-    window, cutoff, val_recall, val_fa, window_rows = choose_detector(
-        pos_probs, neg_probs, val_hours, det, stride, log)
+    qc = cfg["qat"]
+    runs, selection = [], []
+    for k in range(n_students):
+        # student 0 keeps the seeds of a single-student run
+        s_seed = tseed if k == 0 else tseed + 500 + 1000 * k
+        t1 = time.monotonic()
+        _seed_init(cfg, s_seed)
+        model = arch.build_model(arch_cfg)
+        if dc["width"]:
+            if n_students > 1:
+                log(f"student {k + 1}/{n_students}:")
+            log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
+            _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, s_seed)
+            xk, labels, wk = x, targets, w
+            mc = cfg["mining"]
+            for r in range(int(dc["student_mining"])):
+                hard = mine(model, stream_feats, frames, stride, mc["top_k"], log,
+                            f"student mining round {r + 1}")
+                t_hard, _ = distill_targets(np.zeros(len(hard), np.uint8),
+                                            [predict(t, hard) for t in teachers], dc["alpha"],
+                                            dc["temperature"])
+                xk = np.concatenate([xk, hard])
+                labels = np.concatenate([labels, t_hard])
+                wk = np.concatenate([wk, np.full(len(hard), 2.0, np.float32)])
+                _fit(model, xk, labels, wk, cfg, mc["epochs"], mc["learning_rate"], log,
+                     s_seed + 200 + r)
+        else:
+            x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log,
+                                      s_seed)
+            xk, labels, wk = x, y, w
+        if qc["epochs"]:
+            log(f"quantization-aware fine-tuning: {qc['epochs']} epochs")
+            _fit(model, xk, labels, wk, cfg, qc["epochs"], qc["learning_rate"], log,
+                 s_seed + 50, callbacks=[weight_qat_callback(model)])
+        train_s += time.monotonic() - t1
+
+        # 4. int8 conversion and detector settings (training side only)
+        rep = xk[np.random.default_rng([seed, 11]).choice(len(xk), size=min(500, len(xk)),
+                                                          replace=False)]
+        del xk, labels, wk
+        with contextlib.redirect_stdout(sys.stderr):  # the converter prints to stdout
+            tflite = arch.to_tflite_int8(model, rep)
+        pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed, cfg)
+        neg_probs = [_sigmoid(stream_logits(model, f, frames, stride)) for f in val_feats]
+        window, cutoff, val_recall, val_fa, window_rows = choose_detector(
+            pos_probs, neg_probs, val_hours, det, stride, log)
+        run = {"student": k, "model": model, "tflite": tflite, "pos_probs": pos_probs,
+               "neg_probs": neg_probs, "window": window, "cutoff": cutoff,
+               "validation_recall": round(val_recall, 4), "validation_false_accepts": int(val_fa),
+               "window_rows": window_rows}
+        runs.append(run)
+        selection.append({key: run[key] for key in ("student", "validation_recall",
+                                                      "validation_false_accepts", "cutoff",
+                                                      "window")})
+        if n_students > 1:
+            log(f"student {k + 1}: validation recall {run['validation_recall']:.3f} at "
+                f"window {window}, cutoff {cutoff:.2f}")
+        if len(runs) > 1:  # keep only the best so far (one Keras model in memory)
+            runs = [max(runs, key=validation_rank)]
+    if dc["width"]:
+        del teachers, teacher, x_twin
+    best = runs[0]
+    model, tflite, pos_probs, neg_probs = (best[key] for key in
+                                           ("model", "tflite", "pos_probs", "neg_probs"))
+    window, cutoff, window_rows = best["window"], best["cutoff"], best["window_rows"]
+    val_recall, val_fa = best["validation_recall"], best["validation_false_accepts"]
     refractory = int(np.ceil(det["refractory_ms"] / 10 / stride))
     summary = {
         "train_seconds": round(train_s, 1),
@@ -919,6 +960,10 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     }
     if len(window_rows) > 1:
         summary["window_search"] = window_rows
+    if n_students > 1:
+        summary["students"] = n_students
+        summary["student"] = best["student"]
+        summary["student_selection"] = selection
     if ctx.aug["rirs"] or ctx.aug["clip_p"]:
         summary["room_rirs"] = len(ctx.aug["rirs"] or ())
         summary["clip_fraction"] = ctx.aug["clip_p"]
