@@ -636,10 +636,12 @@ def choose_detector(pos_probs, neg_stream_probs, hours: float, det: dict, stride
     """Posterior window and cutoff from the validation data alone.
 
     ``det["window"]`` is one window (model outputs, 1..32) or a list of them. For each,
-    :func:`choose_cutoff` gives its own cutoff; the window with the highest validation recall
-    at that cutoff wins, then fewer validation false accepts, then the lower cutoff, then the
-    shorter window (less latency). Returns (window, cutoff, recall, false accepts, rows), one
-    row ``{"window", "cutoff", "recall", "false_accepts"}`` per window tried.
+    :func:`choose_cutoff` gives its own cutoff. A window whose false accepts at that cutoff
+    stay within ``det["max_fa_per_hour"]`` beats one that stays over it even at the 0.99
+    cap; then the highest validation recall wins, then fewer validation false accepts, then
+    the lower cutoff, then the shorter window (less latency). Returns (window, cutoff,
+    recall, false accepts, rows), one row ``{"window", "cutoff", "recall", "false_accepts",
+    "within_budget"}`` per window tried.
 
     Raises ValueError for a window outside 1..32 (ES_MAX_WINDOW in earshot.h).
     """
@@ -650,8 +652,10 @@ def choose_detector(pos_probs, neg_stream_probs, hours: float, det: dict, stride
             log(f"posterior window {w} outputs:")
         c, r, fa = choose_cutoff(pos_probs, neg_stream_probs, hours, {**det, "window": w},
                                  stride, log)
-        rows.append({"window": w, "cutoff": c, "recall": round(r, 4), "false_accepts": int(fa)})
-    best = max(rows, key=lambda t: (t["recall"], -t["false_accepts"], -t["cutoff"], -t["window"]))
+        rows.append({"window": w, "cutoff": c, "recall": round(r, 4), "false_accepts": int(fa),
+                     "within_budget": bool(fa / hours <= det["max_fa_per_hour"])})
+    best = max(rows, key=lambda t: (t["within_budget"], t["recall"], -t["false_accepts"],
+                                    -t["cutoff"], -t["window"]))
     if len(windows) > 1:
         log(f"chosen: window {best['window']}, cutoff {best['cutoff']:.2f}")
     return best["window"], best["cutoff"], best["recall"], best["false_accepts"], rows
@@ -918,10 +922,12 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         run = {"student": k, "model": model, "tflite": tflite, "pos_probs": pos_probs,
                "neg_probs": neg_probs, "window": window, "cutoff": cutoff,
                "validation_recall": round(val_recall, 4), "validation_false_accepts": int(val_fa),
+               "validation_within_budget": bool(val_fa / val_hours <= det["max_fa_per_hour"]),
                "window_rows": window_rows}
         runs.append(run)
         selection.append({key: run[key] for key in ("student", "validation_recall",
-                                                      "validation_false_accepts", "cutoff",
+                                                      "validation_false_accepts",
+                                                      "validation_within_budget", "cutoff",
                                                       "window")})
         if n_students > 1:
             log(f"student {k + 1}: validation recall {run['validation_recall']:.3f} at "
@@ -935,6 +941,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                                            ("model", "tflite", "pos_probs", "neg_probs"))
     window, cutoff, window_rows = best["window"], best["cutoff"], best["window_rows"]
     val_recall, val_fa = best["validation_recall"], best["validation_false_accepts"]
+    within_budget = best["validation_within_budget"]
     refractory = int(np.ceil(det["refractory_ms"] / 10 / stride))
     summary = {
         "train_seconds": round(train_s, 1),
@@ -952,6 +959,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         "windows": int(len(y)),
         "validation_recall": round(val_recall, 4),
         "validation_false_accepts": int(val_fa),
+        "validation_within_budget": within_budget,
         "cutoff": cutoff,
         "window": window,
         "refractory": refractory,
@@ -1013,10 +1021,12 @@ def _publish(tflite: bytes, summary: dict, out_dir, cfg: dict) -> None:
 
 
 def validation_rank(summary: dict) -> tuple:
-    """Sort key of a training run by its validation numbers only (higher is better): recall at
-    its own cutoff, then fewer validation false accepts, then a lower cutoff."""
-    return (summary["validation_recall"], -summary["validation_false_accepts"],
-            -summary["cutoff"])
+    """Sort key of a training run by its validation numbers only (higher is better): false
+    accepts within detector.max_fa_per_hour at its own cutoff (``validation_within_budget``;
+    summaries without it count as within), then recall at that cutoff, then fewer validation
+    false accepts, then a lower cutoff."""
+    return (bool(summary.get("validation_within_budget", True)), summary["validation_recall"],
+            -summary["validation_false_accepts"], -summary["cutoff"])
 
 
 def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=None) -> dict:
@@ -1043,8 +1053,9 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
     best, best_stage = max(runs, key=lambda r: validation_rank(r[0]))
     summary = dict(best)
     summary["seed_selection"] = [
-        {key: r[key] for key in ("train_seed", "validation_recall", "validation_false_accepts",
-                                 "cutoff")}
+        {**{key: r[key] for key in ("train_seed", "validation_recall",
+                                    "validation_false_accepts", "cutoff")},
+         "validation_within_budget": bool(r.get("validation_within_budget", True))}
         for r, _ in runs
     ]
     log(f"chosen on validation: train_seed {best['train_seed']} of {seeds}")
