@@ -75,7 +75,6 @@ def test_package_is_complete(smoke):
     assert [summary[k] for k in ("validation_recall", "validation_false_accepts", "cutoff",
                                  "window")] == [best[k] for k in ("validation_recall",
                                  "validation_false_accepts", "cutoff", "window")]
-    val = np.load(tmp / "stage" / "validation_probs.npz")
     pos = np.split(val["pos"], np.cumsum(val["pos_lengths"])[:-1])
     neg = [val[k] for k in val.files if k.startswith("neg_")]
     again = train.choose_detector(pos, neg, float(val["hours"]),

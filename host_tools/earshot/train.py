@@ -874,7 +874,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     val_feats = [inputs(s, cfg) for s in val_streams]
     det = cfg["detector"]
     qc = cfg["qat"]
-    runs, selection = [], []
+    best, selection = None, []
     for k in range(n_students):
         # student 0 keeps the seeds of a single-student run
         s_seed = tseed if k == 0 else tseed + 500 + 1000 * k
@@ -922,9 +922,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         run = {"student": k, "model": model, "tflite": tflite, "pos_probs": pos_probs,
                "neg_probs": neg_probs, "window": window, "cutoff": cutoff,
                "validation_recall": round(val_recall, 4), "validation_false_accepts": int(val_fa),
-               "validation_within_budget": bool(val_fa / val_hours <= det["max_fa_per_hour"]),
+               "validation_within_budget": next(r["within_budget"] for r in window_rows
+                                                if r["window"] == window),
                "window_rows": window_rows}
-        runs.append(run)
         selection.append({key: run[key] for key in ("student", "validation_recall",
                                                       "validation_false_accepts",
                                                       "validation_within_budget", "cutoff",
@@ -932,11 +932,11 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         if n_students > 1:
             log(f"student {k + 1}: validation recall {run['validation_recall']:.3f} at "
                 f"window {window}, cutoff {cutoff:.2f}")
-        if len(runs) > 1:  # keep only the best so far (one Keras model in memory)
-            runs = [max(runs, key=validation_rank)]
+        # keep only the best so far (one Keras model in memory); a tie keeps the earlier
+        if best is None or validation_rank(run) > validation_rank(best):
+            best = run
     if dc["width"]:
         del teachers, teacher, x_twin
-    best = runs[0]
     model, tflite, pos_probs, neg_probs = (best[key] for key in
                                            ("model", "tflite", "pos_probs", "neg_probs"))
     window, cutoff, window_rows = best["window"], best["cutoff"], best["window_rows"]
