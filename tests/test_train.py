@@ -57,6 +57,9 @@ def test_package_is_complete(smoke):
     # clean + 2 noisy (no augmented copy), then the TTS passages: augmented + 1 noisy
     assert summary["negative_streams"] == 5
     assert summary["synth_passages"] == 3 and summary["synth_passage_hours"] > 0
+    # ... with the versions of what rendered the synthetic audio (TTS engines ran: installed)
+    assert set(summary["synth_versions"]) == set(synth.SYNTH_DEBS + synth.SYNTH_DISTS)
+    assert summary["synth_versions"]["numpy"] == np.__version__
     assert summary["room_rirs"] == 3 and summary["clip_fraction"] == 0.2
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers

@@ -978,6 +978,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if passages:
         summary["synth_passages"] = len(passages)
         summary["synth_passage_hours"] = round(pass_hours, 3)
+    summary["synth_versions"] = synth.stack_versions()
     if cfg["train_seed"] is not None:
         summary["train_seed"] = tseed
     if arch_cfg.get("slimming"):
