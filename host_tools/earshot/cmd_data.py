@@ -14,7 +14,7 @@ Writes into --out:
 "end" is the sample index just after the wake word; "spec" is the TTS recipe (engine, voice,
 text, rate/pitch/...; earshot.synth). Clip i is drawn from numpy.random.default_rng([seed, ...,
 i]), so the same seed gives the same clips whatever --workers is. Rendered audio is cached in
---out/.cache and reused by a rerun with the same specs.
+--out/.cache and reused by a rerun with the same specs and TTS stack (package versions).
 """
 
 

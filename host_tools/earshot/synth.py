@@ -727,7 +727,8 @@ def generate(
     log=None,
 ) -> dict:
     """Render ``specs`` into cache files ``<prefix>-c<k>.npz`` of CHUNK specs each, reusing
-    every chunk file that already holds the same specs.
+    every chunk file that already holds the same specs rendered by the same engines
+    (:func:`stack_versions`; a chunk from other versions is rendered again).
 
     ``check``: apply :func:`check_positive` and drop failures. Returns ``{"audio": list of
     int16 arrays, "end": int array, "specs": list of kept specs, "dropped": list of (spec,
@@ -735,11 +736,13 @@ def generate(
     ``log(message)`` is told about each chunk rendered.
     """
     prefix = Path(prefix)
+    versions = stack_versions()
     parts = []
     for k in range(0, len(specs), CHUNK):
         out = prefix.with_name(f"{prefix.name}-c{k // CHUNK:03d}.npz")
         t0 = time.monotonic()
-        parts.append(_generate_chunk(specs[k : k + CHUNK], out, check, workers, progress))
+        parts.append(_generate_chunk(specs[k : k + CHUNK], out, check, versions, workers,
+                                     progress))
         if log is not None and parts[-1].get("rendered"):
             log(f"{out.name}: rendered {min(CHUNK, len(specs) - k)} clips in "
                 f"{time.monotonic() - t0:.0f} s")
@@ -751,11 +754,12 @@ def generate(
     }
 
 
-def _generate_chunk(specs: list[dict], out: Path, check: bool, workers: int, progress: str):
+def _generate_chunk(specs: list[dict], out: Path, check: bool, versions: dict, workers: int,
+                    progress: str):
     from rich.progress import Progress
 
     out = Path(out)
-    key = json.dumps({"specs": specs, "check": check}, sort_keys=True)
+    key = json.dumps({"specs": specs, "check": check, "versions": versions}, sort_keys=True)
     if out.exists():
         cached = load_cache(out)
         if cached["key"] == key:
