@@ -34,7 +34,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[board,train,peers,bench,test]"
+# constraints.txt pins the synthesis stack (see there).
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[board,train,peers,bench,test]"
 # silero-vad without its torch requirement: bench/vad.py runs its bundled onnx model.
 "$VENV/bin/python" -m pip install -q --no-deps "silero-vad==6.2.3"
 echo "setup: done ($VENV)"

@@ -109,6 +109,23 @@ def test_parallel_generate_on_a_fresh_kokoro_cache(tmp_path, monkeypatch):
     assert not (tmp_path / "kokoro" / "kokoro-v1.0.int8.tmp").exists()
 
 
+def test_constraints_pin_the_synthesis_stack():
+    # constraints.txt (scripts/setup.sh installs with it) pins every Python distribution of
+    # the synthesis stack, and `make setup` installed exactly those
+    from pathlib import Path
+
+    pins = {}
+    for line in (Path(__file__).parent.parent / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[name.strip()] = version.strip()
+    assert set(synth.SYNTH_DISTS) <= set(pins)
+    installed = synth.stack_versions()
+    assert {n: installed[n] for n in synth.SYNTH_DISTS} == {n: pins[n] for n in synth.SYNTH_DISTS}
+
+
 def test_sanity_filter_rejects_broken_positives():
     good, end = synth.render(dict(ESPEAK, text="alexa"))
     assert synth.check_positive(good, end) is None
