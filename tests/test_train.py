@@ -463,3 +463,28 @@ def test_choose_detector_prefers_a_window_within_the_false_accept_budget():
 def test_detector_window_outside_the_core_limits_is_refused(bad):
     with pytest.raises(ValueError, match="detector.window"):
         train.detector_windows({"window": bad})
+
+
+def test_strided_depthwise_trains_on_any_x86_cpu():
+    # TensorFlow's own DepthwiseConv2D kernel has no gradient for a (2, 1) stride; importing
+    # earshot asks for oneDNN's, which TensorFlow leaves off on some CPUs (an AMD EPYC here).
+    # A fresh interpreter, as the CLI: without the request this step raised
+    # InvalidArgumentError ("only supports equal length strides") on that machine.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import earshot, os, numpy as np, keras\n"
+        "from earshot import arch\n"
+        "assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '1'\n"
+        "m = arch.build_model(arch.DEFAULT_ARCH)\n"
+        "m.compile('adam', 'mse')\n"
+        "x = np.zeros((4, *m.input_shape[1:]), np.float32)\n"
+        "m.fit(x, np.zeros((4, *m.output_shape[1:]), np.float32), verbose=0)\n"
+        "print('trained')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0 and "trained" in res.stdout, res.stderr[-2000:]
