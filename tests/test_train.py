@@ -88,6 +88,11 @@ def test_package_is_complete(smoke):
         summary["validation_false_accepts"])
     assert summary["spec_augment"] == {"freq_masks": 1, "freq_max_bins": 4, "time_masks": 1,
                                        "time_max_frames": 5}
+    # Validation scored the int8 model through the C core (the default): uint8 probabilities;
+    # the float model's choice is kept beside it for comparison.
+    assert summary["validation_model"] == "int8"
+    assert all(np.array_equal(val[k] * 255, np.round(val[k] * 255)) for k in probs)
+    assert [r["window"] for r in summary["float_window_search"]] == [r["window"] for r in rows]
     # The new model card names what the config used, and its numbers block the measured data.
     card = (tmp / "pkg" / "README.md").read_text()
     assert "3 TTS passages" in card and "3 simulated rooms" in card and "clipping (20 %)" in card
@@ -145,6 +150,53 @@ def test_tflm_equals_c_engine(smoke):
     assert len(set(c_out)) > 1  # not a constant output
 
 
+def test_int8_validation_scores_are_the_device_detectors(smoke):
+    """Int8Scorer gives, at every model output, the probability the C detector (VAD off)
+    reports for the same audio, and at chosen rows the same as on the whole stream."""
+    from earshot.core import Detector
+    from earshot.model import Engine, Model
+
+    tmp, _ = smoke
+    man, blob = modelpkg.load(tmp / "pkg")
+    cfg = train.load_config(overrides={"input_norm": man["input_norm"]})
+    frames, stride = man["input_frames"], man["output_stride"]
+    scorer = train.Int8Scorer((tmp / "pkg" / "model.tflite").read_bytes(), cfg, frames, stride)
+    x, _ = synth.render({"engine": "espeak", "voice": "en-us", "rate": 160, "pitch": 50,
+                         "gap": 0, "text": "alexa, what time is it"})
+    audio = np.concatenate([np.zeros(8000, np.int16), x, np.zeros(8000, np.int16)])
+    p = scorer.stream(train.inputs(audio, cfg))
+    device = Detector(Model(blob), vad=False).run(audio).probs
+    hops = np.arange(frames - 1, len(device), stride)
+    assert len(p) == len(hops) > 10
+    assert np.array_equal(np.round(p * 255).astype(np.uint8), device[hops])
+    # ... from the engine's int8 logits, which vary (the one-epoch smoke model's uint8
+    # probabilities may all round to one value)
+    _, logits = Engine(Model(blob)).run(train.inputs(audio, cfg))
+    assert len(set(logits.tolist())) > 1
+    assert np.array_equal(p, scorer.table[logits.astype(np.int16) + 128])
+    rows = hops[3:9:2]
+    assert np.array_equal(scorer.at_rows(train.inputs(audio, cfg), rows), p[3:9:2])
+    with pytest.raises(ValueError, match="rows must be"):
+        scorer.at_rows(train.inputs(audio, cfg), [frames])
+    with pytest.raises(ValueError, match="frames"):
+        train.Int8Scorer((tmp / "pkg" / "model.tflite").read_bytes(), cfg, frames + 1, stride)
+
+
+def test_int8_validation_compares_with_the_uint8_cutoff():
+    """es_posterior fires when the window sum of uint8 probabilities reaches round(cutoff *
+    255) * window: a word held at 247/255 (0.9686) counts at cutoff 0.97 (247.35 -> 247) on
+    the int8 model, and not on the float rule (0.9686 < 0.97)."""
+    neg = np.zeros(2000, np.float32)
+    neg[100] = 0.915  # the lowest cutoff within the budget is 0.92; + margin 0.05 = 0.97
+    pos = [np.r_[0.0, np.full(3, 247 / 255), 0.0]] * 4
+    det = {"window": 1, "refractory_ms": 1500, "max_fa_per_hour": 0.0, "margin": 0.05}
+    on_float = train.choose_detector(pos, [neg], 1.0, det, 6, lambda *_: None)
+    on_int8 = train.choose_detector(pos, [neg], 1.0, {**det, "validation_model": "int8"}, 6,
+                                    lambda *_: None)
+    assert on_float[:4] == (1, 0.97, 0.0, 0)
+    assert on_int8[:4] == (1, 0.97, 1.0, 0)
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown key 'epochz'"):
         train.load_config(overrides={"epochz": 3})
@@ -161,6 +213,10 @@ def test_config_errors(tmp_path):
             train.train(train.load_config(overrides={"distill": distill}), tmp_path / "out",
                         log=lambda m: None, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()  # refused before any synthesis
+    with pytest.raises(ValueError, match="detector.validation_model"):
+        train.train(train.load_config(overrides={"detector": {"validation_model": "int4"}}),
+                    tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
     for aug in ({"room_rirs": -1}, {"clip_fraction": 1.5}):
         with pytest.raises(ValueError, match="augment.room_rirs"):
             train._Context([], train.load_config(overrides={"augment": aug}))

@@ -25,8 +25,9 @@ Pipeline (:func:`train`):
    quantization-aware fine-tuning (:func:`weight_qat_callback`).
 4. Int8 conversion (:func:`earshot.arch.to_tflite_int8`), detector settings chosen on the
    training side only (synthetic validation positives and the validation part of the real
-   negatives, which training does not fit: ``dataset.training_negatives(part="validation")``),
-   the blob
+   negatives, which training does not fit: ``dataset.training_negatives(part="validation")``;
+   scored with the int8 model through the C core, :class:`Int8Scorer`, unless
+   ``detector.validation_model`` is "float"), the blob
    (:func:`earshot.blob.from_tflite`) and the package (:func:`earshot.modelpkg.write`).
 
 The development clips ``wake-word-benchmark/alexa`` are never read here.
@@ -127,8 +128,12 @@ DEFAULT_CONFIG = {
     # hops, as in models/alexa; HISTORY.md there, session 11: W1's validation recall rose
     # from 0.823 at 3 to 0.906 at 6); the lowest cutoff with at most max_fa_per_hour on the
     # validation negatives (clean, plus a copy at each validation_snr_db), plus margin.
+    # validation_model: "int8" scores validation with the packaged int8 model through the C
+    # core (Int8Scorer: the device's arithmetic and uint8 cutoff); "float" with the Keras
+    # model, as every model up to HISTORY.md session 14 was (their configs say so). On W1 and
+    # R3 the int8 model needed cutoffs 0.01-0.02 higher (HISTORY.md, session 12).
     "detector": {"window": [3, 4, 5, 6], "refractory_ms": 1500, "max_fa_per_hour": 0.2,
-                 "margin": 0.05, "validation_snr_db": []},
+                 "margin": 0.05, "validation_snr_db": [], "validation_model": "int8"},
     # 0: the model takes the frontend's log-mel; 1: es_norm (level above each bin's 0.8-1.6 s
     # minimum, earshot.h) runs first, on the host here and in the device's detector; 2: the
     # same with es_norm's per-bin noise gate (ES_NORM_MINSTAT_GATE).
@@ -339,9 +344,13 @@ def noise_windows(n: int, frames: int, seed: int, cfg: dict) -> np.ndarray:
     return np.concatenate(xs)[:n]
 
 
-def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg) -> list[np.ndarray]:
+def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg,
+                     scorer=None) -> list[np.ndarray]:
     """Per validation positive: probabilities at the streaming outputs from 300 ms before to
-    400 ms after the end of the word (one augmented copy each, as in training)."""
+    400 ms after the end of the word (one augmented copy each, as in training).
+
+    ``model``: the float Keras model, scored by :func:`predict`; or, with ``scorer`` (an
+    :class:`Int8Scorer`), the int8 model as the device runs it (``model`` is then unused)."""
     out = []
     for i in idx:
         rng = np.random.default_rng([seed, 12, int(i)])
@@ -352,8 +361,61 @@ def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg) -> list[
         e = end_row(aug_end)
         first = frames - 1 + ((max(frames - 1, e - 30) - (frames - 1)) // stride) * stride
         rows = np.arange(first, min(len(feats), e + 41), stride)
-        out.append(_sigmoid(predict(model, windows_ending(feats, rows, frames))))
+        if scorer is not None:
+            out.append(scorer.at_rows(feats, rows))
+        else:
+            out.append(_sigmoid(predict(model, windows_ending(feats, rows, frames))))
     return out
+
+
+class Int8Scorer:
+    """Probabilities of the int8 model as the device computes them: the .tflite converted to a
+    blob (:func:`earshot.blob.from_tflite`), run by the C core's streaming engine
+    (``es_engine_push``, :class:`earshot.model.Engine`) and mapped through the blob's logistic
+    table (uint8 0..255). Probabilities are returned as float64 uint8/255, so
+    :func:`choose_cutoff` with ``det["validation_model"] == "int8"`` compares window sums as
+    ``es_posterior`` does (sum of uint8 >= round(cutoff * 255) * window).
+
+    ``frames``, ``stride``: the network's input window and output stride in hops (10 ms); the
+    engine outputs after hops frames-1, frames-1+stride, ... of a fresh stream, the rows
+    :func:`stream_logits` scores. Raises ValueError when the .tflite cannot be converted or its
+    window differs from ``frames``.
+    """
+
+    def __init__(self, tflite: bytes, cfg: dict, frames: int, stride: int):
+        from earshot import blob
+        from earshot.model import Model
+
+        self.model = Model(blob.from_tflite(tflite, cutoff=0.5, window=1, refractory=0,
+                                            input_norm=int(cfg["input_norm"])))
+        if self.model.info["input_frames"] != frames or self.model.info["output_stride"] != stride:
+            raise ValueError(f"Int8Scorer: the blob takes {self.model.info['input_frames']} "
+                             f"frames at stride {self.model.info['output_stride']}, training "
+                             f"uses {frames} at {stride}")
+        self.table = np.array([self.model.probability(v) for v in range(-128, 128)],
+                              np.float64) / 255.0
+        self.frames, self.stride = frames, stride
+
+    def stream(self, feats: np.ndarray) -> np.ndarray:
+        """Probabilities at every streaming output of int8 features (n, 40), fresh state:
+        float64 (k,), k = number of rows frames-1, frames-1+stride, ... below n."""
+        from earshot.model import Engine
+
+        _, logits = Engine(self.model).run(feats)
+        return self.table[logits.astype(np.int16) + 128]
+
+    def at_rows(self, feats: np.ndarray, rows) -> np.ndarray:
+        """Probabilities at the output ``rows`` (hop indices on the engine's output grid) of
+        int8 features (n, 40) from a fresh state: float64 (len(rows),). Raises ValueError for
+        a row off that grid."""
+        rows = np.asarray(rows, np.int64)
+        if len(rows) == 0:
+            return np.zeros(0, np.float64)
+        off = rows - (self.frames - 1)
+        if np.any(off < 0) or np.any(off % self.stride):
+            raise ValueError(f"Int8Scorer: rows must be frames-1 + k*stride, got {rows[:5]}")
+        p = self.stream(feats[: int(rows[-1]) + 1])
+        return p[off // self.stride]
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -602,23 +664,40 @@ def choose_cutoff(pos_probs, neg_stream_probs, hours: float, det: dict, stride: 
     negative streams <= ``det["max_fa_per_hour"]``, plus ``det["margin"]``, at most 0.99.
 
     ``pos_probs``: (N, k) probabilities of validation positives at their streaming outputs
-    around the word end; returns (cutoff, recall at it, false accepts at it).
+    around the word end; returns (cutoff, recall at it, false accepts at it). With
+    ``det["validation_model"] == "int8"`` (probabilities uint8/255 from :class:`Int8Scorer`)
+    each cutoff c is applied as the device applies it, round(c * 255) / 255.
     """
     refractory = int(np.ceil(det["refractory_ms"] / 10 / stride))
     window = det["window"]
+    on_device = _validation_model(det) == "int8"
+
+    def at(c):  # es_posterior compares with the uint8 cutoff, round(c * 255)
+        return round(float(c) * 255) / 255.0 if on_device else c
+
     chosen = 0.99
     for c in np.arange(0.50, 0.995, 0.01):
-        fa = sum(len(detections(p, c, window, refractory)) for p in neg_stream_probs)
+        fa = sum(len(detections(p, at(c), window, refractory)) for p in neg_stream_probs)
         if fa / hours <= det["max_fa_per_hour"]:
             chosen = min(0.99, round(float(c) + det["margin"], 2))
             log(f"lowest cutoff meeting {det['max_fa_per_hour']} false accepts per hour: "
                 f"{c:.2f}")
             break
-    fa = sum(len(detections(p, chosen, window, refractory)) for p in neg_stream_probs)
-    recall = float(np.mean([len(detections(p, chosen, window, 10**6)) > 0 for p in pos_probs]))
+    fa = sum(len(detections(p, at(chosen), window, refractory)) for p in neg_stream_probs)
+    recall = float(np.mean([len(detections(p, at(chosen), window, 10**6)) > 0
+                            for p in pos_probs]))
     log(f"cutoff {chosen:.2f}: validation recall {recall:.3f}, {fa} false accepts in "
         f"{hours:.2f} h of validation negatives")
     return chosen, recall, fa
+
+
+def _validation_model(det: dict) -> str:
+    """``det["validation_model"]``: "float" (the Keras model) or "int8" (the packaged model
+    through the C core, :class:`Int8Scorer`). Raises ValueError for anything else."""
+    v = det.get("validation_model", "float")
+    if v not in ("float", "int8"):
+        raise ValueError(f'config: detector.validation_model must be "float" or "int8", got {v!r}')
+    return v
 
 
 def detector_windows(det: dict) -> list[int]:
@@ -709,6 +788,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         raise ValueError("config: distill.students must be an int >= 1, and > 1 only with a "
                          f"teacher (distill.width > 0), got {dc['students']!r}")
     detector_windows(cfg["detector"])  # a bad window fails before any work
+    _validation_model(cfg["detector"])
 
     # 1. synthetic speech
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
@@ -917,6 +997,17 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
             tflite = arch.to_tflite_int8(model, rep)
         pos_probs = validation_probs(model, pos, val_idx, frames, stride, ctx, seed, cfg)
         neg_probs = [_sigmoid(stream_logits(model, f, frames, stride)) for f in val_feats]
+        float_rows = None
+        if _validation_model(det) == "int8":
+            # the float model's choice, for the record; the int8 model's decides
+            log("validation on the float model (for comparison):")
+            float_rows = choose_detector(pos_probs, neg_probs, val_hours,
+                                         {**det, "validation_model": "float"}, stride, log)[4]
+            log("validation on the int8 model (the C core, as the device runs it):")
+            scorer = Int8Scorer(tflite, cfg, frames, stride)
+            pos_probs = validation_probs(None, pos, val_idx, frames, stride, ctx, seed, cfg,
+                                         scorer=scorer)
+            neg_probs = [scorer.stream(f) for f in val_feats]
         window, cutoff, val_recall, val_fa, window_rows = choose_detector(
             pos_probs, neg_probs, val_hours, det, stride, log)
         run = {"student": k, "model": model, "tflite": tflite, "pos_probs": pos_probs,
@@ -924,7 +1015,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                "validation_recall": round(val_recall, 4), "validation_false_accepts": int(val_fa),
                "validation_within_budget": next(r["within_budget"] for r in window_rows
                                                 if r["window"] == window),
-               "window_rows": window_rows}
+               "window_rows": window_rows, "float_window_rows": float_rows}
         selection.append({key: run[key] for key in ("student", "validation_recall",
                                                       "validation_false_accepts",
                                                       "validation_within_budget", "cutoff",
@@ -968,6 +1059,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     }
     if len(window_rows) > 1:
         summary["window_search"] = window_rows
+    summary["validation_model"] = _validation_model(det)
+    if best["float_window_rows"] is not None:
+        summary["float_window_search"] = best["float_window_rows"]
     if n_students > 1:
         summary["students"] = n_students
         summary["student"] = best["student"]
@@ -1154,7 +1248,9 @@ def write_card_numbers(card: Path, man: dict) -> None:
             ("validation (synthetic positives; real negatives not fitted, clean + noisy)",
              f"recall {100 * t['validation_recall']:.1f} %, "
              f"{t['validation_false_accepts']} false accepts in "
-             f"{t.get('validation_negative_hours', 0):.2f} h"),
+             f"{t.get('validation_negative_hours', 0):.2f} h"
+             + (f", scored on the {t['validation_model']} model" if "validation_model" in t
+                else "")),
         ]
     body = "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
     text = card.read_text()
