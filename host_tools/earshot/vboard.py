@@ -90,8 +90,20 @@ try:
             _sys.print_exception(_e)
 finally:
     _sys.stdout.write({done!r})
-    import time as _t
-    _t.sleep_ms({settle_ms})
+    import select as _sel, time as _t
+    _p = _sel.poll()
+    _p.register(_sys.stdin, _sel.POLLIN)
+    _t0 = _t.ticks_ms()
+    while _t.ticks_diff(_t.ticks_ms(), _t0) < {ack_timeout_ms}:
+        try:
+            if _p.poll(50) and _sys.stdin.buffer.read(1) == {ack!r}:
+                break
+        except KeyboardInterrupt:
+            pass
+    try:
+        _t.sleep_ms(1)
+    except KeyboardInterrupt:
+        pass
 del _os, _sys, _vfs
 """
 
@@ -108,13 +120,18 @@ del _os, _sys, _vfs
 #   returns, and the terminal keeps ISIG until the REPL switches it to raw mode, which the
 #   REPL does before it prints its prompt (ports/unix/main.c, do_repl). Host input waits
 #   for the prompt (or the raw REPL's banner).
-# _BOOTED is printed in a ``finally`` (also when a Ctrl-C ended main.py), followed by a pause
-# of BOOT_SETTLE_MS still under the handler: a byte the supervisor sent before it read the
-# marker arrives in that pause and is a KeyboardInterrupt, not a SIGINT death.
+# _BOOTED is printed in a ``finally`` (also when a Ctrl-C ended main.py). The boot code then
+# waits, still under the handler, for the supervisor's _ACK byte, which the supervisor writes
+# once it has read the marker and stopped forwarding host input. Every Ctrl-C the host sent
+# before that reached the terminal before _ACK, so it is a KeyboardInterrupt in that wait
+# (swallowed, like a Ctrl-C between main.py and the REPL on a board), never a SIGINT death,
+# however late a loaded machine schedules the supervisor. Other bytes read in the wait are
+# dropped, as the REPL's switch to raw mode (TCSAFLUSH) would drop them.
 _UP = "\x00vboard-up\x00"
 _BOOTED = "\x00vboard-booted\x00"
-#: Pause after _BOOTED, in ms (see above): longer than the supervisor takes to read it.
-BOOT_SETTLE_MS = 100
+_ACK = b"\x06"
+#: Longest wait for _ACK, in ms; only a supervisor that never reads the marker hits it.
+BOOT_ACK_TIMEOUT_MS = 5000
 
 
 def _partial_suffix(data: bytes, marker: bytes) -> int:
@@ -253,7 +270,8 @@ class VirtualBoard:
             flash=str(self.flash_dir),
             files=_BOOT_FILES[mode],
             done=_BOOTED,
-            settle_ms=BOOT_SETTLE_MS,
+            ack=_ACK,
+            ack_timeout_ms=BOOT_ACK_TIMEOUT_MS,
         )
         self._proc = subprocess.Popen(
             self._argv + ["-i", "-c", code],
@@ -350,6 +368,10 @@ class VirtualBoard:
             if at >= 0:
                 data = data[:at] + data[at + len(_BOOTED) :]
                 self._early, self._booted, self._input_open = b"", True, False
+                try:  # host input is held from here: let the boot code leave its handler
+                    os.write(self._mp, _ACK)
+                except OSError:
+                    pass  # it already ended (read from _drain)
             else:
                 keep = _partial_suffix(data, _BOOTED.encode())
                 self._early = data[len(data) - keep :] if keep else b""
