@@ -97,9 +97,26 @@ def test_ctrl_c_interrupts_running_code(board):
     assert b"KeyboardInterrupt" in reply and reply.endswith(b"\x04>")
 
 
-def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
+def _boot_under_ctrl_c(flash, seconds, every, boards=3):
+    """Start ``boards`` boards on ``flash`` one after the other; on each, send Ctrl-C every
+    ``every`` s for ``seconds`` s from the first moment, then check that the raw REPL runs
+    code on the first boot (no reboot)."""
     import serial
 
+    for _ in range(boards):
+        with VirtualBoard(flash) as board, serial.Serial(board.port, timeout=10) as ser:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                ser.write(b"\x03")
+                time.sleep(every)
+            ser.write(b"\r\x01")
+            assert ser.read_until(b"raw REPL; CTRL-B to exit\r\n>").endswith(b">")
+            ser.write(b"print(6 * 7)\x04")
+            assert ser.read_until(b"\x04>") == b"OK42\n\x04\x04>"
+            assert board.boots == 1
+
+
+def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
     # Ctrl-C from the first moment on, through boot.py, main.py and the REPL's start. The
     # unix port dies of SIGINT wherever it has no handler installed (its start-up, and from
     # the end of the boot code to the REPL's raw mode); the supervisor keeps host input
@@ -108,23 +125,12 @@ def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
     flash.mkdir()
     (flash / "boot.py").write_text("x = 1\n")
     (flash / "main.py").write_text("y = 2\n")
-    for _ in range(3):
-        with VirtualBoard(flash) as board, serial.Serial(board.port, timeout=10) as ser:
-            end = time.monotonic() + 1.0
-            while time.monotonic() < end:
-                ser.write(b"\x03")
-                time.sleep(0.001)
-            ser.write(b"\r\x01")
-            assert ser.read_until(b"raw REPL; CTRL-B to exit\r\n>").endswith(b">")
-            ser.write(b"print(6 * 7)\x04")
-            assert ser.read_until(b"\x04>") == b"OK42\n\x04\x04>"
-            assert board.boots == 1
+    _boot_under_ctrl_c(flash, seconds=1.0, every=0.001)
 
 
 def test_ctrl_c_from_a_late_supervisor_never_kills_the_interpreter(tmp_path, monkeypatch):
     import selectors
 
-    import serial
     from earshot import vboard
 
     # On a loaded machine the supervisor may be scheduled late: here it sleeps 0.3 s after
@@ -156,17 +162,7 @@ def test_ctrl_c_from_a_late_supervisor_never_kills_the_interpreter(tmp_path, mon
         "    except KeyboardInterrupt:\n"
         "        pass\n"
     )
-    for _ in range(3):
-        with VirtualBoard(flash) as board, serial.Serial(board.port, timeout=10) as ser:
-            end = time.monotonic() + 2.0
-            while time.monotonic() < end:
-                ser.write(b"\x03")
-                time.sleep(0.01)
-            ser.write(b"\r\x01")
-            assert ser.read_until(b"raw REPL; CTRL-B to exit\r\n>").endswith(b">")
-            ser.write(b"print(6 * 7)\x04")
-            assert ser.read_until(b"\x04>") == b"OK42\n\x04\x04>"
-            assert board.boots == 1
+    _boot_under_ctrl_c(flash, seconds=2.0, every=0.01)
 
 
 def test_ctrl_c_interrupts_a_main_py_that_never_returns(tmp_path):
