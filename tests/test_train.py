@@ -67,6 +67,7 @@ def test_package_is_complete(smoke):
     n_pos_windows = summary["synthetic_positives"] * 0.9 * 3  # (2 shifts + 1 early) per copy
     assert 0 < summary["clean_target_windows"] < n_pos_windows
     assert summary["student_mining"] == 1
+    assert summary["weight_average"] == {"momentum": 0.9, "bn_batches": 3}
     # ... and two students of the same teachers: the one validation ranks first is packaged,
     # with the validation probabilities that chose its detector settings.
     from earshot.paths import ROOT
@@ -216,6 +217,12 @@ def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match="detector.validation_model"):
         train.train(train.load_config(overrides={"detector": {"validation_model": "int4"}}),
                     tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+    for wa in ({"momentum": 1.0}, {"momentum": -0.1}, {"momentum": "0.9"},
+               {"momentum": 0.9, "bn_batches": 0}, {"bn_batches": 2.5}):
+        with pytest.raises(ValueError, match=r"weight_average\."):
+            train.train(train.load_config(overrides={"weight_average": wa}), tmp_path / "out",
+                        log=lambda m: None, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
     for aug in ({"room_rirs": -1}, {"clip_fraction": 1.5}):
         with pytest.raises(ValueError, match="augment.room_rirs"):
@@ -373,6 +380,51 @@ def test_weight_qat_is_a_straight_through_step():
     model.fit(x, y, epochs=1, batch_size=16, verbose=0,
               callbacks=[train.weight_qat_callback(model)])
     assert not np.array_equal(model.layers[0].kernel.numpy(), kernel)
+
+
+def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics():
+    """_fit with ema: the model ends on the optimizer's moving average of the weights, not
+    on the last step's; refresh_batchnorm then sets each BatchNorm's moving mean to the mean
+    over its batches of the batch means (the cumulative average), and restores momentum."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    frames = arch.receptive_field()
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=(96, frames, 40)).astype(np.int8)
+    y = (rng.random(96) > 0.5).astype(np.float32)
+    cfg = train.load_config(overrides={"batch_size": 32,
+                                       "weight_average": {"momentum": 0.5, "bn_batches": 2}})
+    plain, averaged = arch.build_model(), arch.build_model()
+    averaged.set_weights(plain.get_weights())
+    train._fit(plain, x, y, np.ones(96, np.float32), cfg, 2, 0.01, lambda m: None, 1)
+    train._fit(averaged, x, y, np.ones(96, np.float32), cfg, 2, 0.01, lambda m: None, 1,
+               ema=0.5)
+    ema = [v.numpy() for v in averaged.optimizer._model_variables_moving_average]
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(ema, averaged.trainable_weights))
+    # the same seeds and steps: the last step's weights are the plain run's, the average not
+    assert not all(np.allclose(a, v.numpy()) for a, v in zip(ema, plain.trainable_weights))
+
+    # refresh_batchnorm alone, on a model whose first BatchNorm sees known inputs
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    bn = model.layers[0]
+    x3 = np.random.default_rng(2).normal(5.0, 2.0, size=(40, 3)).astype(np.float32)
+
+    class Net:  # refresh_batchnorm's model interface, with features_to_input left out
+        layers = model.layers
+
+        def __call__(self, xb, training):
+            return model(xb, training=training)
+
+    from unittest import mock
+
+    with mock.patch("earshot.arch.features_to_input", lambda f: f):
+        train.refresh_batchnorm(Net(), x3, 4, 10, 0)
+    sel_rng = np.random.default_rng([0, 77])
+    means = [x3[np.sort(sel_rng.choice(40, 10, replace=False))].mean(0) for _ in range(4)]
+    assert np.allclose(bn.moving_mean.numpy(), np.mean(means, axis=0), atol=1e-5)
+    assert bn.momentum == 0.99
+    assert np.all(np.abs(bn.moving_mean.numpy() - 5.0) < 1.5)  # was 0 before
 
 
 def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypatch):

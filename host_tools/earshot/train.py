@@ -123,6 +123,14 @@ DEFAULT_CONFIG = {
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
+    # Weight averaging for the network that ships (the student when distilling, else the
+    # model; never a teacher; not the qat fit): each fit keeps an exponential moving average
+    # of the trainable weights (Keras's optimizer ``use_ema``, Polyak and Juditsky 1992) with
+    # ``momentum`` (0: off; 0.999 averages over about the last 1,000 batches) and ends with
+    # those weights; BatchNorm's moving statistics are then estimated again for them over
+    # ``bn_batches`` training batches (as SWA does: Izmailov et al., "Averaging weights leads
+    # to wider optima and better generalization", UAI 2018, section 3.2).
+    "weight_average": {"momentum": 0.0, "bn_batches": 200},
     # Detector defaults chosen on validation data (choose_detector): window in model outputs,
     # or a list of windows to choose from (3..6 outputs: 180-360 ms at an output stride of 6
     # hops, as in models/alexa; HISTORY.md there, session 11: W1's validation recall rose
@@ -461,7 +469,50 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, sa: dict) -> np.ndarra
     return out
 
 
-def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
+def _weight_average(cfg: dict) -> tuple[float, int]:
+    """``cfg["weight_average"]`` checked: (momentum in [0, 1), bn_batches >= 1). ValueError
+    names the bad key."""
+    wa = cfg["weight_average"]
+    m, nb = wa["momentum"], wa["bn_batches"]
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 <= m < 1.0:
+        raise ValueError(f"config: weight_average.momentum must be a number in [0, 1), got {m!r}")
+    if isinstance(nb, bool) or not isinstance(nb, int) or nb < 1:
+        raise ValueError(f"config: weight_average.bn_batches must be an int >= 1, got {nb!r}")
+    return float(m), nb
+
+
+def refresh_batchnorm(model, x: np.ndarray, batches: int, batch: int, seed: int) -> None:
+    """Estimate BatchNorm's moving mean and variance again for ``model``'s current weights:
+    ``batches`` forward passes in training mode over random batches of ``batch`` windows of
+    ``x`` (int8 (n, frames, 40) features), every BatchNormalization layer's momentum set to
+    (k - 1) / k at pass k so the statistics end as the plain mean over the passes (the
+    cumulative average of SWA's bn_update), then restored. Trainable weights do not change.
+    """
+    import keras
+
+    from earshot.arch import features_to_input
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    saved = [layer.momentum for layer in bns]
+    rng = np.random.default_rng([seed, 77])
+    try:
+        for k in range(1, batches + 1):
+            for layer in bns:
+                layer.momentum = (k - 1) / k
+            sel = np.sort(rng.choice(len(x), size=min(batch, len(x)), replace=False))
+            model(features_to_input(x[sel]), training=True)
+    finally:
+        for layer, m in zip(bns, saved):
+            layer.momentum = m
+
+
+def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema=0.0):
+    """Fit ``model`` on windows ``x`` (int8 (n, frames, 40)), targets ``y`` and weights ``w``
+    for ``epochs`` with Adam and a cosine decay from ``lr``. ``ema`` > 0: keep the moving
+    average of the trainable weights with that momentum, end with it, then
+    :func:`refresh_batchnorm` (``cfg["weight_average"]["bn_batches"]`` batches)."""
     import keras
 
     from earshot.arch import features_to_input
@@ -471,7 +522,8 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
         optimizer=keras.optimizers.Adam(
             keras.optimizers.schedules.CosineDecay(
                 lr, decay_steps=max(1, epochs * (len(x) // cfg["batch_size"] + 1))
-            )
+            ),
+            **({"use_ema": True, "ema_momentum": float(ema)} if ema else {}),
         ),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)],
@@ -504,6 +556,9 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=()):
                 f"{logs['binary_accuracy']:.4f}")
 
     model.fit(Data(), epochs=epochs, verbose=0, callbacks=[Log(), *callbacks])
+    if ema:  # fit ended on the averaged weights (Keras's finalize_variable_values)
+        refresh_batchnorm(model, x, int(cfg["weight_average"]["bn_batches"]), batch, seed)
+        log(f"  weights: moving average (momentum {ema}), BatchNorm statistics estimated again")
 
 
 def quantize_per_channel(kernel: np.ndarray, axis: int) -> np.ndarray:
@@ -586,18 +641,20 @@ def distill_targets(y: np.ndarray, teacher_logits, alpha: float, temperature: fl
     return (alpha * y + (1.0 - alpha) * p).astype(np.float32), p
 
 
-def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed):
+def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed, ema=0.0):
     """Fit ``model``, then ``mining.rounds`` rounds of adding the top-scoring windows of the
-    negative streams (weight 2) and fitting again. Returns the grown (x, y, w)."""
+    negative streams (weight 2) and fitting again (every fit with :func:`_fit`'s ``ema``).
+    Returns the grown (x, y, w)."""
     log(f"training {cfg['epochs']} epochs on {len(x)} windows")
-    _fit(model, x, y, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed)
+    _fit(model, x, y, w, cfg, cfg["epochs"], cfg["learning_rate"], log, seed, ema=ema)
     mc = cfg["mining"]
     for r in range(mc["rounds"]):
         hard = mine(model, stream_feats, frames, stride, mc["top_k"], log, f"mining round {r + 1}")
         x = np.concatenate([x, hard])
         y = np.concatenate([y, np.zeros(len(hard), np.uint8)])
         w = np.concatenate([w, np.full(len(hard), 2.0, np.float32)])
-        _fit(model, x, y, w, cfg, mc["epochs"], mc["learning_rate"], log, seed + r + 1)
+        _fit(model, x, y, w, cfg, mc["epochs"], mc["learning_rate"], log, seed + r + 1,
+             ema=ema)
     return x, y, w
 
 
@@ -789,6 +846,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                          f"teacher (distill.width > 0), got {dc['students']!r}")
     detector_windows(cfg["detector"])  # a bad window fails before any work
     _validation_model(cfg["detector"])
+    ema, _ = _weight_average(cfg)
 
     # 1. synthetic speech
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
@@ -965,7 +1023,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
             if n_students > 1:
                 log(f"student {k + 1}/{n_students}:")
             log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
-            _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, s_seed)
+            _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, s_seed,
+                 ema=ema)
             xk, labels, wk = x, targets, w
             mc = cfg["mining"]
             for r in range(int(dc["student_mining"])):
@@ -978,10 +1037,10 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                 labels = np.concatenate([labels, t_hard])
                 wk = np.concatenate([wk, np.full(len(hard), 2.0, np.float32)])
                 _fit(model, xk, labels, wk, cfg, mc["epochs"], mc["learning_rate"], log,
-                     s_seed + 200 + r)
+                     s_seed + 200 + r, ema=ema)
         else:
             x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log,
-                                      s_seed)
+                                      s_seed, ema=ema)
             xk, labels, wk = x, y, w
         if qc["epochs"]:
             log(f"quantization-aware fine-tuning: {qc['epochs']} epochs")
@@ -1081,6 +1140,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         summary.update(teacher_info)
     if qc["epochs"]:
         summary["qat_epochs"] = int(qc["epochs"])
+    if ema:
+        summary["weight_average"] = dict(cfg["weight_average"])
     if int(sa["freq_masks"]) or int(sa["time_masks"]):
         summary["spec_augment"] = {k: int(v) for k, v in sa.items()}
     # Keep the trained network before packaging, so packaging can be redone without training.
