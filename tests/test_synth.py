@@ -1,5 +1,7 @@
 """Synthetic speech: reproducibility from a seed, the sanity filter, augmentation."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -226,3 +228,24 @@ def test_stack_versions_name_what_renders_the_audio(monkeypatch):
     monkeypatch.setattr(subprocess, "run", no_dpkg)
     v = synth.stack_versions()
     assert all(v[name] is None for name in synth.SYNTH_DEBS) and v["numpy"] == np.__version__
+
+
+def test_cpu_info_reads_the_first_processor(tmp_path):
+    import platform
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n"
+                    "model\t\t: 17\nmodel name\t: AMD EPYC 9R14\n"
+                    "flags\t\t: fpu sse4_2 avx2 fma avx512f avx512_vnni sse4_1\n\n"
+                    "processor\t: 1\nmodel name\t: other\nflags\t\t: avx\n")
+    got = synth.cpu_info(info)
+    assert got == {"machine": platform.machine(), "model_name": "AMD EPYC 9R14",
+                   "family": "25", "model": "17",
+                   "isa": ["sse4_1", "sse4_2", "fma", "avx2", "avx512f", "avx512_vnni"]}
+    missing = synth.cpu_info(tmp_path / "absent")
+    assert missing["model_name"] is None and missing["isa"] == []
+    if Path("/proc/cpuinfo").is_file():  # this machine: flags as the kernel lists them
+        here = synth.cpu_info()
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags")).split(":", 1)[1].split()
+        assert here["isa"] == [f for f in synth.CPU_ISA_FLAGS if f in flags]

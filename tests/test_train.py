@@ -60,6 +60,7 @@ def test_package_is_complete(smoke):
     # ... with the versions of what rendered the synthetic audio (TTS engines ran: installed)
     assert set(summary["synth_versions"]) == set(synth.SYNTH_DEBS + synth.SYNTH_DISTS)
     assert summary["synth_versions"]["numpy"] == np.__version__
+    assert summary["cpu"] == synth.cpu_info()  # ... and the CPU (its kernels change results)
     assert summary["room_rirs"] == 3 and summary["clip_fraction"] == 0.2
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers

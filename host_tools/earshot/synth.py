@@ -318,6 +318,40 @@ def stack_versions() -> dict[str, str | None]:
     return out
 
 
+# x86 instruction-set extensions whose kernels change float or int8 results (oneDNN in
+# training, onnxruntime's MLAS under Kokoro): /proc/cpuinfo flag names.
+CPU_ISA_FLAGS = ("sse4_1", "sse4_2", "avx", "fma", "f16c", "avx2", "avx512f", "avx512bw",
+                 "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+
+
+def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
+    """The CPU that rendered and trained, for a run's summary: {"machine": platform.machine(),
+    "model_name", "family", "model" (the first processor's /proc/cpuinfo fields, None where
+    absent), "isa": the CPU_ISA_FLAGS it has, in that order}. Without a readable ``cpuinfo``
+    (not Linux) the fields are None and "isa" is empty.
+
+    Kokoro (onnxruntime) renders differently on CPUs with different extensions, and the same
+    data and seeds train different models (models/alexa/HISTORY.md, session 15)."""
+    import platform
+
+    fields: dict[str, str] = {}
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block only
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {"machine": platform.machine(), "model_name": fields.get("model name"),
+            "family": fields.get("cpu family"), "model": fields.get("model"),
+            "isa": [f for f in CPU_ISA_FLAGS if f in flags]}
+
+
 # --- clips ------------------------------------------------------------------------------------
 
 

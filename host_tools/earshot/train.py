@@ -1132,6 +1132,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         summary["synth_passages"] = len(passages)
         summary["synth_passage_hours"] = round(pass_hours, 3)
     summary["synth_versions"] = synth.stack_versions()
+    summary["cpu"] = synth.cpu_info()
     if cfg["train_seed"] is not None:
         summary["train_seed"] = tseed
     if arch_cfg.get("slimming"):
