@@ -69,6 +69,7 @@ def test_package_is_complete(smoke):
     assert 0 < summary["clean_target_windows"] < n_pos_windows
     assert summary["student_mining"] == 1
     assert summary["weight_average"] == {"momentum": 0.9, "bn_batches": 3}
+    assert summary["teacher_cache"] == "saved"  # train_seed is set: the teachers are kept
     # ... and two students of the same teachers: the one validation ranks first is packaged,
     # with the validation probabilities that chose its detector settings.
     from earshot.paths import ROOT
@@ -426,6 +427,81 @@ def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics
     assert np.allclose(bn.moving_mean.numpy(), np.mean(means, axis=0), atol=1e-5)
     assert bn.momentum == 0.99
     assert np.all(np.abs(bn.moving_mean.numpy() - 5.0) < 1.5)  # was 0 before
+
+
+def test_a_run_with_the_same_teachers_loads_them_and_trains_the_same_students(smoke):
+    """The smoke config again on the same cache: the teachers and their mined windows come
+    from the cache instead of training, and every student, the package included, is the
+    same to the byte (the students' seeds do not depend on the teachers' training)."""
+    from earshot.paths import ROOT
+
+    tmp, first = smoke
+    lines = []
+    cfg = train.load_config(ROOT / "configs" / "smoke.json")
+    again = train.train(cfg, tmp / "pkg-again", log=lines.append, cache_dir=tmp / "cache",
+                        stage_dir=tmp / "stage-again")
+    assert again["teacher_cache"] == "loaded"
+    assert any(line.startswith("teachers: 2 loaded from ") for line in lines)
+    assert not any(line.startswith("teacher 1/2") for line in lines)  # no teacher trained
+    assert again["student_selection"] == first["student_selection"]
+    assert again["windows"] == first["windows"]
+    assert (tmp / "stage-again" / "model.tflite").read_bytes() == \
+        (tmp / "stage" / "model.tflite").read_bytes()
+
+
+def test_teacher_cache_key_and_a_damaged_cache(tmp_path):
+    """The key ignores the students' keys and follows the teachers' config and the data; a
+    damaged or missing cache file is reported and reads as None (the run trains again)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=(20, 5, 40)).astype(np.int8)
+    y = (rng.random(20) > 0.5).astype(np.uint8)
+    w = np.ones(20, np.float32)
+    cfg = train.load_config(overrides={"train_seed": 3, "distill": {"width": 2}})
+    key = train.teacher_cache_key(cfg, x, y, w)
+    for students_only in ({"distill": {"students": 4, "student_mining": 1}},
+                          {"weight_average": {"momentum": 0.99}}, {"qat": {"epochs": 2}},
+                          {"detector": {"window": 3}}):
+        other = train.load_config(overrides={"train_seed": 3, "distill": {"width": 2}})
+        for k, v in students_only.items():
+            other[k].update(v)
+        assert train.teacher_cache_key(other, x, y, w) == key, students_only
+    for teachers_too in ({"train_seed": 4}, {"epochs": 3}, {"distill": {"width": 3}}):
+        other = train.load_config(overrides={"train_seed": 3, "distill": {"width": 2}})
+        for k, v in teachers_too.items():
+            other[k] = {**other[k], **v} if isinstance(v, dict) else v
+        assert train.teacher_cache_key(other, x, y, w) != key, teachers_too
+    x2 = x.copy()
+    x2[0, 0, 0] ^= 1
+    assert train.teacher_cache_key(cfg, x2, y, w) != key
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+    def build(k):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                                 keras.layers.BatchNormalization(), keras.layers.Dense(1)])
+
+    saved = [build(0), build(1)]
+    path = tmp_path / "teachers" / "t.npz"
+    train.save_teachers(path, saved, x[:3], y[:3], w[:3])
+    assert [p.name for p in path.parent.iterdir()] == ["t.npz"]  # no temporary file left
+    logs = []
+    teachers, xa, ya, wa = train.load_teachers(path, build, logs.append)
+    assert not logs and np.array_equal(xa, x[:3]) and ya.dtype == np.uint8
+    for a, b in zip(saved, teachers):
+        assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+    assert train.load_teachers(tmp_path / "absent.npz", build, logs.append) is None
+    assert not logs  # a missing file is the usual first run, not a problem
+    path.write_bytes(path.read_bytes()[:100])
+    assert train.load_teachers(path, build, logs.append) is None
+    assert len(logs) == 1 and str(path) in logs[0] and "training again" in logs[0]
+    train.save_teachers(path, saved, x[:3], y[:3], w[:3])
+    wider = lambda k: keras.Sequential([keras.Input((4,)), keras.layers.Dense(5),  # noqa: E731
+                                        keras.layers.BatchNormalization(),
+                                        keras.layers.Dense(1)])
+    assert train.load_teachers(path, wider, logs.append) is None  # another layout
+    assert len(logs) == 2 and "ValueError" in logs[1]
 
 
 def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypatch):

@@ -118,8 +118,14 @@ DEFAULT_CONFIG = {
     # with train_seed's seeds, student k with train_seed + 500 + 1000 k); the one that
     # validation_rank puts first is packaged. Fitting runs differ by more than most recipe
     # changes (HISTORY.md), and a student costs about a third of a run with its teacher.
+    # cache_teachers: keep the trained teachers and the windows they mined under
+    # <cache_dir>/teachers/, keyed on everything they depend on (teacher_cache_key), so a
+    # run that changes only the students' keys loads them instead of training them again
+    # (the same students follow); only with train_seed set, as without it the students'
+    # initial weights depend on the random state the teachers' training left behind.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
-                "teachers": 1, "clean_targets": False, "student_mining": 0, "students": 1},
+                "teachers": 1, "clean_targets": False, "student_mining": 0, "students": 1,
+                "cache_teachers": True},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -641,6 +647,85 @@ def distill_targets(y: np.ndarray, teacher_logits, alpha: float, temperature: fl
     return (alpha * y + (1.0 - alpha) * p).astype(np.float32), p
 
 
+# Keys that act only after the teachers (on the students, the detector, the package): a run
+# that differs from another only in them can reuse the other's teachers.
+_STUDENT_ONLY = {"detector": None, "qat": None, "weight_average": None,
+                 "distill": ("alpha", "temperature", "clean_targets", "student_mining",
+                             "students", "cache_teachers")}
+
+
+def teacher_cache_key(cfg: dict, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> str:
+    """The sha256 (hex) that names a run's cached teachers: the config without
+    _STUDENT_ONLY's keys, the training windows ``x`` (int8 (n, frames, 40)), labels ``y``
+    and weights ``w`` they are fitted on, the TensorFlow, Keras and NumPy versions, the CPU
+    (synth.cpu_info: kernels differ by instruction set) and the source of earshot.train and
+    earshot.arch (the fitting code). Anything else that changes the teachers changes one of
+    these."""
+    import hashlib
+
+    import keras
+    import tensorflow as tf
+
+    c = copy.deepcopy(cfg)
+    for key, sub in _STUDENT_ONLY.items():
+        if sub is None:
+            c.pop(key, None)
+        else:
+            for k in sub:
+                c.get(key, {}).pop(k, None)
+    c.pop("comment", None)
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    h.update(json.dumps({"config": c, "tensorflow": tf.__version__, "keras": keras.__version__,
+                         "numpy": np.__version__, "cpu": synth.cpu_info()},
+                        sort_keys=True, default=str).encode())
+    for name in ("train.py", "arch.py"):
+        h.update((here / name).read_bytes())
+    for a in (x, y, w):
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+def save_teachers(path: Path, teachers, x_add: np.ndarray, y_add: np.ndarray,
+                  w_add: np.ndarray) -> None:
+    """Write ``teachers`` (Keras models: every weight, BatchNorm statistics included) and the
+    windows their mining added (int8 (m, frames, 40), uint8 (m,), float32 (m,)) to ``path``
+    (.npz), through a temporary file and a rename, so a reader never sees half a file."""
+    arrays = {"teachers": np.int64(len(teachers)), "x_add": x_add, "y_add": y_add,
+              "w_add": w_add}
+    for k, t in enumerate(teachers):
+        for i, v in enumerate(t.get_weights()):
+            arrays[f"t{k}_{i}"] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_teachers(path: Path, build, log):
+    """Read :func:`save_teachers`' file: (teachers, x_add, y_add, w_add), each teacher
+    ``build(k)`` (a fresh model of the teacher layout) given the saved weights. None, after a
+    log line naming the file and the problem, when it is missing, damaged or does not fit
+    the layout (the caller trains the teachers again)."""
+    import zipfile
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            teachers = []
+            for k in range(int(f["teachers"])):
+                t = build(k)
+                n = len(t.get_weights())
+                t.set_weights([f[f"t{k}_{i}"] for i in range(n)])
+                teachers.append(t)
+            return teachers, f["x_add"], f["y_add"], f["w_add"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log(f"teacher cache {path} unreadable ({type(exc).__name__}: {exc}): training again")
+        return None
+
+
 def _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log, seed, ema=0.0):
     """Fit ``model``, then ``mining.rounds`` rounds of adding the top-scoring windows of the
     negative streams (weight 2) and fitting again (every fit with :func:`_fit`'s ``ema``).
@@ -977,16 +1062,39 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         if n_teachers < 1:
             raise ValueError(f"config: distill.teachers must be >= 1, got {n_teachers}")
         teachers = []
-        for k in range(n_teachers):
-            # teacher 0 keeps the seed of a single-teacher run
-            t_seed = tseed + 100 + 1000 * k
-            _seed_init(cfg, t_seed)
-            teacher = arch.build_model(t_arch, name=f"teacher{k}" if k else "teacher")
-            log(f"teacher {k + 1}/{n_teachers}: filters x{dc['width']}, "
-                f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
-            x, y, w = _train_and_mine(teacher, x, y, w, stream_feats, frames, stride, cfg,
-                                      log, t_seed)
-            teachers.append(teacher)
+        cache_state, loaded, t_path = "off", None, None
+        if dc["cache_teachers"] and cfg["train_seed"] is not None:
+            t_path = cache_dir / "teachers" / \
+                f"{wake_word.replace(' ', '_')}-{teacher_cache_key(cfg, x, y, w)[:24]}.npz"
+            loaded = load_teachers(
+                t_path, lambda k: arch.build_model(t_arch, name=f"teacher{k}" if k else "teacher"),
+                log)
+        if loaded is not None:
+            teachers, x_add, y_add, w_add = loaded
+            if len(teachers) != n_teachers:
+                raise ValueError(f"teacher cache {t_path}: {len(teachers)} teachers, the config "
+                                 f"has {n_teachers}")
+            x, y, w = (np.concatenate([x, x_add]), np.concatenate([y, y_add]),
+                       np.concatenate([w, w_add]))
+            cache_state = "loaded"
+            log(f"teachers: {n_teachers} loaded from {t_path} ({len(x_add)} mined windows)")
+        else:
+            n_before = len(x)
+            for k in range(n_teachers):
+                # teacher 0 keeps the seed of a single-teacher run
+                t_seed = tseed + 100 + 1000 * k
+                _seed_init(cfg, t_seed)
+                teacher = arch.build_model(t_arch, name=f"teacher{k}" if k else "teacher")
+                log(f"teacher {k + 1}/{n_teachers}: filters x{dc['width']}, "
+                    f"{arch.macs_per_output(t_arch) * 3 // stride} MACs per 30 ms")
+                x, y, w = _train_and_mine(teacher, x, y, w, stream_feats, frames, stride, cfg,
+                                          log, t_seed)
+                teachers.append(teacher)
+            del teacher
+            if t_path is not None:
+                save_teachers(t_path, teachers, x[n_before:], y[n_before:], w[n_before:])
+                cache_state = "saved"
+                log(f"teachers saved to {t_path}")
         # after all mining, on every window
         t_logits = [predict(t, x) for t in teachers]
         teacher_info = {}
@@ -998,7 +1106,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                 f"without their broadband noise")
             teacher_info["clean_target_windows"] = n_noisy
         targets, soft = distill_targets(y, t_logits, dc["alpha"], dc["temperature"])
-        teacher_info |= {"teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
+        teacher_info |= {"teacher_cache": cache_state,
+                         "teacher_macs_per_30ms": int(arch.macs_per_output(t_arch) * 3 // stride),
                          "teacher_train_accuracy": round(float(np.mean((soft > 0.5) == y)), 4)}
         if n_teachers > 1:
             teacher_info["teachers"] = n_teachers
@@ -1086,7 +1195,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         if best is None or validation_rank(run) > validation_rank(best):
             best = run
     if dc["width"]:
-        del teachers, teacher, x_twin
+        del teachers, x_twin
     model, tflite, pos_probs, neg_probs = (best[key] for key in
                                            ("model", "tflite", "pos_probs", "neg_probs"))
     window, cutoff, window_rows = best["window"], best["cutoff"], best["window_rows"]
