@@ -230,6 +230,7 @@ def test_stop_removes_the_port(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
+
 def test_the_acknowledgement_wait_keeps_every_ctrl_c(tmp_path):
     # The boot code's wait for _ACK must keep every KeyboardInterrupt inside it, wherever the
     # SIGINT lands: MicroPython raises a pending one at the next branch (py/vm.c,
