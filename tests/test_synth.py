@@ -157,6 +157,28 @@ def test_augment_is_seeded_and_tracks_the_end():
         assert 0 < e <= len(y)
 
 
+def test_augment_peak_level_follows_peak_dbfs():
+    x, end = synth.render(dict(ESPEAK, text="alexa"))
+    x = np.concatenate([np.zeros(4000, np.int16), x, np.zeros(4000, np.int16)])
+
+    def peak_db(y):
+        return 20 * np.log10(np.max(np.abs(y.astype(np.float64))) / 32768.0)
+
+    for seed in range(12):
+        # the default range is the one earlier versions drew from: the same audio
+        a, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0)
+        b, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0,
+                             peak_dbfs=(-35, -6))
+        assert np.array_equal(a, b)
+        assert -35.1 < peak_db(a) < -5.9
+        loud, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0,
+                                peak_dbfs=(-3, 0))
+        assert -3.1 < peak_db(loud) <= 0.0
+    for bad in ((-6, -35), (-6, 3), (None, 0), (-6,), "loud", (float("nan"), 0)):
+        with pytest.raises(ValueError, match="peak_dbfs"):
+            synth.augment(x, end, np.random.default_rng(0), peak_dbfs=bad)
+
+
 def test_trim_and_noise_helpers():
     rng = np.random.default_rng(0)
     tone = np.sin(np.arange(3200) / 5).astype(np.float32)

@@ -62,6 +62,7 @@ def test_package_is_complete(smoke):
     assert summary["synth_versions"]["numpy"] == np.__version__
     assert summary["cpu"] == synth.cpu_info()  # ... and the CPU (its kernels change results)
     assert summary["room_rirs"] == 3 and summary["clip_fraction"] == 0.2
+    assert summary["peak_dbfs"] == [-35.0, 0.0]  # training clips up to full scale
     assert summary["train_seed"] == 7
     assert summary["teachers"] == 2  # an ensemble of two teachers
     # ... clean targets for the noisy half of the positive copies, SpecAugment masks
@@ -229,6 +230,9 @@ def test_config_errors(tmp_path):
     for aug in ({"room_rirs": -1}, {"clip_fraction": 1.5}):
         with pytest.raises(ValueError, match="augment.room_rirs"):
             train._Context([], train.load_config(overrides={"augment": aug}))
+    for peak in ([-6, -35], [-10, 2], "loud"):
+        with pytest.raises(ValueError, match=r"config: augment\.peak_dbfs"):
+            train._Context([], train.load_config(overrides={"augment": {"peak_dbfs": peak}}))
 
 
 def test_detection_rule_matches_posterior_semantics():

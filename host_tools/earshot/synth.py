@@ -685,6 +685,7 @@ def augment(
     p_noise: float = 0.8,
     rirs: tuple[np.ndarray, ...] | None = None,
     clip_p: float = 0.0,
+    peak_dbfs: tuple[float, float] = (-35.0, -6.0),
 ) -> tuple[np.ndarray, int]:
     """Randomly perturb a clip as a microphone in a room would hear it.
 
@@ -693,13 +694,15 @@ def augment(
     0.1..0.8 s), band-limit (Butterworth high-pass 40..300 Hz and low-pass 3.4..7.8 kHz, p
     0.4), noise with probability ``p_noise``: coloured noise, hum or babble from ``speech``
     (int16 clips) at ``snr_db`` (uniform, dB), with probability ``clip_p`` clipping (gain of
-    6..20 dB into full scale, as an overdriven microphone amplifier), then a level of -35..-6
-    dBFS peak. ``samples`` int16 (n,) at 16 kHz; returns (int16 (m,), new end). With
-    ``rirs`` None and ``clip_p`` 0 the random draws are those of earlier versions, so a
-    seed gives the same audio as before.
+    6..20 dB into full scale, as an overdriven microphone amplifier), then a peak level uniform
+    in ``peak_dbfs`` (dBFS, lo <= hi <= 0). ``samples`` int16 (n,) at 16 kHz; returns (int16
+    (m,), new end). With ``rirs`` None, ``clip_p`` 0 and the default ``peak_dbfs`` the random
+    draws are those of earlier versions, so a seed gives the same audio as before. Raises
+    ValueError for a ``peak_dbfs`` outside that range.
     """
     from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
+    lo_db, hi_db = check_peak_dbfs(peak_dbfs)
     x = samples.astype(np.float32) / 32768.0
     if rng.random() < 0.6:
         speed = rng.uniform(0.9, 1.1)
@@ -728,8 +731,20 @@ def augment(
         drive = 10 ** (rng.uniform(6, 20) / 20) / (float(np.max(np.abs(x))) + 1e-9)
         x = np.clip(x * drive, -1.0, 1.0).astype(np.float32)
     peak = float(np.max(np.abs(x))) + 1e-9
-    x = x * (10 ** (rng.uniform(-35, -6) / 20) / peak)
+    x = x * (10 ** (rng.uniform(lo_db, hi_db) / 20) / peak)
     return to_int16(x), min(end, len(x))
+
+
+def check_peak_dbfs(peak_dbfs) -> tuple[float, float]:
+    """``peak_dbfs`` as (lo, hi) floats in dBFS; ValueError unless two numbers with
+    lo <= hi <= 0 (a peak above full scale would clip every clip)."""
+    try:
+        lo, hi = (float(v) for v in peak_dbfs)
+    except (TypeError, ValueError):
+        raise ValueError(f"peak_dbfs must be two numbers (lo, hi) in dBFS, got {peak_dbfs!r}")
+    if not (np.isfinite(lo) and lo <= hi <= 0.0):
+        raise ValueError(f"peak_dbfs must satisfy lo <= hi <= 0 dBFS, got {peak_dbfs!r}")
+    return lo, hi
 
 
 # --- batch generation -------------------------------------------------------------------------

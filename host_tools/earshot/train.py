@@ -71,8 +71,11 @@ DEFAULT_CONFIG = {
     # Training augmentation beyond synth.augment's defaults (validation keeps the defaults, so
     # candidates stay comparable): room_rirs > 0 replaces the exponential-decay reverb by that
     # many pyroomacoustics image-source room responses (synth.room_rirs, drawn from ``seed``);
-    # clip_fraction: share of augmented clips driven into clipping.
-    "augment": {"room_rirs": 0, "clip_fraction": 0.0},
+    # clip_fraction: share of augmented clips driven into clipping; peak_dbfs: the range
+    # (dBFS) of each augmented clip's final peak level, positives and negatives alike
+    # (synth.augment's default [-35, -6]; real recordings reach full scale: HISTORY.md,
+    # session 17).
+    "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": [-35.0, -6.0]},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
     # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
@@ -228,8 +231,12 @@ class _Context:
         if n_rirs < 0 or not 0.0 <= clip_p <= 1.0:
             raise ValueError(f"config: augment.room_rirs must be >= 0 and clip_fraction in "
                              f"[0, 1], got {n_rirs}, {clip_p}")
+        try:
+            peak = synth.check_peak_dbfs(cfg["augment"]["peak_dbfs"])
+        except ValueError as exc:
+            raise ValueError(f"config: augment.{exc}") from None
         rirs = synth.room_rirs(n_rirs, int(cfg["seed"])) if n_rirs else None
-        self.aug = {"rirs": rirs, "clip_p": clip_p}
+        self.aug = {"rirs": rirs, "clip_p": clip_p, "peak_dbfs": peak}
 
     def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
@@ -1237,6 +1244,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if ctx.aug["rirs"] or ctx.aug["clip_p"]:
         summary["room_rirs"] = len(ctx.aug["rirs"] or ())
         summary["clip_fraction"] = ctx.aug["clip_p"]
+    if ctx.aug["peak_dbfs"] != (-35.0, -6.0):
+        summary["peak_dbfs"] = list(ctx.aug["peak_dbfs"])
     if passages:
         summary["synth_passages"] = len(passages)
         summary["synth_passage_hours"] = round(pass_hours, 3)
