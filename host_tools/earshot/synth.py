@@ -676,6 +676,11 @@ def room_rirs(n: int, seed: int) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
+# The peak level range (dBFS) of synth.augment's output unless told otherwise: the range of
+# every model trained before augment.peak_dbfs existed.
+PEAK_DBFS = (-35.0, -6.0)
+
+
 def augment(
     samples: np.ndarray,
     end: int,
@@ -685,7 +690,7 @@ def augment(
     p_noise: float = 0.8,
     rirs: tuple[np.ndarray, ...] | None = None,
     clip_p: float = 0.0,
-    peak_dbfs: tuple[float, float] = (-35.0, -6.0),
+    peak_dbfs: tuple[float, float] = PEAK_DBFS,
 ) -> tuple[np.ndarray, int]:
     """Randomly perturb a clip as a microphone in a room would hear it.
 

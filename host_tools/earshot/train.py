@@ -73,9 +73,8 @@ DEFAULT_CONFIG = {
     # many pyroomacoustics image-source room responses (synth.room_rirs, drawn from ``seed``);
     # clip_fraction: share of augmented clips driven into clipping; peak_dbfs: the range
     # (dBFS) of each augmented clip's final peak level, positives and negatives alike
-    # (synth.augment's default [-35, -6]; real recordings reach full scale: HISTORY.md,
-    # session 17).
-    "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": [-35.0, -6.0]},
+    # (synth.PEAK_DBFS, -35..-6; real recordings reach full scale: HISTORY.md, session 17).
+    "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": list(synth.PEAK_DBFS)},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
     # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
@@ -1244,7 +1243,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if ctx.aug["rirs"] or ctx.aug["clip_p"]:
         summary["room_rirs"] = len(ctx.aug["rirs"] or ())
         summary["clip_fraction"] = ctx.aug["clip_p"]
-    if ctx.aug["peak_dbfs"] != (-35.0, -6.0):
+    if ctx.aug["peak_dbfs"] != synth.PEAK_DBFS:
         summary["peak_dbfs"] = list(ctx.aug["peak_dbfs"])
     if passages:
         summary["synth_passages"] = len(passages)
