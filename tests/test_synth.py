@@ -179,6 +179,52 @@ def test_augment_peak_level_follows_peak_dbfs():
             synth.augment(x, end, np.random.default_rng(0), peak_dbfs=bad)
 
 
+def test_high_shelf_cuts_only_above_its_corner():
+    from scipy.signal import sosfreqz
+
+    for corner, gain in ((2000.0, -20.0), (4500.0, -6.0), (3000.0, 0.0)):
+        sos = synth.high_shelf_sos(corner, gain)
+        f, h = sosfreqz(sos, worN=[100.0, corner, 7900.0], fs=16000)
+        db = 20 * np.log10(np.abs(h))
+        assert abs(db[0]) < 0.3  # the low band passes
+        assert abs(db[1] - gain / 2) < 0.3  # the shelf midpoint (Audio EQ Cookbook)
+        assert abs(db[2] - gain) < 1.5  # the high band gets the gain
+    for bad in (0.0, 8000.0, -5.0):
+        with pytest.raises(ValueError, match="shelf corner"):
+            synth.high_shelf_sos(bad, -6.0)
+
+
+def test_augment_hf_shelf_is_off_by_default_and_dulls_the_high_band():
+    x, end = synth.render(dict(ESPEAK, text="alexa"))
+    x = np.concatenate([np.zeros(4000, np.int16), x, np.zeros(4000, np.int16)])
+    off = dict(synth.HF_SHELF)
+
+    def high_share(y):
+        s = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
+        f = np.fft.rfftfreq(len(y), 1 / 16000)
+        return s[f > 5000].sum() / s.sum()
+
+    dull = []
+    for seed in range(8):
+        # p 0 draws nothing: the audio of earlier versions
+        a, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0)
+        b, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0, hf_shelf=off)
+        assert np.array_equal(a, b)
+        c, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0,
+                             hf_shelf={"p": 1.0, "hz": (2000, 2000), "db": (-20, -20)})
+        assert not np.array_equal(a, c)
+        dull.append(high_share(c) / high_share(a))
+    # every copy lost most of its energy above 5 kHz (the shelf is -20 dB there)
+    assert max(dull) < 0.1
+    for bad in ({"p": 2, "hz": (2000, 4000), "db": (-9, -3)},
+                {"p": 0.5, "hz": (4000, 2000), "db": (-9, -3)},
+                {"p": 0.5, "hz": (2000, 9000), "db": (-9, -3)},
+                {"p": 0.5, "hz": (2000, 4000), "db": (-3, 6)},
+                {"p": 0.5, "hz": (2000, 4000)}):
+        with pytest.raises(ValueError, match="hf_shelf"):
+            synth.augment(x, end, np.random.default_rng(0), hf_shelf=bad)
+
+
 def test_trim_and_noise_helpers():
     rng = np.random.default_rng(0)
     tone = np.sin(np.arange(3200) / 5).astype(np.float32)

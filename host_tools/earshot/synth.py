@@ -681,6 +681,49 @@ def room_rirs(n: int, seed: int) -> tuple[np.ndarray, ...]:
 PEAK_DBFS = (-35.0, -6.0)
 
 
+def high_shelf_sos(corner_hz: float, gain_db: float, fs: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Second-order high-shelf filter as one scipy ``sos`` row (float64 (1, 6)): gain 0 dB
+    well below ``corner_hz`` (Hz, the shelf midpoint), ``gain_db`` (dB) well above it,
+    shelf slope S = 1. Coefficients of R. Bristow-Johnson, "Cookbook formulae for audio EQ
+    biquad filter coefficients" (the Audio EQ Cookbook, high shelf). Raises ValueError
+    unless 0 < ``corner_hz`` < ``fs`` / 2."""
+    if not 0.0 < corner_hz < fs / 2:
+        raise ValueError(f"shelf corner must be in (0, {fs / 2:g}) Hz, got {corner_hz!r}")
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * corner_hz / fs
+    cw, alpha = np.cos(w0), np.sin(w0) / 2.0 * np.sqrt(2.0)  # S = 1
+    ra = 2.0 * np.sqrt(a) * alpha
+    b = [a * ((a + 1) + (a - 1) * cw + ra), -2 * a * ((a - 1) + (a + 1) * cw),
+         a * ((a + 1) + (a - 1) * cw - ra)]
+    den = [(a + 1) - (a - 1) * cw + ra, 2 * ((a - 1) - (a + 1) * cw),
+           (a + 1) - (a - 1) * cw - ra]
+    return np.array([[*(v / den[0] for v in b), 1.0, den[1] / den[0], den[2] / den[0]]])
+
+
+#: augment's default high-shelf cut: off (p 0), so seeds give the audio of earlier versions.
+HF_SHELF = {"p": 0.0, "hz": (2000.0, 5000.0), "db": (-20.0, -3.0)}
+
+
+def check_hf_shelf(hf: dict) -> dict:
+    """``hf`` (keys p, hz, db) checked and as floats: p in [0, 1], hz two corners (Hz) with
+    0 < lo <= hi < 8000, db two gains (dB) with lo <= hi <= 0. Raises ValueError naming the
+    bad key."""
+    try:
+        p = float(hf["p"])
+        hz = tuple(float(v) for v in hf["hz"])
+        db = tuple(float(v) for v in hf["db"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"hf_shelf needs p, hz (lo, hi) and db (lo, hi), got {hf!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"hf_shelf.p must be in [0, 1], got {p!r}")
+    if len(hz) != 2 or not 0.0 < hz[0] <= hz[1] < SAMPLE_RATE_HZ / 2:
+        raise ValueError(f"hf_shelf.hz must be (lo, hi) with 0 < lo <= hi < "
+                         f"{SAMPLE_RATE_HZ // 2} Hz, got {hf['hz']!r}")
+    if len(db) != 2 or not db[0] <= db[1] <= 0.0:
+        raise ValueError(f"hf_shelf.db must be (lo, hi) with lo <= hi <= 0 dB, got {hf['db']!r}")
+    return {"p": p, "hz": hz, "db": db}
+
+
 def augment(
     samples: np.ndarray,
     end: int,
@@ -691,23 +734,30 @@ def augment(
     rirs: tuple[np.ndarray, ...] | None = None,
     clip_p: float = 0.0,
     peak_dbfs: tuple[float, float] = PEAK_DBFS,
+    hf_shelf: dict | None = None,
 ) -> tuple[np.ndarray, int]:
     """Randomly perturb a clip as a microphone in a room would hear it.
 
     In order: speed change 0.9..1.1 (tempo and pitch, resampling; ``end`` follows), reverb
     (p 0.5: one of ``rirs``, e.g. :func:`room_rirs`, or without them :func:`exp_rir` with RT60
     0.1..0.8 s), band-limit (Butterworth high-pass 40..300 Hz and low-pass 3.4..7.8 kHz, p
-    0.4), noise with probability ``p_noise``: coloured noise, hum or babble from ``speech``
+    0.4), with probability ``hf_shelf["p"]`` a high-shelf cut (:func:`high_shelf_sos`; corner
+    uniform in ``hf_shelf["hz"]``, gain uniform in ``hf_shelf["db"]``: the duller high band
+    of a talker turned away from the microphone, W. T. Chu and A. C. C. Warnock, "Detailed
+    directivity of sound fields around human talkers", NRC-IRC RR-104, 2002, or of weak
+    fricatives), noise with probability ``p_noise``: coloured noise, hum or babble from ``speech``
     (int16 clips) at ``snr_db`` (uniform, dB), with probability ``clip_p`` clipping (gain of
     6..20 dB into full scale, as an overdriven microphone amplifier), then a peak level uniform
     in ``peak_dbfs`` (dBFS, lo <= hi <= 0). ``samples`` int16 (n,) at 16 kHz; returns (int16
-    (m,), new end). With ``rirs`` None, ``clip_p`` 0 and the default ``peak_dbfs`` the random
-    draws are those of earlier versions, so a seed gives the same audio as before. Raises
-    ValueError for a ``peak_dbfs`` outside that range.
+    (m,), new end). With ``rirs`` None, ``clip_p`` 0, the default ``peak_dbfs`` and no
+    ``hf_shelf`` (or its p 0) the random draws are those of earlier versions, so a seed gives
+    the same audio as before. Raises ValueError for a ``peak_dbfs`` outside that range or a
+    bad ``hf_shelf`` (:func:`check_hf_shelf`).
     """
     from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
     lo_db, hi_db = check_peak_dbfs(peak_dbfs)
+    hf = check_hf_shelf(hf_shelf) if hf_shelf is not None else HF_SHELF
     x = samples.astype(np.float32) / 32768.0
     if rng.random() < 0.6:
         speed = rng.uniform(0.9, 1.1)
@@ -721,6 +771,9 @@ def augment(
         hp = butter(2, rng.uniform(40, 300), "highpass", fs=SAMPLE_RATE_HZ, output="sos")
         lp = butter(4, rng.uniform(3400, 7800), "lowpass", fs=SAMPLE_RATE_HZ, output="sos")
         x = sosfilt(lp, sosfilt(hp, x)).astype(np.float32)
+    if hf["p"] > 0 and rng.random() < hf["p"]:
+        sos = high_shelf_sos(rng.uniform(*hf["hz"]), rng.uniform(*hf["db"]))
+        x = sosfilt(sos, x).astype(np.float32)
     if rng.random() < p_noise:
         kind = rng.random()
         if kind < 0.35 and speech:

@@ -73,8 +73,13 @@ DEFAULT_CONFIG = {
     # many pyroomacoustics image-source room responses (synth.room_rirs, drawn from ``seed``);
     # clip_fraction: share of augmented clips driven into clipping; peak_dbfs: the range
     # (dBFS) of each augmented clip's final peak level, positives and negatives alike
-    # (synth.PEAK_DBFS, -35..-6; real recordings reach full scale: HISTORY.md, session 17).
-    "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": list(synth.PEAK_DBFS)},
+    # (synth.PEAK_DBFS, -35..-6; real recordings reach full scale: HISTORY.md, session 17);
+    # hf_shelf: share ``p`` of augmented clips, positives and negatives alike, whose band
+    # above a corner uniform in ``hz`` (Hz) is cut by a gain uniform in ``db`` (dB), as a
+    # talker turned away from the microphone sounds (synth.augment; HISTORY.md, session 19).
+    "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": list(synth.PEAK_DBFS),
+                "hf_shelf": {"p": synth.HF_SHELF["p"], "hz": list(synth.HF_SHELF["hz"]),
+                             "db": list(synth.HF_SHELF["db"])}},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
     # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
@@ -234,8 +239,12 @@ class _Context:
             peak = synth.check_peak_dbfs(cfg["augment"]["peak_dbfs"])
         except ValueError as exc:
             raise ValueError(f"config: augment.{exc}") from None
+        try:
+            hf = synth.check_hf_shelf(cfg["augment"]["hf_shelf"])
+        except ValueError as exc:
+            raise ValueError(f"config: augment.{exc}") from None
         rirs = synth.room_rirs(n_rirs, int(cfg["seed"])) if n_rirs else None
-        self.aug = {"rirs": rirs, "clip_p": clip_p, "peak_dbfs": peak}
+        self.aug = {"rirs": rirs, "clip_p": clip_p, "peak_dbfs": peak, "hf_shelf": hf}
 
     def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
@@ -1245,6 +1254,9 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         summary["clip_fraction"] = ctx.aug["clip_p"]
     if ctx.aug["peak_dbfs"] != synth.PEAK_DBFS:
         summary["peak_dbfs"] = list(ctx.aug["peak_dbfs"])
+    if ctx.aug["hf_shelf"]["p"] > 0:
+        hf = ctx.aug["hf_shelf"]
+        summary["hf_shelf"] = {"p": hf["p"], "hz": list(hf["hz"]), "db": list(hf["db"])}
     if passages:
         summary["synth_passages"] = len(passages)
         summary["synth_passage_hours"] = round(pass_hours, 3)
@@ -1370,6 +1382,11 @@ def new_card(wake_word: str, cfg: dict) -> str:
     reverb = (f"{aug['room_rirs']} simulated rooms (`synth.room_rirs`)" if aug["room_rirs"]
               else "exponential-decay reverb")
     clip = f", clipping ({100 * aug['clip_fraction']:g} %)" if aug["clip_fraction"] else ""
+    hf = aug["hf_shelf"]
+    if float(hf["p"]) > 0:
+        clip += (f", high band cut by {-float(hf['db'][1]):g}-{-float(hf['db'][0]):g} dB above "
+                 f"{float(hf['hz'][0]) / 1000:g}-{float(hf['hz'][1]) / 1000:g} kHz "
+                 f"({100 * float(hf['p']):g} %)")
     return f"""# Model card: Earshot "{wake_word}"
 
 | | |
