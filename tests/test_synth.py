@@ -225,6 +225,36 @@ def test_augment_hf_shelf_is_off_by_default_and_dulls_the_high_band():
             synth.augment(x, end, np.random.default_rng(0), hf_shelf=bad)
 
 
+def test_augment_noise_alpha_reaches_the_high_band():
+    x, end = synth.render(dict(ESPEAK, text="alexa"))
+    x = np.concatenate([np.zeros(4000, np.int16), x, np.zeros(4000, np.int16)])
+
+    def high_share(y):
+        s = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
+        f = np.fft.rfftfreq(len(y), 1 / 16000)
+        return s[f > 4000].sum() / s.sum()
+
+    seen = 0
+    for seed in range(40):
+        a, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=1.0, snr_db=(0, 0))
+        b, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=1.0, snr_db=(0, 0),
+                             noise_alpha=synth.NOISE_ALPHA)
+        assert np.array_equal(a, b)  # the default range: the draws of earlier versions
+        v, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=1.0, snr_db=(0, 0),
+                             noise_alpha=(-2, -2))
+        if not np.array_equal(a, v):  # the coloured-noise draws (not babble or hum)
+            seen += 1
+            # violet noise (power ~ f^2) at 0 dB SNR: 7/8 of the noise, about 0.44 of the
+            # clip's power, lies above 4 kHz; white noise puts half of it there, about 0.25
+            assert high_share(v) > 0.38 > high_share(a)
+    assert seen >= 10
+    n = synth.colored_noise(16000, -1.0, np.random.default_rng(0))
+    assert abs(np.sqrt(np.mean(n**2)) - 1) < 1e-3
+    for bad in ((1, 0), (-4, 0), (0,), "blue", (float("nan"), 1)):
+        with pytest.raises(ValueError, match="noise_alpha"):
+            synth.augment(x, end, np.random.default_rng(0), noise_alpha=bad)
+
+
 def test_trim_and_noise_helpers():
     rng = np.random.default_rng(0)
     tone = np.sin(np.arange(3200) / 5).astype(np.float32)

@@ -233,6 +233,9 @@ def test_config_errors(tmp_path):
     for peak in ([-6, -35], [-10, 2], "loud"):
         with pytest.raises(ValueError, match=r"config: augment\.peak_dbfs"):
             train._Context([], train.load_config(overrides={"augment": {"peak_dbfs": peak}}))
+    for alpha in ([2, 0], [-5, 0], "blue"):
+        with pytest.raises(ValueError, match=r"config: augment\.noise_alpha"):
+            train._Context([], train.load_config(overrides={"augment": {"noise_alpha": alpha}}))
     for hf in ({"p": -0.1}, {"db": [-3, 3]}, {"hz": [0, 4000]}):
         with pytest.raises(ValueError, match=r"config: augment\.hf_shelf"):
             train._Context([], train.load_config(overrides={"augment": {"hf_shelf": hf}}))

@@ -584,7 +584,8 @@ def check_positive(samples: np.ndarray, end: int, use_mww: bool = True) -> str |
 
 
 def colored_noise(n: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
-    """Noise with power spectrum ~ 1/f^alpha (0 white, 1 pink, 2 brown), float (n,), unit RMS."""
+    """Noise with power spectrum ~ 1/f^alpha (-2 violet, -1 blue, 0 white, 1 pink, 2 brown),
+    float (n,), unit RMS."""
     spec = np.fft.rfft(rng.standard_normal(n))
     f = np.arange(len(spec), dtype=np.float64)
     f[0] = 1.0
@@ -700,6 +701,23 @@ def high_shelf_sos(corner_hz: float, gain_db: float, fs: int = SAMPLE_RATE_HZ) -
     return np.array([[*(v / den[0] for v in b), 1.0, den[1] / den[0], den[2] / den[0]]])
 
 
+#: augment's default range of the coloured noise's exponent alpha (power ~ 1/f^alpha): white
+#: (0) to brown (2), the range of every model before augment.noise_alpha existed.
+NOISE_ALPHA = (0.0, 2.0)
+
+
+def check_noise_alpha(noise_alpha) -> tuple[float, float]:
+    """``noise_alpha`` as (lo, hi) floats; ValueError unless two numbers with -3 <= lo <= hi
+    <= 3 (-2 violet, -1 blue, 0 white, 1 pink, 2 brown)."""
+    try:
+        lo, hi = (float(v) for v in noise_alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise_alpha must be two numbers (lo, hi), got {noise_alpha!r}")
+    if not (np.isfinite(lo) and np.isfinite(hi) and -3.0 <= lo <= hi <= 3.0):
+        raise ValueError(f"noise_alpha must satisfy -3 <= lo <= hi <= 3, got {noise_alpha!r}")
+    return lo, hi
+
+
 #: augment's default high-shelf cut: off (p 0), so seeds give the audio of earlier versions.
 HF_SHELF = {"p": 0.0, "hz": (2000.0, 5000.0), "db": (-20.0, -3.0)}
 
@@ -735,6 +753,7 @@ def augment(
     clip_p: float = 0.0,
     peak_dbfs: tuple[float, float] = PEAK_DBFS,
     hf_shelf: dict | None = None,
+    noise_alpha: tuple[float, float] = NOISE_ALPHA,
 ) -> tuple[np.ndarray, int]:
     """Randomly perturb a clip as a microphone in a room would hear it.
 
@@ -745,19 +764,23 @@ def augment(
     uniform in ``hf_shelf["hz"]``, gain uniform in ``hf_shelf["db"]``: the duller high band
     of a talker turned away from the microphone, W. T. Chu and A. C. C. Warnock, "Detailed
     directivity of sound fields around human talkers", NRC-IRC RR-104, 2002, or of weak
-    fricatives), noise with probability ``p_noise``: coloured noise, hum or babble from ``speech``
-    (int16 clips) at ``snr_db`` (uniform, dB), with probability ``clip_p`` clipping (gain of
+    fricatives), noise with probability ``p_noise``: coloured noise (power ~ 1/f^alpha, alpha
+    uniform in ``noise_alpha``; below 0 the noise leans to the high band, as fans, air vents
+    and running water do), hum or babble from ``speech`` (int16 clips) at ``snr_db``
+    (uniform, dB), with probability ``clip_p`` clipping (gain of
     6..20 dB into full scale, as an overdriven microphone amplifier), then a peak level uniform
     in ``peak_dbfs`` (dBFS, lo <= hi <= 0). ``samples`` int16 (n,) at 16 kHz; returns (int16
-    (m,), new end). With ``rirs`` None, ``clip_p`` 0, the default ``peak_dbfs`` and no
-    ``hf_shelf`` (or its p 0) the random draws are those of earlier versions, so a seed gives
-    the same audio as before. Raises ValueError for a ``peak_dbfs`` outside that range or a
-    bad ``hf_shelf`` (:func:`check_hf_shelf`).
+    (m,), new end). With ``rirs`` None, ``clip_p`` 0, the default ``peak_dbfs`` and
+    ``noise_alpha`` and no ``hf_shelf`` (or its p 0) the random draws are those of earlier
+    versions, so a seed gives the same audio as before. Raises ValueError for a ``peak_dbfs``
+    outside that range, a bad ``hf_shelf`` (:func:`check_hf_shelf`) or ``noise_alpha``
+    (:func:`check_noise_alpha`).
     """
     from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
     lo_db, hi_db = check_peak_dbfs(peak_dbfs)
     hf = check_hf_shelf(hf_shelf) if hf_shelf is not None else HF_SHELF
+    alpha_lo, alpha_hi = check_noise_alpha(noise_alpha)
     x = samples.astype(np.float32) / 32768.0
     if rng.random() < 0.6:
         speed = rng.uniform(0.9, 1.1)
@@ -781,7 +804,7 @@ def augment(
         elif kind < 0.45:
             noise = hum(len(x), rng)
         else:
-            noise = colored_noise(len(x), rng.uniform(0.0, 2.0), rng)
+            noise = colored_noise(len(x), rng.uniform(alpha_lo, alpha_hi), rng)
         sig = np.sqrt(np.mean(x**2)) + 1e-9
         snr = rng.uniform(*snr_db)
         x = x + noise * (sig / 10 ** (snr / 20))

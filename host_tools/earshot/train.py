@@ -76,8 +76,11 @@ DEFAULT_CONFIG = {
     # (synth.PEAK_DBFS, -35..-6; real recordings reach full scale: HISTORY.md, session 17);
     # hf_shelf: share ``p`` of augmented clips, positives and negatives alike, whose band
     # above a corner uniform in ``hz`` (Hz) is cut by a gain uniform in ``db`` (dB), as a
-    # talker turned away from the microphone sounds (synth.augment; HISTORY.md, session 19).
+    # talker turned away from the microphone sounds (synth.augment; HISTORY.md, session 19);
+    # noise_alpha: the range of the coloured noise's exponent (power ~ 1/f^alpha; default 0..2,
+    # white to brown; below 0 blue and violet, noise that leans to the high band).
     "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": list(synth.PEAK_DBFS),
+                "noise_alpha": list(synth.NOISE_ALPHA),
                 "hf_shelf": {"p": synth.HF_SHELF["p"], "hz": list(synth.HF_SHELF["hz"]),
                              "db": list(synth.HF_SHELF["db"])}},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
@@ -241,10 +244,12 @@ class _Context:
             raise ValueError(f"config: augment.{exc}") from None
         try:
             hf = synth.check_hf_shelf(cfg["augment"]["hf_shelf"])
+            alpha = synth.check_noise_alpha(cfg["augment"]["noise_alpha"])
         except ValueError as exc:
             raise ValueError(f"config: augment.{exc}") from None
         rirs = synth.room_rirs(n_rirs, int(cfg["seed"])) if n_rirs else None
-        self.aug = {"rirs": rirs, "clip_p": clip_p, "peak_dbfs": peak, "hf_shelf": hf}
+        self.aug = {"rirs": rirs, "clip_p": clip_p, "peak_dbfs": peak, "hf_shelf": hf,
+                    "noise_alpha": alpha}
 
     def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
@@ -1257,6 +1262,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     if ctx.aug["hf_shelf"]["p"] > 0:
         hf = ctx.aug["hf_shelf"]
         summary["hf_shelf"] = {"p": hf["p"], "hz": list(hf["hz"]), "db": list(hf["db"])}
+    if ctx.aug["noise_alpha"] != synth.NOISE_ALPHA:
+        summary["noise_alpha"] = list(ctx.aug["noise_alpha"])
     if passages:
         summary["synth_passages"] = len(passages)
         summary["synth_passage_hours"] = round(pass_hours, 3)
@@ -1387,6 +1394,9 @@ def new_card(wake_word: str, cfg: dict) -> str:
         clip += (f", high band cut by {-float(hf['db'][1]):g}-{-float(hf['db'][0]):g} dB above "
                  f"{float(hf['hz'][0]) / 1000:g}-{float(hf['hz'][1]) / 1000:g} kHz "
                  f"({100 * float(hf['p']):g} %)")
+    if tuple(float(v) for v in aug["noise_alpha"]) != synth.NOISE_ALPHA:
+        lo, hi = (float(v) for v in aug["noise_alpha"])
+        clip += f", coloured noise 1/f^{lo:g} to 1/f^{hi:g}"
     return f"""# Model card: Earshot "{wake_word}"
 
 | | |
