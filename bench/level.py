@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import dataset
-from earshot.evaluate import NOISE_SEED, Earshot, MicroWakeWord, add_noise, load_positives
+from earshot.evaluate import NOISE_SEED, add_noise, dev_side_by_side
 
 PEAK_DBFS = (None, 0, -3, -6, -10, -20, -30)  # None: as recorded
 
@@ -42,10 +41,8 @@ def scale_to_peak(x: np.ndarray, peak_dbfs: float | None) -> np.ndarray:
 
 
 def run(model_dir=None, snrs=(None,), levels=PEAK_DBFS, log=print) -> list[dict]:
-    engines = [Earshot(model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa"),
-               MicroWakeWord()]
-    pos, _ = load_positives(dataset.dev_positives(dataset.data_dir()), None,
-                            np.random.default_rng(NOISE_SEED), log=lambda m: None)
+    engines, pos = dev_side_by_side(
+        model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa")
     rows = []
     for eng in engines:
         for snr in snrs:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import dataset, synth
-from earshot.evaluate import NOISE_SEED, Earshot, MicroWakeWord, load_positives
+from earshot import synth
+from earshot.evaluate import NOISE_SEED, dev_side_by_side
 
 SAMPLE_RATE_HZ = 16000
 #: colour -> (alpha of synth.colored_noise, or a band (lo_hz, hi_hz) of white noise)
@@ -70,10 +70,8 @@ def add_coloured_noise(x: np.ndarray, colour: str, snr_db: float,
 
 
 def run(model_dir=None, snr_db=10.0, colours=tuple(COLOURS), log=print) -> list[dict]:
-    engines = [Earshot(model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa"),
-               MicroWakeWord()]
-    pos, _ = load_positives(dataset.dev_positives(dataset.data_dir()), None,
-                            np.random.default_rng(NOISE_SEED), log=lambda m: None)
+    engines, pos = dev_side_by_side(
+        model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa")
     rows = []
     for eng in engines:
         for colour in (None, *colours):

@@ -184,6 +184,18 @@ class MicroWakeWord:
 # --- evaluation -------------------------------------------------------------------------------
 
 
+def dev_side_by_side(model_dir) -> tuple[list, list]:
+    """The positives-only benches' setup (``bench/level.py``, ``bench/noise.py``): the two
+    engines, ``[Earshot(model_dir), MicroWakeWord()]``, and the development positives
+    (``dataset.dev_positives``) padded and clean, as :func:`load_positives` gives them (list
+    of (file name, int16 (n,) at 16 kHz)). Raises what those raise (a missing data folder,
+    a bad model)."""
+    engines = [Earshot(model_dir), MicroWakeWord()]
+    pos, _ = load_positives(dataset.dev_positives(dataset.data_dir()), None,
+                            np.random.default_rng(NOISE_SEED), log=lambda m: None)
+    return engines, pos
+
+
 def audio_files(folder) -> list[Path]:
     """Audio files (.wav, .flac) under ``folder``, sorted. Raises FileNotFoundError when the
     folder does not exist and ValueError when it holds no audio file."""
