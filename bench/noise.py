@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from earshot import synth
+from earshot.audio import SAMPLE_RATE_HZ
 from earshot.evaluate import NOISE_SEED, dev_side_by_side
 
-SAMPLE_RATE_HZ = 16000
 #: colour -> (alpha of synth.colored_noise, or a band (lo_hz, hi_hz) of white noise)
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0, "violet": -2.0,
            "low": (0.0, 2000.0), "high": (4000.0, 8000.0)}

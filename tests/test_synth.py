@@ -179,6 +179,12 @@ def test_augment_peak_level_follows_peak_dbfs():
             synth.augment(x, end, np.random.default_rng(0), peak_dbfs=bad)
 
 
+def _high_share(y, above_hz):
+    """Share of int16 ``y``'s power above ``above_hz`` (16 kHz audio)."""
+    s = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
+    return s[np.fft.rfftfreq(len(y), 1 / 16000) > above_hz].sum() / s.sum()
+
+
 def test_high_shelf_cuts_only_above_its_corner():
     from scipy.signal import sosfreqz
 
@@ -199,11 +205,6 @@ def test_augment_hf_shelf_is_off_by_default_and_dulls_the_high_band():
     x = np.concatenate([np.zeros(4000, np.int16), x, np.zeros(4000, np.int16)])
     off = dict(synth.HF_SHELF)
 
-    def high_share(y):
-        s = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
-        f = np.fft.rfftfreq(len(y), 1 / 16000)
-        return s[f > 5000].sum() / s.sum()
-
     dull = []
     for seed in range(8):
         # p 0 draws nothing: the audio of earlier versions
@@ -213,7 +214,7 @@ def test_augment_hf_shelf_is_off_by_default_and_dulls_the_high_band():
         c, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=0,
                              hf_shelf={"p": 1.0, "hz": (2000, 2000), "db": (-20, -20)})
         assert not np.array_equal(a, c)
-        dull.append(high_share(c) / high_share(a))
+        dull.append(_high_share(c, 5000) / _high_share(a, 5000))
     # every copy lost most of its energy above 5 kHz (the shelf is -20 dB there)
     assert max(dull) < 0.1
     for bad in ({"p": 2, "hz": (2000, 4000), "db": (-9, -3)},
@@ -229,11 +230,6 @@ def test_augment_noise_alpha_reaches_the_high_band():
     x, end = synth.render(dict(ESPEAK, text="alexa"))
     x = np.concatenate([np.zeros(4000, np.int16), x, np.zeros(4000, np.int16)])
 
-    def high_share(y):
-        s = np.abs(np.fft.rfft(y.astype(np.float64))) ** 2
-        f = np.fft.rfftfreq(len(y), 1 / 16000)
-        return s[f > 4000].sum() / s.sum()
-
     seen = 0
     for seed in range(40):
         a, _ = synth.augment(x, end, np.random.default_rng(seed), p_noise=1.0, snr_db=(0, 0))
@@ -246,7 +242,7 @@ def test_augment_noise_alpha_reaches_the_high_band():
             seen += 1
             # violet noise (power ~ f^2) at 0 dB SNR: 7/8 of the noise, about 0.44 of the
             # clip's power, lies above 4 kHz; white noise puts half of it there, about 0.25
-            assert high_share(v) > 0.38 > high_share(a)
+            assert _high_share(v, 4000) > 0.38 > _high_share(a, 4000)
     assert seen >= 10
     n = synth.colored_noise(16000, -1.0, np.random.default_rng(0))
     assert abs(np.sqrt(np.mean(n**2)) - 1) < 1e-3
