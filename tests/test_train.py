@@ -216,6 +216,15 @@ def test_config_errors(tmp_path):
         with pytest.raises(ValueError, match=r"distill\.students"):
             train.train(train.load_config(overrides={"distill": distill}), tmp_path / "out",
                         log=lambda m: None, cache_dir=tmp_path / "cache")
+    for key, bad in (("first_student", -1), ("first_student", 1.0), ("student_epochs", 0),
+                     ("student_epochs", True), ("student_epochs", "30")):
+        with pytest.raises(ValueError, match=rf"distill\.{key} must be an int"):
+            train.train(train.load_config(overrides={"distill": {"width": 2, key: bad}}),
+                        tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
+    for key, v in (("first_student", 2), ("student_epochs", 30)):  # students of no teacher
+        with pytest.raises(ValueError, match=rf"distill\.{key} .*needs a teacher"):
+            train.train(train.load_config(overrides={"distill": {key: v}}),
+                        tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()  # refused before any synthesis
     with pytest.raises(ValueError, match="detector.validation_model"):
         train.train(train.load_config(overrides={"detector": {"validation_model": "int4"}}),
@@ -459,6 +468,31 @@ def test_a_run_with_the_same_teachers_loads_them_and_trains_the_same_students(sm
         (tmp / "stage" / "model.tflite").read_bytes()
 
 
+def test_first_student_draws_the_later_students_alone(smoke):
+    """``distill.first_student`` 1 with one student, on the smoke run's cache: the teachers
+    load, and the one student trained is the smoke run's student 1 (its seeds follow its
+    index), with the same validation numbers; ``student_epochs`` 2 then trains that student
+    for two epochs (the smoke config's ``epochs`` is 1), a new student."""
+    from earshot.paths import ROOT
+
+    tmp, first = smoke
+    lines = []
+    cfg = train.load_config(ROOT / "configs" / "smoke.json",
+                            overrides={"distill": {"first_student": 1, "students": 1}})
+    later = train.train(cfg, tmp / "pkg-later", log=lines.append, cache_dir=tmp / "cache",
+                        stage_dir=tmp / "stage-later")
+    assert later["teacher_cache"] == "loaded" and later["student"] == 1
+    assert later["student_selection"] == [first["student_selection"][1]]
+    assert "student 2 (1 of 1):" in lines and "student_epochs" not in later
+    lines.clear()
+    cfg["distill"]["student_epochs"] = 2
+    longer = train.train(cfg, tmp / "pkg-longer", log=lines.append, cache_dir=tmp / "cache",
+                         stage_dir=tmp / "stage-longer")
+    assert longer["teacher_cache"] == "loaded" and longer["student_epochs"] == 2
+    assert any(line.startswith("student: training 2 epochs on ") for line in lines)
+    assert sum(line.startswith("  epoch 2/2:") for line in lines) == 1  # the student's fit
+
+
 def test_teacher_cache_key_and_a_damaged_cache(tmp_path):
     """The key ignores the students' keys and follows the teachers' config and the data; a
     damaged or missing cache file is reported and reads as None (the run trains again)."""
@@ -469,6 +503,7 @@ def test_teacher_cache_key_and_a_damaged_cache(tmp_path):
     cfg = train.load_config(overrides={"train_seed": 3, "distill": {"width": 2}})
     key = train.teacher_cache_key(cfg, x, y, w)
     for students_only in ({"distill": {"students": 4, "student_mining": 1}},
+                          {"distill": {"first_student": 4, "student_epochs": 30}},
                           {"weight_average": {"momentum": 0.99}}, {"qat": {"epochs": 2}},
                           {"detector": {"window": 3}}):
         other = train.load_config(overrides={"train_seed": 3, "distill": {"width": 2}})

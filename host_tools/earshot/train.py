@@ -128,6 +128,13 @@ DEFAULT_CONFIG = {
     # with train_seed's seeds, student k with train_seed + 500 + 1000 k); the one that
     # validation_rank puts first is packaged. Fitting runs differ by more than most recipe
     # changes (HISTORY.md), and a student costs about a third of a run with its teacher.
+    # first_student: the index of the first student trained (students first_student ..
+    # first_student + students - 1, each with its index's seeds), so a later run draws new
+    # students of the same teachers without training the earlier ones again.
+    # student_epochs: the students' epochs (None: ``epochs``, as the teachers'); a student
+    # matching a fixed teacher on fixed views keeps improving over long schedules (Beyer et
+    # al., "Knowledge distillation: a good teacher is patient and consistent", CVPR 2022,
+    # section 4), and the cosine decay of _fit stretches over all of them.
     # cache_teachers: keep the trained teachers and the windows they mined under
     # <cache_dir>/teachers/, keyed on everything they depend on (teacher_cache_key), so a
     # run that changes only the students' keys loads them instead of training them again
@@ -135,7 +142,7 @@ DEFAULT_CONFIG = {
     # initial weights depend on the random state the teachers' training left behind.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
                 "teachers": 1, "clean_targets": False, "student_mining": 0, "students": 1,
-                "cache_teachers": True},
+                "first_student": 0, "student_epochs": None, "cache_teachers": True},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -671,7 +678,7 @@ def distill_targets(y: np.ndarray, teacher_logits, alpha: float, temperature: fl
 # that differs from another only in them can reuse the other's teachers.
 _STUDENT_ONLY = {"detector": None, "qat": None, "weight_average": None,
                  "distill": ("alpha", "temperature", "clean_targets", "student_mining",
-                             "students", "cache_teachers")}
+                             "students", "first_student", "student_epochs", "cache_teachers")}
 
 
 def teacher_cache_key(cfg: dict, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> str:
@@ -949,6 +956,15 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
             or dc["students"] < 1 or (dc["students"] > 1 and not dc["width"]):
         raise ValueError("config: distill.students must be an int >= 1, and > 1 only with a "
                          f"teacher (distill.width > 0), got {dc['students']!r}")
+    for key, least in (("first_student", 0), ("student_epochs", 1)):
+        v = dc[key]
+        if key == "student_epochs" and v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < least \
+                or (v != DEFAULT_CONFIG["distill"][key] and not dc["width"]):
+            raise ValueError(f"config: distill.{key} must be an int >= {least}"
+                             f"{' (or null)' if key == 'student_epochs' else ''} and needs a "
+                             f"teacher (distill.width > 0), got {v!r}")
     detector_windows(cfg["detector"])  # a bad window fails before any work
     _validation_model(cfg["detector"])
     ema, _ = _weight_average(cfg)
@@ -1133,26 +1149,28 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
             teacher_info["teachers"] = n_teachers
         log(f"teacher accuracy on the training windows {teacher_info['teacher_train_accuracy']}")
         n_students = int(dc["students"])
+        first_student = int(dc["first_student"])
+        student_epochs = int(dc["student_epochs"] or cfg["epochs"])
         if dc["student_mining"]:
             teacher_info["student_mining"] = int(dc["student_mining"])
     else:
-        n_students = 1
+        n_students, first_student, student_epochs = 1, 0, cfg["epochs"]
     train_s = time.monotonic() - t0
     val_feats = [inputs(s, cfg) for s in val_streams]
     det = cfg["detector"]
     qc = cfg["qat"]
     best, selection = None, []
-    for k in range(n_students):
+    for k in range(first_student, first_student + n_students):
         # student 0 keeps the seeds of a single-student run
         s_seed = tseed if k == 0 else tseed + 500 + 1000 * k
         t1 = time.monotonic()
         _seed_init(cfg, s_seed)
         model = arch.build_model(arch_cfg)
         if dc["width"]:
-            if n_students > 1:
-                log(f"student {k + 1}/{n_students}:")
-            log(f"student: training {cfg['epochs']} epochs on {len(x)} distilled targets")
-            _fit(model, x, targets, w, cfg, cfg["epochs"], cfg["learning_rate"], log, s_seed,
+            if n_students > 1 or first_student:
+                log(f"student {k + 1} ({k - first_student + 1} of {n_students}):")
+            log(f"student: training {student_epochs} epochs on {len(x)} distilled targets")
+            _fit(model, x, targets, w, cfg, student_epochs, cfg["learning_rate"], log, s_seed,
                  ema=ema)
             xk, labels, wk = x, targets, w
             mc = cfg["mining"]
@@ -1208,7 +1226,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                                                       "validation_false_accepts",
                                                       "validation_within_budget", "cutoff",
                                                       "window")})
-        if n_students > 1:
+        if n_students > 1 or first_student:
             log(f"student {k + 1}: validation recall {run['validation_recall']:.3f} at "
                 f"window {window}, cutoff {cutoff:.2f}")
         # keep only the best so far (one Keras model in memory); a tie keeps the earlier
@@ -1250,10 +1268,12 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     summary["validation_model"] = _validation_model(det)
     if best["float_window_rows"] is not None:
         summary["float_window_search"] = best["float_window_rows"]
-    if n_students > 1:
+    if n_students > 1 or first_student:
         summary["students"] = n_students
         summary["student"] = best["student"]
         summary["student_selection"] = selection
+    if dc["width"] and student_epochs != cfg["epochs"]:
+        summary["student_epochs"] = student_epochs
     if ctx.aug["rirs"] or ctx.aug["clip_p"]:
         summary["room_rirs"] = len(ctx.aug["rirs"] or ())
         summary["clip_fraction"] = ctx.aug["clip_p"]
