@@ -956,15 +956,15 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
             or dc["students"] < 1 or (dc["students"] > 1 and not dc["width"]):
         raise ValueError("config: distill.students must be an int >= 1, and > 1 only with a "
                          f"teacher (distill.width > 0), got {dc['students']!r}")
-    for key, least in (("first_student", 0), ("student_epochs", 1)):
-        v = dc[key]
-        if key == "student_epochs" and v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < least \
-                or (v != DEFAULT_CONFIG["distill"][key] and not dc["width"]):
-            raise ValueError(f"config: distill.{key} must be an int >= {least}"
-                             f"{' (or null)' if key == 'student_epochs' else ''} and needs a "
-                             f"teacher (distill.width > 0), got {v!r}")
+    first, epochs = dc["first_student"], dc["student_epochs"]
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0 \
+            or (first and not dc["width"]):
+        raise ValueError("config: distill.first_student must be an int >= 0 and needs a "
+                         f"teacher (distill.width > 0), got {first!r}")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                               or epochs < 1 or not dc["width"]):
+        raise ValueError("config: distill.student_epochs must be an int >= 1 (or null) and "
+                         f"needs a teacher (distill.width > 0), got {epochs!r}")
     detector_windows(cfg["detector"])  # a bad window fails before any work
     _validation_model(cfg["detector"])
     ema, _ = _weight_average(cfg)

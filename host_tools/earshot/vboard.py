@@ -123,7 +123,8 @@ del _os, _sys, _vfs, _sel, _t, _p, _a, _ack
 #   supervisor sends as soon as it reads _UP may raise KeyboardInterrupt in that very write
 #   (MicroPython handles pending events when a write returns), and one raised outside the
 #   ``try`` ended the boot code without _BOOTED, with input open and no handler, so the next
-#   Ctrl-C killed the interpreter (1 boot in 40 under two trainings on 2 cores, session 20);
+#   Ctrl-C killed the interpreter (7 of 120 boards started under Ctrl-C, with two trainings
+#   on 2 cores; none of 160 since);
 # - from _UP to _BOOTED: the boot files run inside the unix port's execute_from_lexer(),
 #   which installs its SIGINT handler (ports/unix/unix_mphal.c, mp_hal_set_interrupt_char),
 #   so a Ctrl-C raises KeyboardInterrupt, as it interrupts a board's main.py;
