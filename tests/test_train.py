@@ -221,7 +221,12 @@ def test_config_errors(tmp_path):
         with pytest.raises(ValueError, match=rf"distill\.{key} must be an int"):
             train.train(train.load_config(overrides={"distill": {"width": 2, key: bad}}),
                         tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
-    for key, v in (("first_student", 2), ("student_epochs", 30)):  # students of no teacher
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match=r"distill\.mixup must be a number in \[0, 1\]"):
+            train.train(train.load_config(overrides={"distill": {"width": 2, "mixup": bad}}),
+                        tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
+    for key, v in (("first_student", 2), ("student_epochs", 30), ("mixup", 0.5)):
+        # students of no teacher
         with pytest.raises(ValueError, match=rf"distill\.{key} .*needs a teacher"):
             train.train(train.load_config(overrides={"distill": {key: v}}),
                         tmp_path / "out", log=lambda m: None, cache_dir=tmp_path / "cache")
@@ -491,6 +496,63 @@ def test_first_student_draws_the_later_students_alone(smoke):
     assert longer["teacher_cache"] == "loaded" and longer["student_epochs"] == 2
     assert any(line.startswith("student: training 2 epochs on ") for line in lines)
     assert sum(line.startswith("  epoch 2/2:") for line in lines) == 1  # the student's fit
+    lines.clear()
+    cfg["distill"]["mixup"] = 0.5  # function matching: a new student, same teachers
+    mixed = train.train(cfg, tmp / "pkg-mixed", log=lines.append, cache_dir=tmp / "cache",
+                        stage_dir=tmp / "stage-mixed")
+    assert mixed["teacher_cache"] == "loaded" and mixed["mixup"] == 0.5
+    assert (tmp / "stage-mixed" / "model.tflite").read_bytes() != \
+        (tmp / "stage-longer" / "model.tflite").read_bytes()
+
+
+def test_mixup_matches_the_teachers_on_the_mixed_inputs():
+    """``mix_batch``: the chosen rows become convex mixtures of two different rows of the
+    batch, with the teachers' mean probability on exactly that input as the target and the
+    mixed weight; the other rows are untouched; fraction 0 changes nothing, 1 every row."""
+    import keras
+
+    class Mean(keras.Model):  # a "teacher" whose logit is 4 * the input's mean
+        def call(self, z, training=False):
+            return 4.0 * keras.ops.mean(z, axis=(1, 2, 3))[:, None]
+
+    class Neg(Mean):
+        def call(self, z, training=False):
+            return -super().call(z, training)
+
+    rng = np.random.default_rng(0)
+    n = 64
+    xin = rng.normal(size=(n, 5, 1, 40)).astype(np.float32)
+    y = (rng.random(n) > 0.5).astype(np.float32)
+    w = rng.uniform(1.0, 3.0, n).astype(np.float32)
+    x2, y2, w2 = train.mix_batch(xin, y, w, 0.5, [Mean()], 2.0, np.random.default_rng(1))
+    changed = np.flatnonzero(np.any(x2 != xin, axis=(1, 2, 3)))
+    assert 16 <= len(changed) <= 48  # about half
+    same = np.setdiff1d(np.arange(n), changed)
+    assert np.array_equal(y2[same], y[same]) and np.array_equal(w2[same], w[same])
+    flat = xin.reshape(n, -1)
+    for r in changed:  # a mixture of row r and exactly one other row o, lam in [0, 1]
+        fits = []
+        for o in range(n):
+            d = flat[o] - flat[r]
+            t = ((x2[r].ravel() - flat[r]) @ d) / (d @ d)
+            if o != r and np.allclose(x2[r].ravel(), flat[r] + t * d, atol=1e-5):
+                fits.append((o, t))
+        assert len(fits) == 1, r
+        o, t = fits[0]
+        assert 0.0 <= t <= 1.0
+        assert np.isclose(w2[r], (1 - t) * w[r] + t * w[o], atol=1e-4)
+        p = 1.0 / (1.0 + np.exp(-4.0 * x2[r].mean() / 2.0))  # temperature 2
+        assert np.isclose(y2[r], p, atol=1e-5)
+    # two teachers: the mean of their probabilities (here exactly 0.5)
+    _, y3, _ = train.mix_batch(xin, y, w, 1.0, [Mean(), Neg()], 1.0, np.random.default_rng(1))
+    assert np.allclose(y3, 0.5, atol=1e-6)
+    x0, y0, w0 = train.mix_batch(xin, y, w, 0.0, [Mean()], 1.0, np.random.default_rng(1))
+    assert np.array_equal(x0, xin) and np.array_equal(y0, y) and np.array_equal(w0, w)
+    assert not np.shares_memory(x2, xin)  # the caller's batch is not written to
+    with pytest.raises(ValueError, match="mixup fraction"):
+        train.mix_batch(xin, y, w, 1.5, [Mean()], 1.0, rng)
+    with pytest.raises(ValueError, match="at least one teacher"):
+        train.mix_batch(xin, y, w, 0.5, [], 1.0, rng)
 
 
 def test_teacher_cache_key_and_a_damaged_cache(tmp_path):
@@ -504,6 +566,7 @@ def test_teacher_cache_key_and_a_damaged_cache(tmp_path):
     key = train.teacher_cache_key(cfg, x, y, w)
     for students_only in ({"distill": {"students": 4, "student_mining": 1}},
                           {"distill": {"first_student": 4, "student_epochs": 30}},
+                          {"distill": {"mixup": 0.5}},
                           {"weight_average": {"momentum": 0.99}}, {"qat": {"epochs": 2}},
                           {"detector": {"window": 3}}):
         other = train.load_config(overrides={"train_seed": 3, "distill": {"width": 2}})

@@ -135,6 +135,13 @@ DEFAULT_CONFIG = {
     # matching a fixed teacher on fixed views keeps improving over long schedules (Beyer et
     # al., "Knowledge distillation: a good teacher is patient and consistent", CVPR 2022,
     # section 4), and the cosine decay of _fit stretches over all of them.
+    # mixup: the fraction of every student batch (0: off) replaced by function matching
+    # (Beyer et al. 2022, section 3: "consistent" teaching with mixup): each such window's
+    # model input becomes lam * a + (1 - lam) * b with b another window of the same batch
+    # and lam ~ U(0, 1), and its target is the teachers' score of that very input (the mean
+    # of sigmoid(logit / temperature), no hard label), computed as the batch is drawn; its
+    # weight is lam * w_a + (1 - lam) * w_b. So the student matches the teachers on inputs
+    # off the fixed training views, not only on them.
     # cache_teachers: keep the trained teachers and the windows they mined under
     # <cache_dir>/teachers/, keyed on everything they depend on (teacher_cache_key), so a
     # run that changes only the students' keys loads them instead of training them again
@@ -142,7 +149,8 @@ DEFAULT_CONFIG = {
     # initial weights depend on the random state the teachers' training left behind.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
                 "teachers": 1, "clean_targets": False, "student_mining": 0, "students": 1,
-                "first_student": 0, "student_epochs": None, "cache_teachers": True},
+                "first_student": 0, "student_epochs": None, "mixup": 0.0,
+                "cache_teachers": True},
     # Quantization-aware fine-tuning of the weights (weight_qat_callback) after training:
     # epochs (0: off) at learning_rate.
     "qat": {"epochs": 0, "learning_rate": 0.0002},
@@ -541,11 +549,43 @@ def refresh_batchnorm(model, x: np.ndarray, batches: int, batch: int, seed: int)
             layer.momentum = m
 
 
-def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema=0.0):
+def mix_batch(xin: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, teachers,
+              temperature: float, rng: np.random.Generator):
+    """Function matching with mixup on one batch (``distill.mixup``; Beyer et al., CVPR
+    2022, section 3): about ``fraction`` of the rows of ``xin`` (float32 model input
+    (n, T, 1, 40), :func:`earshot.arch.features_to_input`) become ``lam * a + (1 - lam) * b``
+    with ``b`` a random row of the same batch and ``lam ~ U(0, 1)`` per row; their targets
+    become the mean over ``teachers`` (Keras models) of sigmoid(logit / ``temperature``) on
+    that mixed input, their weights ``lam * w_a + (1 - lam) * w_b``. ``y`` (n,) float32
+    targets and ``w`` (n,) float32 weights. Returns new (xin, y, w); the other rows are
+    unchanged. ValueError for a fraction outside [0, 1] or without a teacher."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"mixup fraction must be in [0, 1], got {fraction!r}")
+    if not teachers:
+        raise ValueError("mixup needs at least one teacher")
+    n = len(xin)
+    rows = np.flatnonzero(rng.random(n) < fraction)
+    if n < 2 or not len(rows):
+        return xin, y, w
+    other = (rows + rng.integers(1, n, size=len(rows))) % n  # never the row itself
+    lam = rng.random(len(rows)).astype(np.float32)
+    xin, y, w = xin.copy(), y.copy(), w.copy()
+    mixed = lam[:, None, None, None] * xin[rows] + (1.0 - lam[:, None, None, None]) * xin[other]
+    logits = [np.asarray(t(mixed, training=False)).reshape(-1) for t in teachers]
+    y[rows] = np.mean([1.0 / (1.0 + np.exp(-lg / float(temperature))) for lg in logits], axis=0)
+    w[rows] = lam * w[rows] + (1.0 - lam) * w[other]
+    xin[rows] = mixed
+    return xin, y, w
+
+
+def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema=0.0,
+         teachers=None):
     """Fit ``model`` on windows ``x`` (int8 (n, frames, 40)), targets ``y`` and weights ``w``
     for ``epochs`` with Adam and a cosine decay from ``lr``. ``ema`` > 0: keep the moving
     average of the trainable weights with that momentum, end with it, then
-    :func:`refresh_batchnorm` (``cfg["weight_average"]["bn_batches"]`` batches)."""
+    :func:`refresh_batchnorm` (``cfg["weight_average"]["bn_batches"]`` batches).
+    ``teachers`` (a distilled student's, with ``distill.mixup`` > 0): every batch goes
+    through :func:`mix_batch`."""
     import keras
 
     from earshot.arch import features_to_input
@@ -566,6 +606,8 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema
     sa = cfg["spec_augment"]
     masking = bool(int(sa["freq_masks"]) or int(sa["time_masks"]))
     mask_rng = np.random.default_rng([seed, 99])  # its own stream: shuffling is unchanged
+    mix = float(cfg["distill"]["mixup"]) if teachers else 0.0
+    mix_rng = np.random.default_rng([seed, 98])
 
     class Data(keras.utils.PyDataset):
         def __init__(self):
@@ -578,7 +620,11 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema
         def __getitem__(self, k):
             sel = np.sort(self.order[k * batch : (k + 1) * batch])
             xb = spec_augment(x[sel], mask_rng, sa) if masking else x[sel]
-            return features_to_input(xb), y[sel].astype(np.float32), w[sel]
+            xin, yb, wb = features_to_input(xb), y[sel].astype(np.float32), w[sel]
+            if mix:
+                xin, yb, wb = mix_batch(xin, yb, wb, mix, teachers,
+                                        cfg["distill"]["temperature"], mix_rng)
+            return xin, yb, wb
 
         def on_epoch_end(self):
             self.order = rng.permutation(len(x))
@@ -678,7 +724,8 @@ def distill_targets(y: np.ndarray, teacher_logits, alpha: float, temperature: fl
 # that differs from another only in them can reuse the other's teachers.
 _STUDENT_ONLY = {"detector": None, "qat": None, "weight_average": None,
                  "distill": ("alpha", "temperature", "clean_targets", "student_mining",
-                             "students", "first_student", "student_epochs", "cache_teachers")}
+                             "students", "first_student", "student_epochs", "mixup",
+                             "cache_teachers")}
 
 
 def teacher_cache_key(cfg: dict, x: np.ndarray, y: np.ndarray, w: np.ndarray) -> str:
@@ -965,6 +1012,11 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                                or epochs < 1 or not dc["width"]):
         raise ValueError("config: distill.student_epochs must be an int >= 1 (or null) and "
                          f"needs a teacher (distill.width > 0), got {epochs!r}")
+    mixup = dc["mixup"]
+    if isinstance(mixup, bool) or not isinstance(mixup, (int, float)) \
+            or not 0.0 <= mixup <= 1.0 or (mixup and not dc["width"]):
+        raise ValueError("config: distill.mixup must be a number in [0, 1] and needs a "
+                         f"teacher (distill.width > 0), got {mixup!r}")
     detector_windows(cfg["detector"])  # a bad window fails before any work
     _validation_model(cfg["detector"])
     ema, _ = _weight_average(cfg)
@@ -1171,7 +1223,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                 log(f"student {k + 1} ({k - first_student + 1} of {n_students}):")
             log(f"student: training {student_epochs} epochs on {len(x)} distilled targets")
             _fit(model, x, targets, w, cfg, student_epochs, cfg["learning_rate"], log, s_seed,
-                 ema=ema)
+                 ema=ema, teachers=teachers)
             xk, labels, wk = x, targets, w
             mc = cfg["mining"]
             for r in range(int(dc["student_mining"])):
@@ -1184,7 +1236,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
                 labels = np.concatenate([labels, t_hard])
                 wk = np.concatenate([wk, np.full(len(hard), 2.0, np.float32)])
                 _fit(model, xk, labels, wk, cfg, mc["epochs"], mc["learning_rate"], log,
-                     s_seed + 200 + r, ema=ema)
+                     s_seed + 200 + r, ema=ema, teachers=teachers)
         else:
             x, y, w = _train_and_mine(model, x, y, w, stream_feats, frames, stride, cfg, log,
                                       s_seed, ema=ema)
@@ -1274,6 +1326,8 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         summary["student_selection"] = selection
     if dc["width"] and student_epochs != cfg["epochs"]:
         summary["student_epochs"] = student_epochs
+    if dc["mixup"]:
+        summary["mixup"] = float(dc["mixup"])
     if ctx.aug["rirs"] or ctx.aug["clip_p"]:
         summary["room_rirs"] = len(ctx.aug["rirs"] or ())
         summary["clip_fraction"] = ctx.aug["clip_p"]
