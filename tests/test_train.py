@@ -505,6 +505,15 @@ def test_first_student_draws_the_later_students_alone(smoke):
         (tmp / "stage-longer" / "model.tflite").read_bytes()
 
 
+def test_training_accuracy_rounds_soft_targets():
+    """The logged accuracy counts a logit > 0 against a target > 0.5, so a distilled
+    student's soft targets (never exactly 0 or 1) do not read as 0 % accuracy."""
+    y = np.array([0.9, 0.6, 0.4, 0.05, 1.0, 0.0], np.float32)
+    logit = np.array([2.0, -0.5, -1.0, 0.3, 0.1, -4.0], np.float32)
+    got = np.asarray(train._rounded_accuracy(y, logit))
+    assert got.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
+
+
 def test_mixup_matches_the_teachers_on_the_mixed_inputs():
     """``mix_batch``: the chosen rows become convex mixtures of two different rows of the
     batch, with the teachers' mean probability on exactly that input as the target and the

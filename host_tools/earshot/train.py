@@ -578,6 +578,15 @@ def mix_batch(xin: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, te
     return xin, y, w
 
 
+def _rounded_accuracy(y_true, logit):
+    """Keras metric: the fraction of windows whose logit > 0 agrees with target > 0.5 (hard
+    labels and soft distillation targets alike). Tensors of the same shape; float32."""
+    import keras
+
+    ops = keras.ops
+    return ops.cast(ops.equal(y_true > 0.5, logit > 0.0), "float32")
+
+
 def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema=0.0,
          teachers=None):
     """Fit ``model`` on windows ``x`` (int8 (n, frames, 40)), targets ``y`` and weights ``w``
@@ -599,7 +608,9 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema
             **({"use_ema": True, "ema_momentum": float(ema)} if ema else {}),
         ),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)],
+        # accuracy against the targets rounded at 0.5: a distilled student's soft targets
+        # never equal 0 or 1, so BinaryAccuracy (which rounds only the prediction) reads 0
+        metrics=[keras.metrics.MeanMetricWrapper(_rounded_accuracy, name="accuracy")],
     )
     batch = cfg["batch_size"]
     rng = np.random.default_rng(seed)
@@ -632,7 +643,7 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema
     class Log(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             log(f"  epoch {epoch + 1}/{epochs}: loss {logs['loss']:.4f} acc "
-                f"{logs['binary_accuracy']:.4f}")
+                f"{logs['accuracy']:.4f}")
 
     model.fit(Data(), epochs=epochs, verbose=0, callbacks=[Log(), *callbacks])
     if ema:  # fit ended on the averaged weights (Keras's finalize_variable_values)
