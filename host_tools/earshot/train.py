@@ -557,8 +557,9 @@ def mix_batch(xin: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, te
     with ``b`` a random row of the same batch and ``lam ~ U(0, 1)`` per row; their targets
     become the mean over ``teachers`` (Keras models) of sigmoid(logit / ``temperature``) on
     that mixed input, their weights ``lam * w_a + (1 - lam) * w_b``. ``y`` (n,) float32
-    targets and ``w`` (n,) float32 weights. Returns new (xin, y, w); the other rows are
-    unchanged. ValueError for a fraction outside [0, 1] or without a teacher."""
+    targets and ``w`` (n,) float32 weights. Returns (xin, y, w): copies with the other rows
+    unchanged (the inputs themselves when no row is drawn); the caller's arrays are never
+    written to. ValueError for a fraction outside [0, 1] or without a teacher."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"mixup fraction must be in [0, 1], got {fraction!r}")
     if not teachers:
