@@ -512,6 +512,20 @@ def test_training_accuracy_rounds_soft_targets():
     logit = np.array([2.0, -0.5, -1.0, 0.3, 0.1, -4.0], np.float32)
     got = np.asarray(train._rounded_accuracy(y, logit))
     assert got.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
+    # a model compiled with the metric still clones for the int8 conversion
+    from earshot import arch
+
+    lines = []
+    model = arch.build_model(arch.DEFAULT_ARCH)
+    frames = arch.receptive_field(arch.DEFAULT_ARCH)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (64, frames, 40)).astype(np.int8)
+    soft = rng.uniform(0.1, 0.9, 64).astype(np.float32)
+    train._fit(model, x, soft, np.ones(64, np.float32), train.load_config(), 1, 0.003,
+               lines.append, 0)
+    acc = float(lines[-1].split(" acc ")[1])
+    assert 0.0 < acc <= 1.0
+    assert arch.to_tflite_int8(model, x[:8])[4:8] == b"TFL3"
 
 
 def test_mixup_matches_the_teachers_on_the_mixed_inputs():

@@ -601,6 +601,8 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema
     from earshot.arch import features_to_input
 
     keras.utils.set_random_seed(seed)
+    # by name, so a clone of the compiled model (arch.to_tflite_int8) finds the metric
+    keras.saving.get_custom_objects()["_rounded_accuracy"] = _rounded_accuracy
     model.compile(
         optimizer=keras.optimizers.Adam(
             keras.optimizers.schedules.CosineDecay(
