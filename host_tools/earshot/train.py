@@ -573,7 +573,7 @@ def mix_batch(xin: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, te
     xin, y, w = xin.copy(), y.copy(), w.copy()
     mixed = lam[:, None, None, None] * xin[rows] + (1.0 - lam[:, None, None, None]) * xin[other]
     logits = [np.asarray(t(mixed, training=False)).reshape(-1) for t in teachers]
-    y[rows] = np.mean([1.0 / (1.0 + np.exp(-lg / float(temperature))) for lg in logits], axis=0)
+    y[rows], _ = distill_targets(np.zeros(len(rows), np.float32), logits, 0.0, temperature)
     w[rows] = lam * w[rows] + (1.0 - lam) * w[other]
     xin[rows] = mixed
     return xin, y, w
