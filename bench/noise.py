@@ -15,6 +15,12 @@ only: false accepts are ``bench/accuracy.py``'s job. Prints one line per (engine
 with the clean count first; ``--json FILE`` writes them too. About 1 minute per engine and
 colour on one core.
 
+``--channel telephone`` first passes every padded clip through a telephone channel: down to
+8 kHz and back up to 16 kHz (``scipy.signal.resample_poly``, the polyphase filter
+``earshot.audio`` resamples 8 kHz files with), so nothing is left above 4 kHz; the noise is
+added after it, as it would be in the room of a speakerphone or a television. This is the
+band of the WUW Corpus II recordings, half of the development negatives.
+
 Fans, air vents and running water put much of their power above 4 kHz; the bench's white
 noise (``bench/accuracy.py --snr``) has its power spread evenly over 0-8 kHz.
 """
@@ -35,6 +41,8 @@ from earshot.evaluate import NOISE_SEED, dev_side_by_side
 #: colour -> (alpha of synth.colored_noise, or a band (lo_hz, hi_hz) of white noise)
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0, "violet": -2.0,
            "low": (0.0, 2000.0), "high": (4000.0, 8000.0)}
+#: channel -> the sample rate (Hz) a clip passes through before the noise (None: as recorded)
+CHANNELS = {"none": None, "telephone": 8000}
 
 
 def noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
@@ -69,9 +77,30 @@ def add_coloured_noise(x: np.ndarray, colour: str, snr_db: float,
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
-def run(model_dir=None, snr_db=10.0, colours=tuple(COLOURS), log=print) -> list[dict]:
+def channel(x: np.ndarray, name: str) -> np.ndarray:
+    """int16 ``x`` (16 kHz) through channel ``name`` (a key of CHANNELS): int16, same length,
+    rounded and saturated. Raises ValueError for an unknown channel."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    if name not in CHANNELS:
+        raise ValueError(f"unknown channel {name!r}; choose from {sorted(CHANNELS)}")
+    rate = CHANNELS[name]
+    if rate is None:
+        return x
+    g = gcd(rate, SAMPLE_RATE_HZ)
+    y = resample_poly(x.astype(np.float64), rate // g, SAMPLE_RATE_HZ // g)
+    y = resample_poly(y, SAMPLE_RATE_HZ // g, rate // g)[: len(x)]
+    y = np.pad(y, (0, len(x) - len(y)))
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def run(model_dir=None, snr_db=10.0, colours=tuple(COLOURS), log=print,
+        channel_name: str = "none") -> list[dict]:
     engines, pos = dev_side_by_side(
         model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa")
+    pos = [(name, channel(x, channel_name)) for name, x in pos]
     rows = []
     for eng in engines:
         for colour in (None, *colours):
@@ -82,9 +111,12 @@ def run(model_dir=None, snr_db=10.0, colours=tuple(COLOURS), log=print) -> list[
                                            np.random.default_rng([NOISE_SEED, i]))
                 hits += len(eng.detect(x)) > 0
             rows.append({"engine": eng.name, "settings": eng.settings(),
+                         "channel": channel_name,
                          "noise": colour or "clean", "snr_db": None if colour is None else snr_db,
                          "detected": int(hits), "positives": len(pos)})
             where = "clean" if colour is None else f"{colour} noise at {snr_db:g} dB SNR"
+            if channel_name != "none":
+                where += f", {channel_name} channel"
             log(f"{eng.name} ({eng.settings()}), {where}: {hits}/{len(pos)}")
     return rows
 
@@ -95,9 +127,11 @@ def main(argv=None) -> int:
     ap.add_argument("--snr", type=float, default=10.0, help="SNR in dB (default 10)")
     ap.add_argument("--colour", action="append", choices=sorted(COLOURS),
                     help="only this colour (repeatable; default: all)")
+    ap.add_argument("--channel", choices=sorted(CHANNELS), default="none",
+                    help="pass the clips through this channel before the noise (default none)")
     ap.add_argument("--json", type=Path, help="write the rows to this file")
     args = ap.parse_args(argv)
-    rows = run(args.model, args.snr, tuple(args.colour or COLOURS))
+    rows = run(args.model, args.snr, tuple(args.colour or COLOURS), channel_name=args.channel)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -51,3 +51,20 @@ def test_bad_colour_or_length_is_named():
         bn.noise(1000, "grey", np.random.default_rng(0))
     with pytest.raises(ValueError, match="at least 64 samples"):
         bn.noise(10, "high", np.random.default_rng(0))
+
+
+def test_telephone_channel_removes_the_band_above_4_khz_and_keeps_the_rest():
+    rng = np.random.default_rng(5)
+    x = np.clip(rng.standard_normal(16000) * 3000, -32768, 32767).astype(np.int16)
+    assert bn.channel(x, "none") is x
+    y = bn.channel(x, "telephone")
+    assert y.dtype == np.int16 and y.shape == x.shape
+    assert _share(x.astype(np.float64), 4200, 8001) > 0.4
+    assert _share(y.astype(np.float64), 4200, 8001) < 3e-3  # the FIR's transition band
+    # below the filter's transition band the signal goes through unchanged (to rounding)
+    from scipy.signal import butter, sosfiltfilt
+    low = butter(8, 3000, "lowpass", fs=16000, output="sos")
+    a, b = sosfiltfilt(low, x.astype(np.float64)), sosfiltfilt(low, y.astype(np.float64))
+    assert np.sqrt(np.mean((a - b)[200:-200] ** 2)) < 0.02 * np.sqrt(np.mean(a**2))
+    with pytest.raises(ValueError, match="unknown channel 'radio'"):
+        bn.channel(x, "radio")
