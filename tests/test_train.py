@@ -512,6 +512,13 @@ def test_training_accuracy_rounds_soft_targets():
     logit = np.array([2.0, -0.5, -1.0, 0.3, 0.1, -4.0], np.float32)
     got = np.asarray(train._rounded_accuracy(y, logit))
     assert got.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
+    # as fit calls it: targets (n,), the model's logits (n, 1), weighted per window
+    import keras
+
+    w = np.array([1.0, 3.0, 1.0, 1.0, 2.0, 1.0], np.float32)
+    metric = keras.metrics.MeanMetricWrapper(train._rounded_accuracy)
+    metric.update_state(y, logit[:, None], sample_weight=w)
+    assert float(metric.result()) == pytest.approx((1 + 1 + 2 + 1) / w.sum())
     # a model compiled with the metric still clones for the int8 conversion
     from earshot import arch
 

@@ -580,11 +580,15 @@ def mix_batch(xin: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, te
 
 
 def _rounded_accuracy(y_true, logit):
-    """Keras metric: the fraction of windows whose logit > 0 agrees with target > 0.5 (hard
-    labels and soft distillation targets alike). Tensors of the same shape; float32."""
+    """Keras metric: per window, 1.0 when its logit > 0 agrees with its target > 0.5 (hard
+    labels and soft distillation targets alike), else 0.0. ``y_true`` (n,) or (n, 1),
+    ``logit`` (n, 1) as the model outputs it; returns float32 (n,), one value per window, so
+    the sample weights line up (without flattening, (n,) against (n, 1) would broadcast to
+    (n, n))."""
     import keras
 
     ops = keras.ops
+    y_true, logit = ops.reshape(y_true, (-1,)), ops.reshape(logit, (-1,))
     return ops.cast(ops.equal(y_true > 0.5, logit > 0.0), "float32")
 
 
