@@ -91,8 +91,8 @@ def channel(x: np.ndarray, name: str) -> np.ndarray:
         return x
     g = gcd(rate, SAMPLE_RATE_HZ)
     y = resample_poly(x.astype(np.float64), rate // g, SAMPLE_RATE_HZ // g)
+    # the way back gives ceil(n * rate / 16 kHz) * 16 kHz / rate >= n samples
     y = resample_poly(y, SAMPLE_RATE_HZ // g, rate // g)[: len(x)]
-    y = np.pad(y, (0, len(x) - len(y)))
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
