@@ -1,5 +1,6 @@
 """Synthetic speech: reproducibility from a seed, the sanity filter, augmentation."""
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,60 @@ def test_render_is_reproducible(spec):
     if spec.get("suffix"):
         assert end1 < len(x1) - 1600  # the suffix follows the wake word
     assert synth.check_positive(x1, end1) is None
+
+
+# A preload library that, in the first process to load it, consumes 12 libc rand() draws
+# before main(): the state espeak-ng's breath noise was once found in (synth._agreed).
+_RAND_SKIP_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void skip(void) {
+    const char *marker = getenv("EARSHOT_TEST_RAND_SKIP");
+    if (marker && remove(marker) == 0)
+        for (int i = 0; i < 12; i++) rand();
+}
+"""
+
+
+def test_espeak_render_outvotes_a_shifted_noise_stream(tmp_path, monkeypatch):
+    spec = {"engine": "espeak", "voice": "en-us-nyc+f5", "rate": 206, "pitch": 80, "gap": 0,
+            "text": "Alexa.", "join_ms": 124}  # f5 has breath noise
+    clean, _ = synth.render(spec)
+    src, lib, marker = tmp_path / "skip.c", tmp_path / "skip.so", tmp_path / "marker"
+    src.write_text(_RAND_SKIP_C)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    monkeypatch.setenv("LD_PRELOAD", str(lib))
+    monkeypatch.setenv("EARSHOT_TEST_RAND_SKIP", str(marker))
+    wav = tmp_path / "one.wav"
+    cmd = ["espeak-ng", "-v", spec["voice"], "-s", "206", "-p", "80", "-g", "0", "-w",
+           str(wav), "Alexa."]
+    plain = synth._run_to_wav(cmd, wav)
+    marker.touch()  # the next espeak-ng process starts 12 draws ahead
+    shifted = synth._run_to_wav(cmd, wav)
+    assert not marker.exists()
+    assert len(shifted) == len(plain) and not np.array_equal(shifted, plain)
+    marker.touch()  # now the first of render()'s runs is the shifted one
+    voted, _ = synth.render(spec)
+    assert not marker.exists()
+    assert np.array_equal(voted, clean)
+
+
+def test_agreed_takes_two_matching_renders_or_fails():
+    a, b, c = (np.full(4, v, np.float32) for v in (1.0, 2.0, 3.0))
+
+    def runs(*outs):
+        it = iter(outs)
+        calls = []
+        return (lambda: calls.append(1) or next(it)), calls
+
+    render, calls = runs(a, a)
+    assert np.array_equal(synth._agreed(render, "x"), a) and len(calls) == 2
+    render, calls = runs(b, a, a)
+    assert np.array_equal(synth._agreed(render, "x"), a) and len(calls) == 3
+    render, calls = runs(a, b, a)
+    assert np.array_equal(synth._agreed(render, "x"), a) and len(calls) == 3
+    with pytest.raises(synth.SynthError, match="espeak-ng -v f5 'hi': three renders"):
+        synth._agreed(runs(a, b, c)[0], "espeak-ng -v f5 'hi'")
 
 
 def test_generate_cache_is_reproducible(tmp_path):

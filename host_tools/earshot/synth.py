@@ -183,10 +183,30 @@ def _run_to_wav(cmd: list[str], wav: Path, stdin: str | None = None) -> np.ndarr
     return _resample(data.mean(axis=1), rate)
 
 
+def _agreed(render, what: str) -> np.ndarray:
+    """``render()`` (float32 samples, shape (n,)) run until two runs agree, at most 3 runs.
+
+    For engines whose output is meant to be a function of their arguments but was once seen
+    not to be: espeak-ng 1.51 draws breath (variants f2, f3, f5, whisper, ...) and Klatt
+    noise from libc ``rand()``, never seeded, so each process starts the same stream; yet in
+    one CI run a clip came out as if 12 draws had gone before (reproduced exactly by
+    consuming 12 ``rand()`` calls before synthesis; models/alexa/HISTORY.md, session 23). A
+    third run settles a disagreement; SynthError (naming ``what``) when all three differ."""
+    first, second = render(), render()
+    if np.array_equal(first, second):
+        return first
+    third = render()
+    if np.array_equal(third, first) or np.array_equal(third, second):
+        return third
+    raise SynthError(f"{what}: three renders of the same text differ; the engine is not "
+                     "deterministic here")
+
+
 def _espeak(text: str, voice: str, rate: int, pitch: int, gap: int, wav: Path) -> np.ndarray:
     cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-g", str(gap)]
     # a text starting with "-" would be read as an option: a leading space is not
-    return _run_to_wav(cmd + ["-w", str(wav), " " + text if text[:1] == "-" else text], wav)
+    cmd += ["-w", str(wav), " " + text if text[:1] == "-" else text]
+    return _agreed(lambda: _run_to_wav(cmd, wav), f"espeak-ng -v {voice} {text[:40]!r}")
 
 
 def _festival(text: str, voice: str, stretch: float, f0_mean: int, wav: Path) -> np.ndarray:
