@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from earshot import synth
-from earshot.audio import SAMPLE_RATE_HZ
+from earshot.audio import SAMPLE_RATE_HZ, resample
 from earshot.evaluate import NOISE_SEED, dev_side_by_side
 
 #: colour -> (alpha of synth.colored_noise, or a band (lo_hz, hi_hz) of white noise)
@@ -80,19 +80,14 @@ def add_coloured_noise(x: np.ndarray, colour: str, snr_db: float,
 def channel(x: np.ndarray, name: str) -> np.ndarray:
     """int16 ``x`` (16 kHz) through channel ``name`` (a key of CHANNELS): int16, same length,
     rounded and saturated. Raises ValueError for an unknown channel."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
     if name not in CHANNELS:
         raise ValueError(f"unknown channel {name!r}; choose from {sorted(CHANNELS)}")
     rate = CHANNELS[name]
     if rate is None:
         return x
-    g = gcd(rate, SAMPLE_RATE_HZ)
-    y = resample_poly(x.astype(np.float64), rate // g, SAMPLE_RATE_HZ // g)
+    y = resample(x.astype(np.float64), SAMPLE_RATE_HZ, rate)
     # the way back gives ceil(n * rate / 16 kHz) * 16 kHz / rate >= n samples
-    y = resample_poly(y, SAMPLE_RATE_HZ // g, rate // g)[: len(x)]
+    y = resample(y, rate, SAMPLE_RATE_HZ)[: len(x)]
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 

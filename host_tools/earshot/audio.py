@@ -20,7 +20,6 @@ def load(path, rate: int = SAMPLE_RATE_HZ, notify=None) -> np.ndarray:
     converted, saying from what. Raises AudioError for a missing, empty or damaged file.
     """
     import soundfile as sf
-    from scipy.signal import resample_poly
 
     path = Path(path)
     try:
@@ -34,12 +33,22 @@ def load(path, rate: int = SAMPLE_RATE_HZ, notify=None) -> np.ndarray:
         changes.append(f"{data.shape[1]} channels -> mono")
     mono = data.mean(axis=1)
     if file_rate != rate:
-        g = gcd(int(file_rate), rate)
-        mono = resample_poly(mono, rate // g, int(file_rate) // g).astype(np.float32)
+        mono = resample(mono, int(file_rate), rate).astype(np.float32)
         changes.append(f"{file_rate} Hz -> {rate} Hz")
     if changes and notify is not None:
         notify(f"{path.name}: converted ({', '.join(changes)})")
     return to_int16(mono)
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Samples ``x`` (shape (n,)) at ``rate_in`` Hz resampled to ``rate_out`` Hz with
+    scipy.signal.resample_poly (polyphase FIR, its default Kaiser window), by the ratio
+    ``rate_out / rate_in`` in lowest terms: ceil(n * rate_out / rate_in) samples, float
+    (float64 unless ``x`` is float32)."""
+    from scipy.signal import resample_poly
+
+    g = gcd(int(rate_in), int(rate_out))
+    return resample_poly(x, int(rate_out) // g, int(rate_in) // g)
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:

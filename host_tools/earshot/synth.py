@@ -27,12 +27,11 @@ import os
 import subprocess
 import tempfile
 import time
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 
-from earshot.audio import SAMPLE_RATE_HZ, to_int16
+from earshot.audio import SAMPLE_RATE_HZ, resample, to_int16
 
 # --- voices -----------------------------------------------------------------------------------
 
@@ -161,12 +160,9 @@ class SynthError(RuntimeError):
 
 def _resample(x: np.ndarray, rate: int) -> np.ndarray:
     """Float samples at ``rate`` Hz to float32 at 16 kHz (polyphase, scipy.signal)."""
-    from scipy.signal import resample_poly
-
     if rate == SAMPLE_RATE_HZ:
         return x.astype(np.float32)
-    g = gcd(int(rate), SAMPLE_RATE_HZ)
-    return resample_poly(x, SAMPLE_RATE_HZ // g, int(rate) // g).astype(np.float32)
+    return resample(x, rate, SAMPLE_RATE_HZ).astype(np.float32)
 
 
 def _run_to_wav(cmd: list[str], wav: Path, stdin: str | None = None) -> np.ndarray:
