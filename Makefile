@@ -32,7 +32,7 @@ $(BUILD)/libearshot.so: $(EARSHOT_CORE_SRC) $(EARSHOT_CORE_HDR)
 # The binding as an x64 dynamic native module for the virtual board (build/x64/_earshot.mpy).
 # MPY_DIR (a MicroPython checkout) takes precedence over the PyPI-sourced 1.23 toolchain.
 natmod: setup
-	$(PY) -m earshot.natmod --arch x64
+	$(PY) -m earshot.board.natmod --arch x64
 
 build: lib natmod
 

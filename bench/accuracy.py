@@ -6,7 +6,7 @@ silence on both sides and run on its own (a fresh detector); it counts when at l
 detection fires. All negatives (wake-word-benchmark computer/jarvis/snowboy, precise-community,
 wuw-corpus-ii), resampled to 16 kHz, are shuffled with seed 0 and joined with 0.5 s of silence
 into one stream; detections closer than 1.5 s are merged into one false accept. The same is
-reported on the held-out negatives alone (never trained on, ``earshot.dataset``).
+reported on the held-out negatives alone (never trained on, ``earshot.train.dataset``).
 
 Earshot runs through the C core (``earshot.core.Detector``, VAD gate on, the model's default
 cutoff/window/refractory). microWakeWord runs through ``pymicro-wakeword`` 2.5.0 with its
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import dataset
+from earshot.train import dataset
 from earshot.audio import SAMPLE_RATE_HZ
 from earshot.evaluate import (
     NOISE_SEED,

@@ -3,7 +3,7 @@
 Users: the development positives ``wake-word-benchmark/alexa`` sorted by number, in blocks
 of ``--block`` (10) consecutive files (neighbouring files share a speaker); 120 files make 12
 users. Each user adapts on its first ``--k`` (4) utterances plus ``--ambient`` (40) ambient
-clips drawn (seed = user index) from ``earshot.dataset.training_negatives("train")``, each
+clips drawn (seed = user index) from ``earshot.train.dataset.training_negatives("train")``, each
 clip and utterance padded with 1 s of silence and run as its own stream through
 ``earshot.adapt.adapt`` (pseudo-labels from the model's own outputs: no ground truth is
 used for adapting). Undecodable files are reported and skipped
@@ -12,10 +12,10 @@ ones tested; a user with none beyond the first K is left out of the averages:
 ``users_left_out``). The user's remaining utterances are the test: each padded with 1 s of
 silence, a fresh detector (VAD on, the blob's cutoff/window/refractory), a hit when at least
 one detection fires (as bench/accuracy.py). False accepts: the held-out negatives
-(``earshot.dataset.heldout_negatives``), shuffled with seed 0 and joined with 0.5 s gaps
+(``earshot.train.dataset.heldout_negatives``), shuffled with seed 0 and joined with 0.5 s gaps
 into one stream, detections within 1.5 s merged (bench/accuracy.py), per user's model.
 The same on the training's validation negatives
-(``earshot.dataset.training_negatives("validation")``: never fitted, used by training only to
+(``earshot.train.dataset.training_negatives("validation")``: never fitted, used by training only to
 choose the cutoff; ``fa_*val*`` keys): a second stream of unseen speech, which needs none of
 the test material, so adaptation settings can be judged on it.
 
@@ -49,7 +49,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from earshot import adapt, core, dataset
+from earshot import adapt, core
+from earshot.train import dataset
 from earshot.evaluate import HOP_S, PAD_S, merge, negative_stream, pad
 from earshot.model import Model
 
@@ -450,8 +451,8 @@ def vboard_user(user: int, args, log=print) -> dict:
     import tempfile
     import zlib
 
-    from earshot import deploy, natmod
-    from earshot.vboard import VirtualBoard
+    from earshot.board import deploy, natmod
+    from earshot.board.vboard import VirtualBoard
 
     files = users(args.block)[user]
     clips, _ = dataset.load_clips(files, notify=log)

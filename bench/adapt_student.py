@@ -41,7 +41,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import adapt as bench
-from earshot import adapt, core, dataset
+from earshot import adapt, core
+from earshot.train import dataset
 from earshot.evaluate import PAD_S, negative_stream, pad
 from earshot.model import Model
 

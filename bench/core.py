@@ -49,7 +49,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host_tools"))
 
-from earshot import core, natmod
+from earshot import core
+from earshot.board import natmod
 from earshot.model import Model
 from earshot.paths import FIRMWARE, MODELS
 

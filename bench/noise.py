@@ -6,7 +6,7 @@ seeded Gaussian noise of one colour at ``--snr`` dB (default 10) below the padde
 as ``earshot.evaluate.add_noise`` measures SNR (silences included), where the noise's own
 RMS is the one that counts: band-limited noise puts all of that power into its band.
 Colours (COLOURS): ``white``; ``pink``, ``brown``, ``blue``, ``violet`` (power ~ 1/f^alpha
-with alpha 1, 2, -1, -2: ``earshot.synth.colored_noise``); ``low`` (white below 2 kHz) and
+with alpha 1, 2, -1, -2: ``earshot.train.synth.colored_noise``); ``low`` (white below 2 kHz) and
 ``high`` (white above 4 kHz), each through an 8th-order Butterworth filter run forwards and
 backwards (``scipy.signal.sosfiltfilt``). A clip's noise comes from
 ``numpy.random.default_rng([NOISE_SEED, clip index])``, so every colour and engine gets the
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import synth
+from earshot.train import synth
 from earshot.audio import SAMPLE_RATE_HZ, resample
 from earshot.evaluate import NOISE_SEED, dev_side_by_side
 

@@ -53,7 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import adapt as bench
 from test_nn_kernels import ref_accumulate, ref_activate
-from earshot import adapt, blob, core, dataset
+from earshot import adapt, core
+from earshot.model import blob
+from earshot.train import dataset
 from earshot.evaluate import PAD_S, negative_stream, pad
 from earshot.model import Model
 

@@ -4,7 +4,7 @@ duty cycle on noise alone and on speech; wake-word recall with the gate on and o
 Scenes (all seeded, SEED = 0; speech never comes from the development positives):
 
 - **Speech scenes**: 60 s of noise per (kind, SNR) with real speech from ``shared/data``
-  inserted every 1-5 s: the held-out wake-word-benchmark negatives (``earshot.dataset``; never
+  inserted every 1-5 s: the held-out wake-word-benchmark negatives (``earshot.train.dataset``; never
   trained on) and wuw-corpus-ii sentences (8 kHz telephone speech, resampled). Each clip is set
   to an active level of SPEECH_DBFS (RMS over its 10 ms frames within 30 dB of its loudest);
   the noise sits SNR dB below that. SNRs: 20, 10, 5 dB.
@@ -58,7 +58,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from earshot import core, dataset, evaluate
+from earshot import core, evaluate
+from earshot.train import dataset
 from earshot.audio import SAMPLE_RATE_HZ
 from earshot.paths import BUILD, FIRMWARE, ROOT
 
@@ -342,8 +343,7 @@ def wake_recall(model, manifest, log) -> dict:
 
 
 def run(model_dir, quick=False, log=print) -> dict:
-    from earshot import modelpkg
-    from earshot.model import Model
+    from earshot.model import Model, package as modelpkg
 
     manifest, blob = modelpkg.load(model_dir)
     model = Model(blob)

@@ -9,7 +9,7 @@ VENV=${VENV:-.venv}
 # Debian packages: the Xtensa cross compiler (build proof and code size), TTS engines for the
 # synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile), and the
 # real recordings of the data README's Debian packages and a few more (training negatives,
-# source "debian": earshot.dataset.DEBIAN_SPEECH).
+# source "debian": earshot.train.dataset.DEBIAN_SPEECH).
 APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festival \
 festvox-kallpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
 asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \

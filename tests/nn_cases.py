@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from earshot import blob
+from earshot.model import blob
 from earshot.paths import FIRMWARE
 
 CORE = FIRMWARE / "core"

@@ -20,12 +20,14 @@ import zlib
 
 import numpy as np
 import pytest
-from earshot import adapt, blob, core, deploy, natmod
+from earshot import adapt, core
+from earshot.model import blob
+from earshot.board import deploy, natmod
 from earshot.cli import main as cli_main
 from earshot.model import Engine, Model
 from earshot.paths import FIRMWARE, MODELS, ROOT
-from earshot.telemetry import DETECT, HELLO, Decoder
-from earshot.vboard import VirtualBoard, micropython_executable
+from earshot.board.telemetry import DETECT, HELLO, Decoder
+from earshot.board.vboard import VirtualBoard, micropython_executable
 
 FACTORY = MODELS / "alexa" / "model.bin"
 MODULES = FIRMWARE / "modules"
@@ -864,7 +866,7 @@ def test_bench_sweep_holdout_scores_an_utterance_left_out_of_adaptation(data):
 def test_bench_counts_the_utterances_it_tests_and_names_undecodable_ones(data):
     # The users' blocks hold undecodable files (the shared data's damaged FLACs): the bench
     # names them, tests each user on what is left, and counts only what it tested.
-    from earshot import dataset
+    from earshot.train import dataset
 
     k, n_users = 4, 4
     blocks = [dataset.dev_positives(data)[i : i + 10] for i in range(0, 10 * n_users, 10)]
@@ -901,7 +903,7 @@ def test_bench_adapt_cfg_overrides_are_checked():
 
 
 def test_bench_loo_holds_out_each_adaptation_utterance_in_turn(data):
-    from earshot import dataset
+    from earshot.train import dataset
 
     env = dict(os.environ, EARSHOT_DATA=str(data))
     ok = _bench_adapt("--loo", "--json", "--users", "1", "--k", "2", env=env)

@@ -7,8 +7,8 @@ import zlib
 
 import numpy as np
 import pytest
-from earshot import arch, blob
-from earshot.model import Engine, Model
+from earshot.train import arch
+from earshot.model import Engine, Model, blob
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import soundfile as sf
 
-from earshot import cli, synth
+from earshot import cli
+from earshot.train import synth
 
 
 def _synth(out, workers, capsys):
@@ -101,7 +102,8 @@ def test_other_wake_words_skip_the_alexa_only_filter():
 
 
 def test_new_wake_word_gets_a_card_with_measured_numbers(tmp_path):
-    from earshot import modelpkg, train
+    from earshot import train
+    from earshot.model import package as modelpkg
     from earshot.paths import MODELS
 
     cfg = train.load_config(None, {"wake_word": "hey earshot"})

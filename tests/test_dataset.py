@@ -1,9 +1,9 @@
-"""The negative-speech sources and their train / validation split (earshot.dataset)."""
+"""The negative-speech sources and their train / validation split (earshot.train.dataset)."""
 
 import numpy as np
 import pytest
 import soundfile as sf
-from earshot import dataset
+from earshot.train import dataset
 
 
 def _fake_debian(tmp_path, monkeypatch, n=40):

@@ -1,6 +1,6 @@
 """The core's posterior smoothing (es_posterior.c) and detector (es_detector.c).
 
-The detector tests use a seeded random model (earshot.blob.random_model: real layer shapes,
+The detector tests use a seeded random model (earshot.model.blob.random_model: real layer shapes,
 stride and receptive field, meaningless scores) to check the gate's bookkeeping bit for bit,
 and the committed alexa model, when present, for detections on real speech.
 """
@@ -10,7 +10,8 @@ import ctypes
 import numpy as np
 import pytest
 
-from earshot import blob, core, modelpkg
+from earshot import core
+from earshot.model import blob, package as modelpkg
 from earshot.audio import load
 from earshot.model import Model
 from earshot.paths import MODELS

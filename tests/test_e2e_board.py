@@ -5,7 +5,7 @@ One board session runs every clip (``es_loop.run_files``, fed as fast as possibl
 telemetry it prints through ``mpremote exec`` is decoded on the host. Clips are padded with
 1 s of silence on both sides (and zeros to a whole hop), as in the shared reference
 measurement. The model is ``models/alexa/model.bin``; while it is absent, the parity test
-runs on a random blob (``earshot.blob.random_model``) with a low cutoff so that detections
+runs on a random blob (``earshot.model.blob.random_model``) with a low cutoff so that detections
 occur, and the accuracy test is skipped naming the missing file.
 """
 
@@ -14,12 +14,15 @@ import random
 import numpy as np
 import pytest
 
-from earshot import audio, blob, dataset, deploy, natmod
+from earshot import audio
+from earshot.model import blob
+from earshot.train import dataset
+from earshot.board import deploy, natmod
 from earshot.core import Detector
 from earshot.model import Model
 from earshot.score import score_samples
-from earshot.telemetry import DETECT, END, HELLO, Decoder
-from earshot.vboard import VirtualBoard
+from earshot.board.telemetry import DETECT, END, HELLO, Decoder
+from earshot.board.vboard import VirtualBoard
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot import cli, evaluate, synth
+from earshot import cli, evaluate
+from earshot.train import synth
 from earshot.audio import SAMPLE_RATE_HZ
 from earshot.paths import MODELS
 

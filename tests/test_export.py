@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from earshot import cli, modelpkg
-from earshot.model import Model
+from earshot import cli
+from earshot.model import Model, package as modelpkg
 from earshot.paths import MODELS
 
 

@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from earshot import modelpkg
+from earshot.model import package as modelpkg
 
 BLOB = bytes(range(256)) * 8
 INFO = {"input_frames": 93, "output_stride": 6, "macs_per_output": 17040, "engine_bytes": 4000}

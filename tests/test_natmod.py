@@ -1,6 +1,6 @@
 """The _earshot binding as an x64 native module, run on the real MicroPython (unix port).
 
-Builds ``_earshot.mpy`` from a clean folder with ``earshot.natmod``, then runs the scripts in
+Builds ``_earshot.mpy`` from a clean folder with ``earshot.board.natmod``, then runs the scripts in
 ``tests/mpy/`` under ``micropython`` (from the venv, ``earshot[board]``) and compares what
 they compute with the same C core reached from CPython through ctypes (``earshot.core``,
 ``earshot.model``): features, engine logits, detector probabilities, flags and detections
@@ -17,8 +17,9 @@ import zlib
 import numpy as np
 import pytest
 
-from earshot import blob as blobfmt
-from earshot import core, natmod
+from earshot.model import blob as blobfmt
+from earshot import core
+from earshot.board import natmod
 from earshot.audio import load
 from earshot.model import Engine, Model
 from earshot.paths import FIRMWARE, MODELS, ROOT
@@ -62,7 +63,7 @@ def mpy(tmp_path_factory):
 
 def random_blob(seed: int = 0, input_norm: int = 0) -> bytes:
     """A small valid DS-CNN blob (conv 3x40->8, depthwise 3 stride 2, FC 8->1) with random
-    int8 weights and TFLite-style requantization, packed by earshot.blob.pack (input_norm:
+    int8 weights and TFLite-style requantization, packed by earshot.model.blob.pack (input_norm:
     as there)."""
     rng = np.random.default_rng(seed)
 

@@ -13,8 +13,9 @@ import zlib
 
 import numpy as np
 import pytest
-from earshot import arch, blob, core
-from earshot.model import Engine, Model
+from earshot import core
+from earshot.train import arch
+from earshot.model import Engine, Model, blob
 from nn_cases import build_core, declare, run_kernel
 
 I32_MIN = -(1 << 31)

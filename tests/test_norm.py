@@ -12,8 +12,8 @@ import importlib.util
 
 import numpy as np
 import pytest
-from earshot import blob, core
-from earshot.model import Engine, Model
+from earshot import core
+from earshot.model import Engine, Model, blob
 from earshot.paths import FIRMWARE
 
 V = 80  # ES_NORM_SUBWINDOW_HOPS
@@ -91,7 +91,7 @@ def test_gated_mode_matches_reference_and_its_measured_table():
 def test_gate_silences_stationary_noise_of_any_colour_but_not_a_tone():
     """In white and brown noise (not the noise it was measured on: other seeds, levels and
     colours) about nine outputs in ten are -128; a tone 20 dB over the noise passes."""
-    from earshot import synth
+    from earshot.train import synth
 
     rng = np.random.default_rng(11)
     for alpha, rms in ((0.0, 200.0), (2.0, 4000.0)):

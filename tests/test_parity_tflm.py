@@ -18,8 +18,9 @@ import zlib
 
 import numpy as np
 import pytest
-from earshot import arch, audio, blob, core
-from earshot.model import Engine, Model
+from earshot import audio, core
+from earshot.train import arch
+from earshot.model import Engine, Model, blob
 from earshot.paths import MODELS
 from nn_cases import (
     KINDS,

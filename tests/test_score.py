@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot import audio, blob, cli, core, modelpkg
-from earshot.model import Model
+from earshot import audio, cli, core
+from earshot.model import Model, blob, package as modelpkg
 from earshot.score import score_samples
 
 

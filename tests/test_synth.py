@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earshot import synth
+from earshot.train import synth
 
 ESPEAK = {"engine": "espeak", "voice": "en-us", "rate": 160, "pitch": 50, "gap": 0}
 

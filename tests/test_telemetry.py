@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from earshot import telemetry as T
+from earshot.board import telemetry as T
 from earshot.paths import FIRMWARE
 
 MICROPYTHON = Path(sys.executable).with_name("micropython")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from earshot import boards, deploy, firmware, natmod
+from earshot.board import boards, deploy, firmware, natmod
 from earshot.paths import FIRMWARE, MODELS
 
 MICROPYTHON = Path(sys.executable).with_name("micropython")

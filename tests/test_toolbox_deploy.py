@@ -3,8 +3,9 @@ architecture / ABI mismatches refused before anything is copied."""
 
 import pytest
 
-from earshot import cli, deploy
-from earshot.vboard import VirtualBoard
+from earshot import cli
+from earshot.board import deploy
+from earshot.board.vboard import VirtualBoard
 
 pytestmark = pytest.mark.skipif(
     not deploy.mpy_path("x64").is_file(), reason="build/x64/_earshot.mpy absent (make build)"

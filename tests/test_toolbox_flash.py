@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from earshot import boards, cli, firmware, flash
-from earshot.deploy import DEFAULT_MODEL
-from earshot.cmd_repl import command as repl_command
+from earshot import cli
+from earshot.board import boards, firmware, flash
+from earshot.board.deploy import DEFAULT_MODEL
+from earshot.cli.repl import command as repl_command
 
 
 @pytest.fixture

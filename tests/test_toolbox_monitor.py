@@ -9,10 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from earshot import cli, deploy
-from earshot.monitor import CSV_COLUMNS, Monitor, Recorder, RecordError, read_recording
-from earshot.plot import PlotError, plot, timeline
-from earshot.vboard import VirtualBoard
+from earshot import cli
+from earshot.board import deploy
+from earshot.board.monitor import CSV_COLUMNS, Monitor, Recorder, RecordError, read_recording
+from earshot.board.plot import PlotError, plot, timeline
+from earshot.board.vboard import VirtualBoard
 
 # Runs at boot on the board (main.py): waits for the monitor to attach, then sends a stream
 # of frames through the real es_telemetry, with garbage and a cut-short frame between them.

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from earshot import arch, core, modelpkg, synth, train
+from earshot import core, train
+from earshot.train import arch
+from earshot.model import package as modelpkg
+from earshot.train import synth
 
 
 @pytest.fixture(scope="module")
@@ -444,7 +447,7 @@ def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics
 
     from unittest import mock
 
-    with mock.patch("earshot.arch.features_to_input", lambda f: f):
+    with mock.patch("earshot.train.arch.features_to_input", lambda f: f):
         train.refresh_batchnorm(Net(), x3, 4, 10, 0)
     sel_rng = np.random.default_rng([0, 77])
     means = [x3[np.sort(sel_rng.choice(40, 10, replace=False))].mean(0) for _ in range(4)]
@@ -520,7 +523,7 @@ def test_training_accuracy_rounds_soft_targets():
     metric.update_state(y, logit[:, None], sample_weight=w)
     assert float(metric.result()) == pytest.approx((1 + 1 + 2 + 1) / w.sum())
     # a model compiled with the metric still clones for the int8 conversion
-    from earshot import arch
+    from earshot.train import arch
 
     lines = []
     model = arch.build_model(arch.DEFAULT_ARCH)

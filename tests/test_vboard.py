@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from earshot.deploy import DeployError, mpremote
-from earshot.vboard import VirtualBoard
+from earshot.board.deploy import DeployError, mpremote
+from earshot.board.vboard import VirtualBoard
 
 
 def _ampy(port, *args):
@@ -131,7 +131,7 @@ def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
 def test_ctrl_c_from_a_late_supervisor_never_kills_the_interpreter(tmp_path, monkeypatch):
     import selectors
 
-    from earshot import vboard
+    from earshot.board import vboard
 
     # On a loaded machine the supervisor may be scheduled late: here it sleeps 0.3 s after
     # each select() that finds a pty writable, so the boot code (a main.py that ignores
@@ -257,7 +257,7 @@ def test_the_acknowledgement_wait_keeps_every_ctrl_c(tmp_path):
     import pty
     import subprocess
 
-    from earshot import vboard
+    from earshot.board import vboard
 
     flash = tmp_path / "flash"
     flash.mkdir()

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from earshot import natmod
+from earshot.board import natmod
 from earshot.paths import FIRMWARE
 
 XTENSA_GCC = "xtensa-lx106-elf-gcc"

@@ -583,8 +583,8 @@ def adapt(
 
 def rollback(port: str) -> str:
     """Restore the factory model on the board at ``port`` (es_adapt.restore() over mpremote);
-    returns the board's answer. Raises earshot.deploy.DeployError when the board fails."""
-    from earshot import deploy
+    returns the board's answer. Raises earshot.board.deploy.DeployError when the board fails."""
+    from earshot.board import deploy
 
     out = deploy.run_on_board(port, "import es_adapt\nprint(es_adapt.restore())\n")
     return out.decode(errors="replace").strip()

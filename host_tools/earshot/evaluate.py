@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import dataset
+from earshot.train import dataset
 from earshot.audio import SAMPLE_RATE_HZ
 
 MERGE_S = 1.5
@@ -107,8 +107,7 @@ class Earshot:
     name = "Earshot"
 
     def __init__(self, model_dir):
-        from earshot import modelpkg
-        from earshot.model import Model
+        from earshot.model import Model, package as modelpkg
 
         self.manifest, blob = modelpkg.load(model_dir)
         self.model = Model(blob)

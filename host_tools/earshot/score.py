@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import audio, core, modelpkg
-from earshot.model import Model
+from earshot import audio, core
+from earshot.model import Model, package as modelpkg
 from earshot.paths import MODELS
 
 HOP_S = core.HOP_SAMPLES / core.SAMPLE_RATE_HZ  # 0.01 s

@@ -44,7 +44,7 @@ def run(args) -> int:
         if not args.port:
             print("earshot adapt: --rollback needs --port", file=sys.stderr)
             return 2
-        from earshot.deploy import DeployError
+        from earshot.board.deploy import DeployError
 
         try:
             answer = adapt.rollback(args.port)
@@ -59,7 +59,8 @@ def run(args) -> int:
     if not 0.0 <= args.prune < 1.0:
         print(f"earshot adapt: --prune must be in [0, 1), got {args.prune}", file=sys.stderr)
         return 2
-    from earshot import dataset, modelpkg
+    from earshot.train import dataset
+    from earshot.model import package as modelpkg
     from earshot.audio import AudioError
     from earshot.model import Model
     from earshot.score import default_model_dir

@@ -26,7 +26,7 @@ def handler(args) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    from earshot.monitor import Monitor, Recorder, RecordError
+    from earshot.board.monitor import Monitor, Recorder, RecordError
 
     console = Console()
     rec = None

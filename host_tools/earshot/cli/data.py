@@ -12,7 +12,7 @@ Writes into --out:
                              "negatives": [{"file", "spec"}], "passages": [{"file", "spec"}],
                              "dropped": [{"spec", "reason"}]}
 "end" is the sample index just after the wake word; "spec" is the TTS recipe (engine, voice,
-text, rate/pitch/...; earshot.synth). Clip i is drawn from numpy.random.default_rng([seed, ...,
+text, rate/pitch/...; earshot.train.synth). Clip i is drawn from numpy.random.default_rng([seed, ...,
 i]), so the same seed gives the same clips whatever --workers is. Rendered audio is cached in
 --out/.cache and reused by a rerun with the same specs and TTS stack (package versions).
 """
@@ -28,7 +28,7 @@ def register(sub):
     s = dsub.add_parser(
         "synth",
         help="render TTS positives and negatives into a folder",
-        description="Render synthetic speech (earshot.synth) into wav files and a JSON index.",
+        description="Render synthetic speech (earshot.train.synth) into wav files and a JSON index.",
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -63,7 +63,7 @@ def synth_to_folder(
 
     import soundfile as sf
 
-    from earshot import synth
+    from earshot.train import synth
     from earshot.audio import SAMPLE_RATE_HZ
 
     wake_word = " ".join(wake_word.split())
@@ -130,7 +130,7 @@ def run_synth(args) -> int:
 
     from rich.console import Console
 
-    from earshot.synth import SynthError
+    from earshot.train.synth import SynthError
 
     err = Console(stderr=True, soft_wrap=True)
     workers = args.workers or os.cpu_count() or 1

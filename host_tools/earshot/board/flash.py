@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from earshot.boards import MODEL_PARTITION, Board
+from earshot.board.boards import MODEL_PARTITION, Board
 
 
 class FlashError(RuntimeError):

@@ -32,7 +32,7 @@ def register(sub) -> None:
 def handler(args) -> int:
     from rich.console import Console
 
-    from earshot import boards, flash
+    from earshot.board import boards, flash
 
     console = Console()
     try:

@@ -17,8 +17,8 @@ def register(sub) -> None:
 
 
 def handler(args) -> int:
-    from earshot.monitor import RecordError, read_recording
-    from earshot.plot import PlotError, plot
+    from earshot.board.monitor import RecordError, read_recording
+    from earshot.board.plot import PlotError, plot
 
     try:
         rows = read_recording(args.recording)

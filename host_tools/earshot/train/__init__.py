@@ -2,19 +2,19 @@
 
 Pipeline (:func:`train`):
 
-1. Synthetic speech (:mod:`earshot.synth`): positives of the wake word, filtered by
-   :func:`earshot.synth.check_positive`; confusable words and sentences as negatives. Cached
+1. Synthetic speech (:mod:`earshot.train.synth`): positives of the wake word, filtered by
+   :func:`earshot.train.synth.check_positive`; confusable words and sentences as negatives. Cached
    under ``build/synth/``.
 2. Windows of ``T = arch.receptive_field(cfg)`` feature rows, the model's input from the C core
    (:func:`inputs`: the log-mel, through ``es_norm`` when ``input_norm`` is set), augmented by
-   :func:`earshot.synth.augment` (with ``augment``: room impulse responses and clipping):
+   :func:`earshot.train.synth.augment` (with ``augment``: room impulse responses and clipping):
 
    - positives: each clip, preceded by silence or real negative speech and augmented
-     (:func:`earshot.synth.augment`) several times; windows whose last row lies 0..``max_shift_ms``
+     (:func:`earshot.train.synth.augment`) several times; windows whose last row lies 0..``max_shift_ms``
      after the end of the word (label 1), and one window ending well before it (label 0: an
      unfinished word);
    - synthetic negatives, augmented, windows at random ends (label 0);
-   - real negatives (:func:`earshot.dataset.training_negatives`, never the held-out part or the
+   - real negatives (:func:`earshot.train.dataset.training_negatives`, never the held-out part or the
      development positives), joined into streams, windows every ``stride_hops`` (label 0), plus
      an augmented copy; with ``synth_passages``, long TTS passages the same way;
    - noise-only windows (coloured noise, hum) at random levels (label 0).
@@ -23,12 +23,12 @@ Pipeline (:func:`train`):
    highest-scoring ones and fine-tune. With ``distill.width`` this trains the wider teacher,
    and the student then learns the teacher's soft targets; ``qat.epochs`` ends with weight
    quantization-aware fine-tuning (:func:`weight_qat_callback`).
-4. Int8 conversion (:func:`earshot.arch.to_tflite_int8`), detector settings chosen on the
+4. Int8 conversion (:func:`earshot.train.arch.to_tflite_int8`), detector settings chosen on the
    training side only (synthetic validation positives and the validation part of the real
    negatives, which training does not fit: ``dataset.training_negatives(part="validation")``;
    scored with the int8 model through the C core, :class:`Int8Scorer`, unless
    ``detector.validation_model`` is "float"), the blob
-   (:func:`earshot.blob.from_tflite`) and the package (:func:`earshot.modelpkg.write`).
+   (:func:`earshot.model.blob.from_tflite`) and the package (:func:`earshot.model.package.write`).
 
 The development clips ``wake-word-benchmark/alexa`` are never read here.
 """
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot import dataset, synth
+from earshot.train import dataset, synth
 from earshot.paths import BUILD
 
 HOP = 160  # samples per hop (ES_HOP_SAMPLES)
@@ -58,11 +58,11 @@ DEFAULT_CONFIG = {
     # (synthesis, augmentation, windows, validation) follow ``seed``, so two runs that differ in
     # train_seed alone measure the spread of training itself.
     "train_seed": None,
-    "arch": None,  # None: earshot.arch.DEFAULT_ARCH
+    "arch": None,  # None: earshot.train.arch.DEFAULT_ARCH
     "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True},
     "positives": {"copies": 3, "shifts": 3, "max_shift_ms": 250, "early_negative": True},
     "synth_negatives": {"copies": 2, "windows": 3},
-    # Long TTS passages (earshot.synth.passage_specs: fortunes read in many voices), general
+    # Long TTS passages (earshot.train.synth.passage_specs: fortunes read in many voices), general
     # negative speech beyond the real recordings: ``count`` passages (0: none) joined into a
     # stream like the real negatives, every passage augmented (reverb, noise, level), plus
     # ``noisy_copies`` streams with broadband noise at real_negatives.noisy_copy_snr_db (or
@@ -419,7 +419,7 @@ def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg,
 
 class Int8Scorer:
     """Probabilities of the int8 model as the device computes them: the .tflite converted to a
-    blob (:func:`earshot.blob.from_tflite`), run by the C core's streaming engine
+    blob (:func:`earshot.model.blob.from_tflite`), run by the C core's streaming engine
     (``es_engine_push``, :class:`earshot.model.Engine`) and mapped through the blob's logistic
     table (uint8 0..255). Probabilities are returned as float64 uint8/255, so
     :func:`choose_cutoff` with ``det["validation_model"] == "int8"`` compares window sums as
@@ -432,8 +432,7 @@ class Int8Scorer:
     """
 
     def __init__(self, tflite: bytes, cfg: dict, frames: int, stride: int):
-        from earshot import blob
-        from earshot.model import Model
+        from earshot.model import Model, blob
 
         self.model = Model(blob.from_tflite(tflite, cutoff=0.5, window=1, refractory=0,
                                             input_norm=int(cfg["input_norm"])))
@@ -531,7 +530,7 @@ def refresh_batchnorm(model, x: np.ndarray, batches: int, batch: int, seed: int)
     """
     import keras
 
-    from earshot.arch import features_to_input
+    from earshot.train.arch import features_to_input
 
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     if not bns:
@@ -553,7 +552,7 @@ def mix_batch(xin: np.ndarray, y: np.ndarray, w: np.ndarray, fraction: float, te
               temperature: float, rng: np.random.Generator):
     """Function matching with mixup on one batch (``distill.mixup``; Beyer et al., CVPR
     2022, section 3): about ``fraction`` of the rows of ``xin`` (float32 model input
-    (n, T, 1, 40), :func:`earshot.arch.features_to_input`) become ``lam * a + (1 - lam) * b``
+    (n, T, 1, 40), :func:`earshot.train.arch.features_to_input`) become ``lam * a + (1 - lam) * b``
     with ``b`` a random row of the same batch and ``lam ~ U(0, 1)`` per row; their targets
     become the mean over ``teachers`` (Keras models) of sigmoid(logit / ``temperature``) on
     that mixed input, their weights ``lam * w_a + (1 - lam) * w_b``. ``y`` (n,) float32
@@ -602,7 +601,7 @@ def _fit(model, x, y, w, cfg, epochs, lr, log, seed, val=None, callbacks=(), ema
     through :func:`mix_batch`."""
     import keras
 
-    from earshot.arch import features_to_input
+    from earshot.train.arch import features_to_input
 
     keras.utils.set_random_seed(seed)
     # by name, so a clone of the compiled model (arch.to_tflite_int8) finds the metric
@@ -751,7 +750,7 @@ def teacher_cache_key(cfg: dict, x: np.ndarray, y: np.ndarray, w: np.ndarray) ->
     _STUDENT_ONLY's keys, the training windows ``x`` (int8 (n, frames, 40)), labels ``y``
     and weights ``w`` they are fitted on, the TensorFlow, Keras and NumPy versions, the CPU
     (synth.cpu_info: kernels differ by instruction set) and the source of earshot.train and
-    earshot.arch (the fitting code). Anything else that changes the teachers changes one of
+    earshot.train.arch (the fitting code). Anything else that changes the teachers changes one of
     these."""
     import hashlib
 
@@ -771,7 +770,7 @@ def teacher_cache_key(cfg: dict, x: np.ndarray, y: np.ndarray, w: np.ndarray) ->
     h.update(json.dumps({"config": c, "tensorflow": tf.__version__, "keras": keras.__version__,
                          "numpy": np.__version__, "cpu": synth.cpu_info()},
                         sort_keys=True, default=str).encode())
-    for name in ("train.py", "arch.py"):
+    for name in ("__init__.py", "arch.py"):
         h.update((here / name).read_bytes())
     for a in (x, y, w):
         h.update(str((a.dtype.str, a.shape)).encode())
@@ -861,7 +860,7 @@ def mine(model, stream_feats, frames: int, stride: int, top_k: int, log, what: s
 
 def predict(model, x: np.ndarray, batch: int = 2048) -> np.ndarray:
     """Float logits of the Keras model for int8 windows (N, T, 40): float32 (N,)."""
-    from earshot.arch import features_to_input
+    from earshot.train.arch import features_to_input
 
     out = [
         model(features_to_input(x[k : k + batch]), training=False).numpy().ravel()
@@ -1001,7 +1000,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
         # its thread pools are fixed now; training still runs, with those pools.
         log(f"TensorFlow already initialised: keeping its thread settings ({threads} asked)")
 
-    from earshot import arch
+    from earshot.train import arch
 
     seed = int(cfg["seed"])
     tseed = seed if cfg["train_seed"] is None else int(cfg["train_seed"])
@@ -1453,7 +1452,7 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
 def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:
     """Blob from ``tflite`` with the detector settings in ``summary`` (cutoff 0..1, window,
     refractory), written with the .tflite and manifest to ``out_dir``. Returns the manifest."""
-    from earshot import blob, modelpkg
+    from earshot.model import blob, package as modelpkg
 
     model_blob = blob.from_tflite(
         tflite,
@@ -1476,7 +1475,7 @@ def new_card(wake_word: str, cfg: dict) -> str:
     sc = cfg["synth"]
     tseed_note = "" if cfg["train_seed"] is None else f", train_seed {cfg['train_seed']}"
     n_pass = int(cfg["synth_passages"]["count"])
-    passages = f",\n  {n_pass} TTS passages (`earshot.synth.passage_texts`)" if n_pass else ""
+    passages = f",\n  {n_pass} TTS passages (`earshot.train.synth.passage_texts`)" if n_pass else ""
     aug = cfg["augment"]
     reverb = (f"{aug['room_rirs']} simulated rooms (`synth.room_rirs`)" if aug["room_rirs"]
               else "exponential-decay reverb")
@@ -1495,7 +1494,7 @@ def new_card(wake_word: str, cfg: dict) -> str:
 |---|---|
 | wake word | "{wake_word}" (English) |
 | files | `model.bin` (Earshot blob), `model.tflite` (int8), `manifest.json` (schema 1) |
-| network | time-only DS-CNN (`earshot.arch`), int8 weights per channel, int8 activations |
+| network | time-only DS-CNN (`earshot.train.arch`), int8 weights per channel, int8 activations |
 | input | 40 int8 log-mel bins per 10 ms hop from the Earshot C frontend |
 | detector defaults | `cutoff`, `window`, `refractory` in `manifest.json` (training data only) |
 | trained by | `earshot train --wake-word "{wake_word}"`, seed {cfg['seed']}{tseed_note} (`earshot.train`) |
@@ -1503,12 +1502,12 @@ def new_card(wake_word: str, cfg: dict) -> str:
 ## Training data
 
 - Positives: synthetic only, {sc['positives']} text-to-speech specs of "{wake_word}"
-  (espeak-ng, Festival, Flite, Kokoro; `earshot.synth`), filtered by the phrase-independent
-  checks of `earshot.synth.check_positive` (level, clipping, duration); microWakeWord's check
+  (espeak-ng, Festival, Flite, Kokoro; `earshot.train.synth`), filtered by the phrase-independent
+  checks of `earshot.train.synth.check_positive` (level, clipping, duration); microWakeWord's check
   is used for "alexa" only.
 - Negatives: {sc['negatives']} synthetic confusable words and sentences, the training part of
-  the real negative speech (`earshot.dataset.training_negatives`), noise{passages}.
-- Augmentation (`earshot.synth.augment`): speed, {reverb},
+  the real negative speech (`earshot.train.dataset.training_negatives`), noise{passages}.
+- Augmentation (`earshot.train.synth.augment`): speed, {reverb},
   band-limits, noise and babble, level{clip}.
 
 ## Measured sizes and compute

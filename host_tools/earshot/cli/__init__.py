@@ -1,6 +1,6 @@
 """The ``earshot`` command line.
 
-Each subcommand lives in ``earshot/cmd_<name>.py`` and provides ``register(subparsers)``,
+Each subcommand lives in ``earshot/cli/<name>.py`` and provides ``register(subparsers)``,
 which adds its parser and sets ``func`` to a handler taking the parsed arguments and
 returning an exit code. Heavy imports (TensorFlow, serial ports) happen inside handlers,
 so ``earshot --help`` stays fast.
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"earshot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"earshot.cmd_{name}").register(sub)
+        importlib.import_module(f"earshot.cli.{name}").register(sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 """Serial telemetry monitor: read a board's port, decode frames, record them, survive resets.
 
 :class:`Monitor` opens the port with pyserial and feeds every byte to a
-:class:`earshot.telemetry.Decoder`. Garbage and REPL text between frames are skipped by the
+:class:`earshot.board.telemetry.Decoder`. Garbage and REPL text between frames are skipped by the
 decoder (counted as ``corrupt`` when they look like a broken frame). When the port
 disappears (board reset, USB unplugged, the virtual board restarted) the monitor closes it,
 counts a reconnect and keeps trying to open the same path every ``retry_s`` seconds.
@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from earshot.telemetry import DETECT, HELLO, HOP_MS, PAYLOADS, STATS, Decoder
+from earshot.board.telemetry import DETECT, HELLO, HOP_MS, PAYLOADS, STATS, Decoder
 
 #: CSV columns: host time, kind, seq, then every payload field of every frame type.
 CSV_COLUMNS = ["t", "kind", "seq"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from earshot.telemetry import HOP_MS
+from earshot.board.telemetry import HOP_MS
 
 
 class PlotError(ValueError):

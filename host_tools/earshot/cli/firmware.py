@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def list_boards(args) -> int:
-    from earshot import boards
+    from earshot.board import boards
 
     for name in boards.names():
         b = boards.load(name)
@@ -35,7 +35,7 @@ def list_boards(args) -> int:
 def handler(args) -> int:
     import sys
 
-    from earshot import boards, deploy, firmware
+    from earshot.board import boards, deploy, firmware
 
     model = args.model or deploy.DEFAULT_MODEL
     try:

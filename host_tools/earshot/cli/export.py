@@ -21,7 +21,7 @@ def register(sub):
 def run(args) -> int:
     import sys
 
-    from earshot import modelpkg
+    from earshot.model import package as modelpkg
 
     try:
         if args.format == "tflite":

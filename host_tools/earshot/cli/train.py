@@ -7,10 +7,10 @@ import sys
 HELP = """\
 Writes into --out: model.bin (Earshot blob), model.tflite (int8) and manifest.json (schema 1,
 with the measured training numbers under "training"). Synthetic audio is cached under
-build/synth/ and reused when the specs and the TTS stack (earshot.synth.stack_versions) are
+build/synth/ and reused when the specs and the TTS stack (earshot.train.synth.stack_versions) are
 unchanged. The development clips
 wake-word-benchmark/alexa are never used; a seeded 30 % of the other wake-word-benchmark
-folders is held out (earshot.dataset.heldout_negatives()).
+folders is held out (earshot.train.dataset.heldout_negatives()).
 """
 
 

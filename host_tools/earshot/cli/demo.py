@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot.telemetry import DETECT, END, HELLO, HOP_MS, STATS, Decoder
+from earshot.board.telemetry import DETECT, END, HELLO, HOP_MS, STATS, Decoder
 
 HOP_SAMPLES = 160  # firmware/core/earshot.h ES_HOP_SAMPLES
 
@@ -115,8 +115,8 @@ def handler(args) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    from earshot import deploy, natmod
-    from earshot.vboard import BoardError, VirtualBoard
+    from earshot.board import deploy, natmod
+    from earshot.board.vboard import BoardError, VirtualBoard
 
     console = Console()
     samples, desc = _audio(args, console)

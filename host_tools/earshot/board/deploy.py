@@ -131,7 +131,7 @@ def module_files() -> list[tuple[Path, str]]:
 
 
 def mpy_path(arch: str) -> Path:
-    """Where ``python -m earshot.natmod --arch ARCH`` puts ``_earshot.mpy``."""
+    """Where ``python -m earshot.board.natmod --arch ARCH`` puts ``_earshot.mpy``."""
     return BUILD / arch / "_earshot.mpy"
 
 
@@ -149,7 +149,7 @@ def _check_exist(pairs, arch):
     if missing:
         hint = ""
         if any(m.endswith(".mpy") for m in missing):
-            hint = f" (build it with: python -m earshot.natmod --arch {arch}"
+            hint = f" (build it with: python -m earshot.board.natmod --arch {arch}"
             if arch == "xtensawin":
                 hint += "; needs Espressif's xtensa-esp32s3-elf toolchain from ESP-IDF"
             hint += ")"
@@ -222,7 +222,7 @@ def check_mpy(path: Path, device: DeviceInfo) -> None:
         raise DeployError(
             f"architecture mismatch: {path} is built for {arch}, but the {where} runs "
             f"{device.arch} code (sys.implementation._mpy = {device.mpy}); build the right one "
-            f"with: python -m earshot.natmod --arch {device.arch}"
+            f"with: python -m earshot.board.natmod --arch {device.arch}"
         )
     if (ver, sub) != (device.mpy_version, device.mpy_sub_version):
         raise DeployError(
@@ -350,7 +350,7 @@ def sync(
     """
     pairs = module_files() + [(Path(model), "model.bin")] + [(Path(s), d) for s, d in extra]
     if board is not None:
-        from earshot import boards
+        from earshot.board import boards
 
         try:
             pairs.append((boards.load(board).path / "es_board.py", "es_board.py"))

@@ -32,7 +32,7 @@ def register(sub) -> None:
 def handler(args) -> int:
     from rich.console import Console
 
-    from earshot.vboard import BoardError, VirtualBoard
+    from earshot.board.vboard import BoardError, VirtualBoard
 
     console = Console()
 
@@ -48,7 +48,7 @@ def handler(args) -> int:
         return 1
     try:
         if args.deploy:
-            from earshot import deploy, natmod
+            from earshot.board import deploy, natmod
 
             natmod.build("x64")
             model = args.model or deploy.DEFAULT_MODEL

@@ -28,7 +28,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from earshot import boards
+from earshot.board import boards
 from earshot.paths import BUILD, FIRMWARE
 
 #: ESP-IDF (major, minor) versions MicroPython's esp32 port supports (ports/esp32/README.md).

@@ -29,7 +29,7 @@ def register(sub) -> None:
 def handler(args) -> int:
     from rich.console import Console
 
-    from earshot import deploy
+    from earshot.board import deploy
 
     console = Console()
     config = None
