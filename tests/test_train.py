@@ -213,6 +213,28 @@ def test_config_errors(tmp_path):
     bad.write_text("{")
     with pytest.raises(ValueError, match="cannot read config"):
         train.load_config(bad)
+
+
+def test_config_extends(tmp_path):
+    """A candidate is a few keys on top of another config file, followed to any depth."""
+    (tmp_path / "base.json").write_text('{"epochs": 3, "mining": {"top_k": 7}}')
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "mid.json").write_text('{"extends": "../base.json", "mining": {"epochs": 2}}')
+    (sub / "top.json").write_text('{"extends": "mid.json", "comment": "x", "epochs": 4}')
+    cfg = train.load_config(sub / "top.json")
+    assert cfg["epochs"] == 4
+    assert (cfg["mining"]["top_k"], cfg["mining"]["epochs"]) == (7, 2)
+    assert cfg["seed"] == train.DEFAULT_CONFIG["seed"]
+    (sub / "loop.json").write_text('{"extends": "loop.json"}')
+    with pytest.raises(ValueError, match="extends itself"):
+        train.load_config(sub / "loop.json")
+    (sub / "typo.json").write_text('{"extends": "../base.json", "epochz": 1}')
+    with pytest.raises(ValueError, match=r"typo\.json: config: unknown key 'epochz'"):
+        train.load_config(sub / "typo.json")
+    (sub / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="a config is a JSON object"):
+        train.load_config(sub / "list.json")
     cfg = train.load_config(overrides={"epochs": 2, "mining": {"rounds": 0}})
     assert cfg["epochs"] == 2 and cfg["mining"]["top_k"] == train.DEFAULT_CONFIG["mining"]["top_k"]
     for distill in ({"students": 2}, {"width": 2, "students": 0}, {"width": 2, "students": 1.5}):

@@ -190,8 +190,31 @@ DEFAULT_CONFIG = {
 }
 
 
+def _config_chain(path: Path, seen: tuple = ()) -> list[tuple[Path, dict]]:
+    """The JSON objects a config file stands for, base first: a file with ``"extends":
+    "<path>"`` (relative to its own folder) is that file's chain plus its own keys, so a
+    candidate recipe can be a few keys on top of a shipped config. ``comment`` is dropped.
+    Raises ValueError naming the file for an unreadable file, a non-object or a cycle."""
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: config extends itself")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read config ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config is a JSON object, not {type(data).__name__}")
+    data.pop("comment", None)
+    base = data.pop("extends", None)
+    if base is None:
+        return [(path, data)]
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: 'extends' is a path, not {base!r}")
+    return _config_chain(path.parent / base, seen + (path.resolve(),)) + [(path, data)]
+
+
 def load_config(path=None, overrides: dict | None = None) -> dict:
-    """DEFAULT_CONFIG deep-merged with the JSON file ``path`` and then ``overrides``.
+    """DEFAULT_CONFIG deep-merged with the JSON file ``path`` (after the files it
+    ``extends``, see :func:`_config_chain`) and then ``overrides``.
 
     Raises ValueError for an unknown key (a typo would otherwise be silently ignored).
     """
@@ -209,12 +232,11 @@ def load_config(path=None, overrides: dict | None = None) -> dict:
 
     cfg = copy.deepcopy(DEFAULT_CONFIG)
     if path is not None:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read config ({exc})") from exc
-        data.pop("comment", None)
-        cfg = merge(cfg, data, "")
+        for where, data in _config_chain(Path(path)):
+            try:
+                cfg = merge(cfg, data, "")
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
     if overrides:
         cfg = merge(cfg, overrides, "")
     return cfg
