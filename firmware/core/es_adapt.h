@@ -68,9 +68,20 @@
 //
 // 4. Acceptance check: some pseudo-labelled negatives are held back (ES_ADAPT_LABEL_CHECK,
 //    never trained on, their target the logit before training). es_adapt_check() scores them
-//    with the trained head (sliceable like training); the caller keeps the model it has when
-//    they rise on the whole or one of them reaches the cutoff (firmware/modules/es_adapt.py
-//    accepted()).
+//    with the trained head (sliceable like training); es_adapt_accepted() keeps the model in
+//    use when they rise on the whole or one of them reaches the cutoff.
+//
+// 5. Pseudo-labels: es_adapt_labeler_t is the rule by which the detector's outputs become
+//    buffer samples (which outputs are candidates, the thinning of negatives, the agreement
+//    of the recomputed probability, the CHECK / DISTILL labels, the slot in the buffer). The
+//    board (firmware/modules/es_adapt.py, through the binding) and the host
+//    (host_tools/earshot/adapt.py, through ctypes) both call it, so fed the same audio they
+//    fill the same buffer and write the same adapted blob, byte for byte.
+//
+// Sources, by job (es_adapt_internal.h): es_adapt.c (groups, statistics, forward pass),
+// es_adapt_train.c (trainer, check), es_adapt_write.c (blob writer), es_adapt_prune.c
+// (importance, pruning), es_adapt_label.c (pseudo-labels, acceptance). A detection-only
+// build leaves all of them out: nothing in the rest of the core calls them.
 #ifndef ES_ADAPT_H
 #define ES_ADAPT_H
 
@@ -202,6 +213,79 @@ int es_adapt_select(const es_adapt_stats_t *s, const uint32_t *scores,
 // out NULL: only *out_len (the size needed) is computed. ES_OK or ES_E_ARG with *why.
 int es_adapt_prune(const es_model_t *m, const es_adapt_stats_t *s, const uint8_t *keep,
     int bias_fix, uint8_t *out, size_t cap, size_t *out_len, const char **why);
+
+// ---------------------------------------------------------------------------
+// Acceptance and pseudo-labels (es_adapt_label.c).
+
+// The acceptance rule: 1 (keep the trained model) when there were no held-back negatives,
+// or when they do not score higher, summed, than before training (rise <= 0) and none
+// reaches the cutoff (fires == 0); else 0 (keep the model in use). c NULL: 0.
+int es_adapt_accepted(const es_adapt_check_t *c);
+
+// Settings of the pseudo-labeller. int32 so that es_adapt_labeler_init can check the range of
+// whatever a binding passes.
+typedef struct {
+    int32_t pos_cutoff;    // uint8 probability (p * 255, 0..255) at or above which a model
+                           // output is a positive candidate
+    int32_t neg_cutoff;    // 0..255: at or below which it is a negative candidate
+    int32_t neg_every;     // >= 1: one negative candidate in neg_every is looked at (the 1st,
+                           // the (neg_every + 1)th, ...)
+    int32_t check_every;   // >= 0: every check_every-th kept negative is held back for the
+                           // acceptance check (ES_ADAPT_LABEL_CHECK); 0: none
+    int32_t pos_share;     // >= 1: positives get max(1, slots / pos_share) of the buffer slots
+    int32_t buffer_bytes;  // >= 0: buffer bytes; one slot is an embedding, a label byte and
+                           // an int8 target: slots = buffer_bytes / (emb_bytes + 2), >= 2
+    int32_t distill;       // 0 or 1: every kept window is labelled ES_ADAPT_LABEL_DISTILL (a
+                           // pruned student learns its teacher's logits)
+} es_adapt_label_params_t;
+
+// The pseudo-labeller's state, caller-owned (no size query: it is this struct). Fields are
+// read-only for the caller; es_adapt_labeler_init sets them all.
+typedef struct {
+    const es_model_t *m;        // the model whose outputs are labelled (probability, frames)
+    es_adapt_label_params_t p;
+    uint32_t frames;            // m's input_frames: outputs whose window starts before the
+                                // stream are never candidates
+    uint32_t slots;             // buffer slots
+    uint32_t pos_slots;         // slots [0, pos_slots) hold positives, the rest negatives;
+                                // each part is a ring (the oldest overwritten)
+    uint32_t neg_seen;          // negative candidates seen, before thinning
+    uint32_t kept_neg;          // negatives that agreed (kept)
+    uint32_t n_pos;             // positives stored (overwritten ones included)
+    uint32_t n_neg;             // negatives stored (overwritten ones included)
+} es_adapt_labeler_t;
+
+// Set up l for the outputs of m, with a buffer of embeddings of emb_bytes each (the
+// trainee's es_adapt_embedding_size: the student's when distilling). ES_OK, or ES_E_ARG
+// with *why (if not NULL) naming the setting out of range.
+int es_adapt_labeler_init(es_adapt_labeler_t *l, const es_model_t *m,
+    const es_adapt_label_params_t *p, size_t emb_bytes, const char **why);
+
+// Candidates among n consecutive hops of a detector's output (probs: uint8 probabilities,
+// flags: ES_FLAG_* bits, as es_detector_run writes them); hop is the stream index of
+// probs[0] (0 at the start of a stream). cand[i] gets ES_ADAPT_LABEL_POSITIVE for a model
+// output (ES_FLAG_OUTPUT) with the gate open (ES_FLAG_VAD) whose window lies in the stream
+// (hop + i + 1 >= frames) and probability >= pos_cutoff; ES_ADAPT_LABEL_NEGATIVE for one
+// with probability <= neg_cutoff, of which only one in neg_every is passed on (the others
+// only count in neg_seen); else ES_ADAPT_LABEL_EMPTY. Returns the candidates (0 when an
+// argument is NULL). The caller then recomputes each candidate's logit on its window
+// (es_adapt_forward) and asks es_adapt_label_agrees.
+size_t es_adapt_label_candidates(es_adapt_labeler_t *l, const uint8_t *probs,
+    const uint8_t *flags, size_t n, uint32_t hop, uint8_t *cand);
+
+// 1 when the recomputed int8 logit of a candidate's window agrees with it: m's probability
+// of it is >= pos_cutoff for a positive, <= neg_cutoff for a negative; else 0 (the window is
+// dropped).
+int es_adapt_label_agrees(const es_adapt_labeler_t *l, uint8_t cand, int8_t logit);
+
+// The label of an agreed candidate (cand ES_ADAPT_LABEL_POSITIVE or _NEGATIVE) about to be
+// stored: ES_ADAPT_LABEL_DISTILL when distilling; else the candidate's own, but every
+// check_every-th negative ES_ADAPT_LABEL_CHECK. Counts kept negatives.
+uint8_t es_adapt_label_next(es_adapt_labeler_t *l, uint8_t cand);
+
+// The buffer slot of a window about to be stored as cand (positives cycle through
+// [0, pos_slots), negatives through [pos_slots, slots)); counts it in n_pos / n_neg.
+uint32_t es_adapt_label_slot(es_adapt_labeler_t *l, uint8_t cand);
 
 #ifdef __cplusplus
 }
