@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "es_internal.h"
+#include "earshot.h"
 
 int main(int argc, char **argv) {
     if (argc != 3) {
@@ -37,16 +37,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "need REPEATS >= 1 and at least one row\n");
         return 2;
     }
-    es_vad_t vad;
+    static uint32_t vad_mem[64];  // es_vad_mem_size() bytes, checked below
+    if (es_vad_mem_size() > sizeof(vad_mem)) {
+        fprintf(stderr, "es_vad_mem_size() = %zu > %zu\n", es_vad_mem_size(), sizeof(vad_mem));
+        return 1;
+    }
     long open = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int r = 0; r < repeats; r++) {
-        if (es_vad_init(&vad, NULL) != ES_OK) {
+        es_vad_t *vad = es_vad_init(vad_mem, sizeof(vad_mem), NULL);
+        if (vad == NULL) {
             return 1;
         }
         for (size_t i = 0; i < n; i++) {
-            open += es_vad_update(&vad, feat + i * ES_MEL_BINS);
+            open += es_vad_update(vad, feat + i * ES_MEL_BINS);
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -18,7 +18,7 @@ from earshot.paths import MODELS
 
 
 def posterior_reference(probs, cutoff, window, refractory):
-    """Plain-Python statement of the rule in es_internal.h, for comparison."""
+    """Plain-Python statement of the rule in earshot.h, for comparison."""
     ring, ignore, fired = [0] * window, 0, []
     for p in probs:
         if ignore:

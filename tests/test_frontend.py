@@ -3,8 +3,10 @@
 The reference below re-derives the same log-mel from the formulas (periodic Hann, 512-point
 real FFT, HTK mel triangles 125..7600 Hz, round(8 * (log2 E - 8)) - 128) in float64 numpy,
 independently of the generated tables, so a wrong table or a fixed-point slip shows up here.
+Also: earshot.core's constants and ctypes struct mirrors against the library and earshot.h.
 """
 
+import ctypes
 import re
 import shutil
 import subprocess
@@ -14,12 +16,15 @@ import zlib
 import numpy as np
 import pytest
 
-from earshot import core
+from earshot import core, model
 from earshot.audio import load
 from earshot.paths import FIRMWARE
 
 CORE = FIRMWARE / "core"
-MY_SOURCES = ["es_frontend.c", "es_vad.c", "es_norm.c", "es_posterior.c", "es_detector.c", "es_crc32.c"]
+MY_SOURCES = [
+    "es_frontend.c", "es_vad.c", "es_norm.c", "es_posterior.c", "es_detector.c", "es_crc32.c",
+    "es_info.c",
+]  # fmt: skip
 
 
 def hz_to_mel(f):
@@ -62,6 +67,46 @@ def test_constants_match_header():
     flags = dict(re.findall(r"#define (ES_FLAG_\w+) \(1u << (\d+)\)", text))
     for name in ["VAD", "RAN", "OUTPUT", "DETECT"]:
         assert 1 << int(flags["ES_FLAG_" + name]) == getattr(core, "FLAG_" + name), name
+
+
+def test_library_reports_the_same_constants_and_struct_sizes(monkeypatch):
+    """earshot.core.constants and every ctypes mirror of a public struct agree with what the
+    built library reports (es_core_get_info); a difference stops lib() with the names."""
+    info = core.library_info()
+    for name, field in core.constants.CHECKED.items():
+        assert getattr(core, name) == info[field], name
+    for cls, field in core.library.STRUCTS.items():
+        assert ctypes.sizeof(cls) == info[field], cls.__name__
+    assert ctypes.sizeof(model.es_model_info_t) == info["sizeof_model_info"]
+    assert core.HOP_MS * core.SAMPLE_RATE_HZ == 1000 * core.HOP_SAMPLES
+    so = core.lib()
+    monkeypatch.setattr(core.constants, "MEL_BINS", 41)
+    with pytest.raises(core.CoreMismatchError, match="MEL_BINS = 41 here, 40 in the library"):
+        core.library._check(core.library._read_info(so))
+
+
+def _mirrors():
+    return [*core.library.STRUCTS, model.es_model_info_t]
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_ctypes_structs_match_the_header(tmp_path):
+    """Every field offset and size of every ctypes mirror equals the C compiler's for the
+    public header alone (earshot.h; the host mirrors no internal struct)."""
+    lines, want = [], []
+    for cls in _mirrors():
+        lines.append(f'    printf("%zu\\n", sizeof({cls.__name__}));')
+        want.append(ctypes.sizeof(cls))
+        for name, _ in cls._fields_:
+            lines.append(f'    printf("%zu\\n", offsetof({cls.__name__}, {name}));')
+            want.append(getattr(cls, name).offset)
+    src = tmp_path / "sizes.c"
+    src.write_text('#include <stddef.h>\n#include <stdio.h>\n#include "earshot.h"\n'
+                   "int main(void) {\n" + "\n".join(lines) + "\n    return 0;\n}\n")
+    exe = tmp_path / "sizes"
+    subprocess.run(["gcc", "-std=c99", "-I", str(CORE), "-o", str(exe), str(src)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    assert [int(v) for v in out.split()] == want
 
 
 def test_tables_are_generated():

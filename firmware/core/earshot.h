@@ -35,6 +35,37 @@ extern "C" {
 #define ES_E_BLOB (-2)    // the model blob failed validation (see the reason string)
 
 // ---------------------------------------------------------------------------
+// The constants above and the sizes of the public structs, for bindings that cannot read
+// C macros (CPython's ctypes: earshot.core takes every constant from here and checks its
+// struct mirrors against the sizes).
+typedef struct {
+    uint16_t version_major;           // ES_VERSION_MAJOR
+    uint16_t version_minor;           // ES_VERSION_MINOR
+    uint32_t sample_rate_hz;          // ES_SAMPLE_RATE_HZ
+    uint16_t window_samples;          // ES_WINDOW_SAMPLES
+    uint16_t hop_samples;             // ES_HOP_SAMPLES
+    uint16_t mel_bins;                // ES_MEL_BINS
+    uint16_t max_window;              // ES_MAX_WINDOW
+    uint8_t flag_vad;                 // ES_FLAG_VAD
+    uint8_t flag_ran;                 // ES_FLAG_RAN
+    uint8_t flag_output;              // ES_FLAG_OUTPUT
+    uint8_t flag_detect;              // ES_FLAG_DETECT
+    uint8_t norm_minstat;             // ES_NORM_MINSTAT
+    uint8_t norm_minstat_gate;        // ES_NORM_MINSTAT_GATE
+    uint16_t vad_prime_hops;          // ES_VAD_PRIME_HOPS
+    // sizeof of each public struct, in bytes
+    uint16_t sizeof_core_info;        // es_core_info_t (this struct)
+    uint16_t sizeof_model_info;       // es_model_info_t
+    uint16_t sizeof_detector_config;  // es_detector_config_t
+    uint16_t sizeof_detector_stats;   // es_detector_stats_t
+    uint16_t sizeof_vad_params;       // es_vad_params_t
+    uint16_t sizeof_vad_state;        // es_vad_state_t
+} es_core_info_t;
+
+// Writes the constants to *info (nothing if info is NULL).
+void es_core_get_info(es_core_info_t *info);
+
+// ---------------------------------------------------------------------------
 // Frontend: int16 PCM at 16 kHz -> int8 log-mel, one vector per 10 ms hop.
 typedef struct es_frontend_t es_frontend_t;
 
@@ -119,6 +150,98 @@ int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit);
 uint8_t es_model_probability(const es_model_t *m, int8_t logit);
 
 // ---------------------------------------------------------------------------
+// VAD on int8 log-mel features (es_vad.c): per-bin SNR against an adaptive per-bin noise
+// floor, with a bound on narrowband energy, onset confirmation and hangover. The detector
+// runs one as its gate (es_detector_config_t.vad_enabled); this API runs one on its own
+// (earshot.core.vad, bench/vad.py).
+//
+// Per hop, for each of the ES_MEL_BINS bins b (features x[b] in int8 steps of 0.376 dB,
+// 8 per octave of power, see es_tables.h; floors in Q4, 1/16 steps):
+//   d[b]   = 16 * x[b] - floor[b]                     (a posteriori SNR, Q4 steps)
+//   excess = sum over b of clamp(d[b], -16 * cap, 16 * cap)
+//   floor[b] += d[b] / 2^down_shift  if d[b] < 0       (falls fast)
+//   floor[b] += d[b] / 2^up_shift    otherwise         (rises slowly)
+//   floor[b]  = max(floor[b], 16 * min_floor)
+// The hop is speech-like when excess >= 16 * ES_MEL_BINS * onset, i.e. when the
+// spectrum lies on average `onset` steps above the noise's spectrum, bin by bin.
+// Comparing bin by bin (rather than the total level) lets speech at a low SNR in
+// coloured noise count where it rises above the noise, and the clamp bounds what
+// a few bins can contribute, so narrowband sounds (tones, beeps, hum) do not open
+// the gate on their own. The gate opens after `confirm` consecutive speech-like
+// hops (a click or a sine switched on spans at most ES_WINDOW_SAMPLES /
+// ES_HOP_SAMPLES hops of broadband energy) and stays open for `hangover` hops
+// after the last one; while open, every speech-like hop re-arms the hangover.
+// While the frontend's first window still holds the zeros from before the stream
+// (ES_VAD_PRIME_HOPS hops after init/reset), the floor is first set to the features
+// (max(16 * x[b], 16 * min_floor)). The divisions round towards minus infinity.
+//
+// Cost: one pass over the ES_MEL_BINS bins, each a load, a scale, a subtraction,
+// a clamp, an add and the floor update (a compare, a shift, an add, a max):
+// about 12 integer operations per bin, plus a dozen per hop. bench/vad.py counts
+// the instructions per call with callgrind. State: 100 bytes.
+typedef struct {
+    int8_t onset;        // mean clamped per-bin SNR (steps) of a speech-like hop, >= 1
+    int8_t min_floor;    // lowest floor of a bin, steps (int8 feature value)
+    uint16_t hangover;   // hops the gate stays open after the last speech-like hop
+    uint8_t down_shift;  // floor time constant while falling: 2^down_shift hops, 0..15
+    uint8_t up_shift;    // floor time constant while rising: 2^up_shift hops, 0..15
+    uint8_t cap;         // per-bin SNR clamped to +-cap steps, 1..127
+    uint8_t confirm;     // consecutive speech-like hops that open the gate, >= 1
+} es_vad_params_t;
+
+#define ES_VAD_PRIME_HOPS ((ES_WINDOW_SAMPLES + ES_HOP_SAMPLES - 1) / ES_HOP_SAMPLES)
+
+// What the VAD holds after its last update (es_vad_get_state).
+typedef struct {
+    int16_t floor_q4[ES_MEL_BINS];  // per-bin noise floor, steps * 16
+    int32_t excess_q4;  // sum of the clamped per-bin SNRs at the last hop, steps * 16
+    uint16_t hold;      // hops left before the gate closes
+    uint8_t primed;     // hops seen, up to ES_VAD_PRIME_HOPS (floor = features)
+    uint8_t run;        // consecutive speech-like hops, saturating at confirm
+    uint8_t speech;     // the last hop was speech-like (excess reached the onset)
+    uint8_t open;       // the gate is open after the last hop
+    uint8_t reserved[2];
+} es_vad_state_t;
+
+typedef struct es_vad_t es_vad_t;
+
+// Writes the defaults (es_vad.c gives each one's reason) to *p (nothing if p is NULL).
+void es_vad_default_params(es_vad_params_t *p);
+size_t es_vad_mem_size(void);
+// p NULL: the defaults. Returns a handle inside mem, or NULL if mem is NULL, mem_len too
+// small or a parameter out of range (onset < 1, cap outside 1..127, confirm 0, a shift
+// above 15).
+es_vad_t *es_vad_init(void *mem, size_t mem_len, const es_vad_params_t *p);
+// Back to the state after init (floors unset, gate closed), parameters kept.
+void es_vad_reset(es_vad_t *v);
+// Updates the floors with one hop of ES_MEL_BINS int8 features; returns 1 if the gate is
+// open at this hop, else 0 (also for v or features NULL).
+int es_vad_update(es_vad_t *v, const int8_t *features);
+// Copies the state after the last update to *state (nothing if either is NULL).
+void es_vad_get_state(const es_vad_t *v, es_vad_state_t *state);
+
+// ---------------------------------------------------------------------------
+// Posterior smoothing (es_posterior.c), microWakeWord / ESPHome micro_wake_word style: a
+// ring of the last `window` uint8 probabilities; a detection fires when their sum >=
+// cutoff * window (their mean reaches cutoff); then the ring is cleared and the next
+// `refractory` outputs are ignored (not added to the ring). The detector runs one on the
+// model's outputs; this API runs one on its own (earshot.core.posterior). State: 42 bytes.
+#define ES_MAX_WINDOW (32)  // longest window, in model outputs
+
+typedef struct es_posterior_t es_posterior_t;
+
+size_t es_posterior_mem_size(void);
+// cutoff: probability * 255, 1..255 (0 would detect on silence); window: outputs,
+// 1..ES_MAX_WINDOW; refractory: outputs. Returns a handle inside mem, or NULL if mem is
+// NULL, mem_len too small or a parameter out of range.
+es_posterior_t *es_posterior_init(void *mem, size_t mem_len, uint8_t cutoff, uint8_t window,
+    uint16_t refractory);
+// Empties the ring (zeros) and ends any refractory period (as after init).
+void es_posterior_clear(es_posterior_t *s);
+// Adds one model output (probability * 255); returns 1 if a detection fires, else 0.
+int es_posterior_push(es_posterior_t *s, uint8_t prob);
+
+// ---------------------------------------------------------------------------
 // Detector: frontend + VAD gate + engine + posterior smoothing.
 typedef struct es_detector_t es_detector_t;
 
@@ -130,7 +253,6 @@ typedef struct {
     uint8_t reserved[3];
 } es_detector_config_t;
 
-#define ES_MAX_WINDOW (32)
 
 // Per-hop flags written by es_detector_run.
 #define ES_FLAG_VAD (1u << 0)      // VAD gate open at this hop

@@ -110,8 +110,8 @@ es_detector_t *es_detector_init(void *mem, size_t mem_len, const es_model_t *m,
     uint8_t *base = es_align_ptr(mem);
     es_detector_t *d = (es_detector_t *)base;
     memset(d, 0, sizeof(*d));
-    if (es_posterior_init(&d->post, c.cutoff, c.window, c.refractory) != ES_OK ||
-        es_vad_init(&d->vad, NULL) != ES_OK) {
+    if (es_posterior_setup(&d->post, c.cutoff, c.window, c.refractory) != ES_OK ||
+        es_vad_setup(&d->vad, NULL) != ES_OK) {
         return NULL;
     }
     d->model = m;

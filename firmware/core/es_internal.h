@@ -48,68 +48,16 @@ static inline int32_t es_clamp32(int32_t x, int32_t lo, int32_t hi) {
 }
 
 // ---------------------------------------------------------------------------
-// VAD on int8 log-mel features (es_vad.c): per-bin SNR against an adaptive
-// per-bin noise floor, with a bound on narrowband energy, onset confirmation and
-// hangover.
-//
-// Per hop, for each of the ES_MEL_BINS bins b (features x[b] in int8 steps of
-// 0.376 dB, 8 per octave of power, see es_tables.h; floors in Q4 steps):
-//   d[b]   = 16 * x[b] - floor[b]                     (a posteriori SNR, Q4 steps)
-//   excess = sum over b of clamp(d[b], -16 * cap, 16 * cap)
-//   floor[b] += d[b] / 2^down_shift  if d[b] < 0       (falls fast)
-//   floor[b] += d[b] / 2^up_shift    otherwise         (rises slowly)
-//   floor[b]  = max(floor[b], 16 * min_floor)
-// The hop is speech-like when excess >= 16 * ES_MEL_BINS * onset, i.e. when the
-// spectrum lies on average `onset` steps above the noise's spectrum, bin by bin.
-// Comparing bin by bin (rather than the total level) lets speech at a low SNR in
-// coloured noise count where it rises above the noise, and the clamp bounds what
-// a few bins can contribute, so narrowband sounds (tones, beeps, hum) do not open
-// the gate on their own. The gate opens after `confirm` consecutive speech-like
-// hops (a click or a sine switched on spans at most ES_WINDOW_SAMPLES /
-// ES_HOP_SAMPLES hops of broadband energy) and stays open for `hangover` hops
-// after the last one. While the frontend's first window still holds the zeros
-// from before the stream (ES_VAD_PRIME_HOPS hops after reset), the floor is set
-// to the features. Floors use es_asr32, so the divisions round towards minus
-// infinity, as written.
-//
-// Cost: one pass over the ES_MEL_BINS bins, each a load, a scale, a subtraction,
-// a clamp, an add and the floor update (a compare, a shift, an add, a max):
-// about 12 integer operations per bin, plus a dozen per hop. bench/vad.py counts
-// the instructions per call with callgrind.
-typedef struct {
-    int8_t onset;        // mean clamped per-bin SNR (steps) of a speech-like hop, >= 1
-    int8_t min_floor;    // lowest floor of a bin, steps (int8 feature value)
-    uint16_t hangover;   // hops the gate stays open after the last speech-like hop
-    uint8_t down_shift;  // floor time constant while falling: 2^down_shift hops
-    uint8_t up_shift;    // floor time constant while rising: 2^up_shift hops
-    uint8_t cap;         // per-bin SNR clamped to +-cap steps, 1..127
-    uint8_t confirm;     // consecutive speech-like hops that open the gate, >= 1
-} es_vad_params_t;
-
-#define ES_VAD_PRIME_HOPS ((ES_WINDOW_SAMPLES + ES_HOP_SAMPLES - 1) / ES_HOP_SAMPLES)
-
-typedef struct {
+// VAD (es_vad.c; the rule and the public entry points are in earshot.h). The state is the
+// public snapshot itself, so es_vad_get_state is a copy. The detector embeds one.
+struct es_vad_t {
     es_vad_params_t p;
-    int16_t floor_q4[ES_MEL_BINS];  // per-bin noise floor, steps * 16
-    int32_t excess_q4;  // sum of clamped per-bin SNRs at the last hop, steps * 16
-    uint16_t hold;      // hops left before the gate closes
-    uint8_t primed;     // hops seen, up to ES_VAD_PRIME_HOPS (floor = features)
-    uint8_t run;        // consecutive speech-like hops, saturating at confirm
-    uint8_t speech;     // the last hop was speech-like
-    uint8_t open;       // gate state after the last update
-    uint8_t reserved[2];
-} es_vad_t;
+    es_vad_state_t s;
+};
 
-// Writes the documented defaults (see es_vad.c) to *p.
-void es_vad_default_params(es_vad_params_t *p);
-// Initialises v with p (NULL: defaults). Returns ES_OK or ES_E_ARG (v NULL,
-// onset < 1, cap outside 1..127, confirm 0, or a shift above 15).
-int es_vad_init(es_vad_t *v, const es_vad_params_t *p);
-// Back to the state after init (floors unset, gate closed), parameters kept.
-void es_vad_reset(es_vad_t *v);
-// Updates the floors with one hop of ES_MEL_BINS int8 features; returns 1 if
-// the gate is open at this hop, else 0 (also for v or features NULL).
-int es_vad_update(es_vad_t *v, const int8_t *features);
+// es_vad_init on a struct the caller placed (the detector's): v not NULL. Returns ES_OK,
+// or ES_E_ARG for parameters out of range (earshot.h); p NULL: the defaults.
+int es_vad_setup(es_vad_t *v, const es_vad_params_t *p);
 
 // ---------------------------------------------------------------------------
 // Input normalisation (es_norm.c; public entry points in earshot.h).
@@ -133,11 +81,9 @@ void es_norm_set_mode(es_norm_t *n, unsigned mode);
 void es_norm_update(es_norm_t *n, const int8_t *x, int8_t *out);
 
 // ---------------------------------------------------------------------------
-// Posterior smoothing (es_posterior.c), microWakeWord / ESPHome micro_wake_word
-// style: a ring of the last `window` uint8 probabilities; a detection fires when
-// their sum >= cutoff * window; then the ring is cleared and the next
-// `refractory` outputs are ignored (not added to the ring).
-typedef struct {
+// Posterior smoothing (es_posterior.c; the rule and the public entry points are in
+// earshot.h). The detector embeds one.
+struct es_posterior_t {
     uint8_t ring[ES_MAX_WINDOW];
     uint16_t sum;        // sum of ring (<= 255 * ES_MAX_WINDOW)
     uint8_t pos;         // next slot to overwrite
@@ -146,14 +92,10 @@ typedef struct {
     uint8_t reserved;
     uint16_t refractory;
     uint16_t ignore;     // outputs left to ignore
-} es_posterior_t;
+};
 
-// Returns ES_OK, or ES_E_ARG for s NULL, window outside 1..ES_MAX_WINDOW or
-// cutoff 0 (which would detect on silence).
-int es_posterior_init(es_posterior_t *s, uint8_t cutoff, uint8_t window, uint16_t refractory);
-// Empties the ring (zeros) and ends any refractory period (as after init).
-void es_posterior_clear(es_posterior_t *s);
-// Adds one model output; returns 1 if a detection fires, else 0.
-int es_posterior_push(es_posterior_t *s, uint8_t prob);
+// es_posterior_init on a struct the caller placed (the detector's): returns ES_OK, or
+// ES_E_ARG for s NULL, window outside 1..ES_MAX_WINDOW or cutoff 0.
+int es_posterior_setup(es_posterior_t *s, uint8_t cutoff, uint8_t window, uint16_t refractory);
 
 #endif // ES_INTERNAL_H

@@ -8,7 +8,20 @@
 
 #include "es_internal.h"
 
-int es_posterior_init(es_posterior_t *s, uint8_t cutoff, uint8_t window, uint16_t refractory) {
+size_t es_posterior_mem_size(void) {
+    return sizeof(es_posterior_t) + ES_ALIGN_SLACK;
+}
+
+es_posterior_t *es_posterior_init(void *mem, size_t mem_len, uint8_t cutoff, uint8_t window,
+    uint16_t refractory) {
+    if (mem == NULL || mem_len < es_posterior_mem_size()) {
+        return NULL;
+    }
+    es_posterior_t *s = es_align_ptr(mem);
+    return es_posterior_setup(s, cutoff, window, refractory) == ES_OK ? s : NULL;
+}
+
+int es_posterior_setup(es_posterior_t *s, uint8_t cutoff, uint8_t window, uint16_t refractory) {
     if (s == NULL || cutoff == 0 || window == 0 || window > ES_MAX_WINDOW) {
         return ES_E_ARG;
     }

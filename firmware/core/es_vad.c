@@ -1,6 +1,6 @@
 // VAD on the int8 log-mel features: per-bin SNR against an adaptive per-bin
 // noise floor (fast down, slow up), clamped per bin, onset confirmation and
-// hangover. The rule is in es_internal.h.
+// hangover. The rule is in earshot.h.
 //
 // Defaults (int8 feature steps are 0.376 dB of power, see es_tables.h), chosen
 // with bench/vad.py (seeded scenes of held-out real speech in coloured noise,
@@ -52,7 +52,19 @@ void es_vad_default_params(es_vad_params_t *p) {
     p->confirm = ES_VAD_DEFAULT_CONFIRM;
 }
 
-int es_vad_init(es_vad_t *v, const es_vad_params_t *p) {
+size_t es_vad_mem_size(void) {
+    return sizeof(es_vad_t) + ES_ALIGN_SLACK;
+}
+
+es_vad_t *es_vad_init(void *mem, size_t mem_len, const es_vad_params_t *p) {
+    if (mem == NULL || mem_len < es_vad_mem_size()) {
+        return NULL;
+    }
+    es_vad_t *v = es_align_ptr(mem);
+    return es_vad_setup(v, p) == ES_OK ? v : NULL;
+}
+
+int es_vad_setup(es_vad_t *v, const es_vad_params_t *p) {
     if (v == NULL) {
         return ES_E_ARG;
     }
@@ -76,13 +88,7 @@ void es_vad_reset(es_vad_t *v) {
     if (v == NULL) {
         return;
     }
-    memset(v->floor_q4, 0, sizeof(v->floor_q4));
-    v->excess_q4 = 0;
-    v->hold = 0;
-    v->primed = 0;
-    v->run = 0;
-    v->speech = 0;
-    v->open = 0;
+    memset(&v->s, 0, sizeof(v->s));
 }
 
 int es_vad_update(es_vad_t *v, const int8_t *features) {
@@ -96,15 +102,15 @@ int es_vad_update(es_vad_t *v, const int8_t *features) {
     const unsigned down = v->p.down_shift;
     const unsigned up = v->p.up_shift;
     const uint32_t down_round = (1u << down) - 1u;
-    int16_t *floor_q4 = v->floor_q4;
-    if (v->primed < ES_VAD_PRIME_HOPS) {
+    int16_t *floor_q4 = v->s.floor_q4;
+    if (v->s.primed < ES_VAD_PRIME_HOPS) {
         // The frontend's window still holds the zeros from before the stream
         // start: the floors take the features as they are.
         for (unsigned b = 0; b < ES_MEL_BINS; b++) {
             const int32_t x = (int32_t)features[b] * ES_VAD_Q4;
             floor_q4[b] = (int16_t)(x > min_q4 ? x : min_q4);
         }
-        v->primed++;
+        v->s.primed++;
     }
     int32_t excess = 0;
     for (unsigned b = 0; b < ES_MEL_BINS; b++) {
@@ -120,23 +126,29 @@ int es_vad_update(es_vad_t *v, const int8_t *features) {
             floor_q4[b] = (int16_t)(f + (int32_t)((uint32_t)d >> up));
         }
     }
-    v->excess_q4 = excess;
-    v->speech = excess >= (int32_t)v->p.onset * ES_MEL_BINS * ES_VAD_Q4;
-    if (!v->speech) {
-        v->run = 0;
-    } else if (v->run < v->p.confirm) {
-        v->run++;
+    v->s.excess_q4 = excess;
+    v->s.speech = excess >= (int32_t)v->p.onset * ES_MEL_BINS * ES_VAD_Q4;
+    if (!v->s.speech) {
+        v->s.run = 0;
+    } else if (v->s.run < v->p.confirm) {
+        v->s.run++;
     }
     // Once open, every speech-like hop re-arms the hangover; a closed gate needs
     // `confirm` of them in a row.
-    if (v->run >= v->p.confirm || (v->speech && v->open)) {
-        v->hold = v->p.hangover;
-        v->open = 1;
-    } else if (v->hold > 0) {
-        v->hold--;
-        v->open = 1;
+    if (v->s.run >= v->p.confirm || (v->s.speech && v->s.open)) {
+        v->s.hold = v->p.hangover;
+        v->s.open = 1;
+    } else if (v->s.hold > 0) {
+        v->s.hold--;
+        v->s.open = 1;
     } else {
-        v->open = 0;
+        v->s.open = 0;
     }
-    return v->open;
+    return v->s.open;
+}
+
+void es_vad_get_state(const es_vad_t *v, es_vad_state_t *state) {
+    if (v != NULL && state != NULL) {
+        *state = v->s;
+    }
 }

@@ -1,12 +1,12 @@
 // Extreme inputs through the frontend, VAD, posterior and CRC, built with
 // -fsanitize=address,undefined -fno-sanitize-recover (tests/test_frontend.py):
 // any signed overflow, bad shift or out-of-bounds access aborts. Also checks
-// guard bytes around the caller's buffers and prints one line per case.
+// guard bytes around the caller's buffers (each handed over at an odd address) and
+// prints one line per case. Public API (earshot.h) only.
 #include <stdio.h>
 #include <string.h>
 
 #include "earshot.h"
-#include "es_internal.h"
 
 #define HOPS (8)
 #define GUARD (16)
@@ -24,11 +24,16 @@ static int check_guard(const uint8_t *g, const char *what) {
 int main(void) {
     static int16_t x[HOPS * ES_HOP_SAMPLES];
     static uint8_t mem[8192 + 2 * GUARD];
+    static uint8_t small[256 + 2 * GUARD];  // the VAD's, then the posterior's
     int8_t feats[HOPS * ES_MEL_BINS + GUARD];
     int fails = 0;
     size_t need = es_frontend_mem_size();
-    if (need + 2 * GUARD + 1 > sizeof(mem)) {
-        printf("FAIL frontend needs %zu bytes\n", need);
+    size_t vad_need = es_vad_mem_size();
+    size_t post_need = es_posterior_mem_size();
+    if (need + 2 * GUARD + 1 > sizeof(mem) || vad_need + 2 * GUARD + 1 > sizeof(small) ||
+        post_need + 2 * GUARD + 1 > sizeof(small)) {
+        printf("FAIL buffers too small: frontend %zu vad %zu posterior %zu bytes\n", need,
+            vad_need, post_need);
         return 1;
     }
     for (int c = 0; c < 7; c++) {
@@ -60,24 +65,50 @@ int main(void) {
             lo = feats[i] < lo ? feats[i] : lo;
             hi = feats[i] > hi ? feats[i] : hi;
         }
-        es_vad_t vad;
-        es_vad_init(&vad, NULL);
-        int open = 0;
-        for (int h = 0; h < HOPS; h++) {
-            open += es_vad_update(&vad, feats + h * ES_MEL_BINS);
+        memset(small, 0xA5, sizeof(small));
+        es_vad_t *vad = es_vad_init(small + GUARD + 1, vad_need, NULL);
+        if (vad == NULL) {
+            printf("FAIL vad init\n");
+            return 1;
         }
+        int open = 0, last = 0;
+        for (int h = 0; h < HOPS; h++) {
+            last = es_vad_update(vad, feats + h * ES_MEL_BINS);
+            open += last;
+        }
+        es_vad_state_t state;
+        es_vad_get_state(vad, &state);
+        if (state.open != last || state.primed != ES_VAD_PRIME_HOPS) {
+            printf("FAIL vad state: open %d (returned %d), primed %d\n", state.open, last,
+                state.primed);
+            fails++;
+        }
+        fails += check_guard(small, "before vad");
+        fails += check_guard(small + GUARD + 1 + vad_need, "after vad");
         printf("case %d min %d max %d vad %d\n", c, lo, hi, open);
     }
     if (es_frontend_init(mem, es_frontend_mem_size() - 1) != NULL) {
         printf("FAIL short buffer accepted\n");
         fails++;
     }
-    es_posterior_t post;
-    es_posterior_init(&post, 255, ES_MAX_WINDOW, 65535);
+    if (es_vad_init(small + 1, vad_need - 1, NULL) != NULL ||
+        es_posterior_init(small + 1, post_need - 1, 255, 1, 0) != NULL) {
+        printf("FAIL short buffer accepted\n");
+        fails++;
+    }
+    memset(small, 0xA5, sizeof(small));
+    es_posterior_t *post = es_posterior_init(small + GUARD + 1, post_need, 255, ES_MAX_WINDOW,
+        65535);
+    if (post == NULL) {
+        printf("FAIL posterior init\n");
+        return 1;
+    }
     int fired = 0;
     for (int i = 0; i < 100; i++) {
-        fired += es_posterior_push(&post, 255);
+        fired += es_posterior_push(post, 255);
     }
+    fails += check_guard(small, "before posterior");
+    fails += check_guard(small + GUARD + 1 + post_need, "after posterior");
     printf("posterior fired %d\n", fired);
     printf("crc %08lx\n", (unsigned long)es_crc32(0, (const uint8_t *)"123456789", 9));
     printf(fails ? "FAIL\n" : "OK\n");
