@@ -130,12 +130,12 @@ def run(args, log=print) -> dict:
     cfg = adapt_cfg(args)
     t0 = time.time()
     held, n_held, _ = negative_stream(dataset.heldout_negatives(), None, np.random.default_rng(1))
-    hours = len(held) / 16000 / 3600
+    hours = len(held) / core.SAMPLE_RATE_HZ / 3600
     fa_before = false_accepts(factory, held)
     log(f"held-out negatives: {n_held} clips, {hours:.3f} h, factory FA {fa_before}")
     val_paths = [p for ps in dataset.training_negatives(part="validation").values() for p in ps]
     val, n_val, _ = negative_stream(val_paths, None, np.random.default_rng(1))
-    val_hours = len(val) / 16000 / 3600
+    val_hours = len(val) / core.SAMPLE_RATE_HZ / 3600
     fa_val_before = false_accepts(factory, val)
     log(f"validation negatives: {n_val} clips, {val_hours:.3f} h, factory FA {fa_val_before}")
     per_user = []
@@ -457,7 +457,9 @@ def vboard_user(user: int, args, log=print) -> dict:
     files = users(args.block)[user]
     clips, _ = dataset.load_clips(files, notify=log)
     streams = [pad(c, PAD_S) for c in clips[: args.k]] + ambient(args.ambient, user)
-    streams = [np.concatenate([s, np.zeros((-len(s)) % 160, np.int16)]) for s in streams]
+    # Padded to whole hops, so the host and the board see the same samples.
+    streams = [np.concatenate([s, np.zeros((-len(s)) % core.HOP_SAMPLES, np.int16)])
+               for s in streams]
     host = adapt.adapt(args.model.read_bytes(), streams)
     natmod.build("x64")
     with tempfile.TemporaryDirectory() as tmp:

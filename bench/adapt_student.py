@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     rounds = sorted({int(r) for r in args.rounds.split(",")})
     factory = bench.FACTORY.read_bytes()
     held, _, _ = negative_stream(dataset.heldout_negatives(), None, np.random.default_rng(1))
-    hours = len(held) / 16000 / 3600
+    hours = len(held) / core.SAMPLE_RATE_HZ / 3600
     cfg = dict(adapt.DEFAULTS)
     names = [f"rounds-{r}" for r in rounds] if args.variant == "rounds" else [args.variant]
     rec = {n: [] for n in names}

@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     held = hours = None
     if args.fa:
         held, _, _ = negative_stream(dataset.heldout_negatives(), None, np.random.default_rng(1))
-        hours = len(held) / 16000 / 3600
+        hours = len(held) / core.SAMPLE_RATE_HZ / 3600
     rows = []
     todo = args.only if args.only else range(args.first, args.first + args.users)
     for u in todo:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16000  # equals ES_SAMPLE_RATE_HZ in firmware/core/earshot.h
+from earshot.core.constants import SAMPLE_RATE_HZ  # ES_SAMPLE_RATE_HZ, checked against the core
 
 
 class AudioError(ValueError):

@@ -30,6 +30,7 @@ import numpy as np
 
 from earshot.train import dataset
 from earshot.audio import SAMPLE_RATE_HZ
+from earshot.core.constants import HOP_S  # one feature hop, s
 
 MERGE_S = 1.5
 PAD_S = 1.0
@@ -39,7 +40,6 @@ NOISE_SEED = 1
 MWW_CUTOFF = 0.9
 MWW_WINDOW = 5
 MWW_STEP_S = 0.03  # 3 feature hops of 10 ms per model step (pymicro-wakeword stride)
-HOP_S = 0.01
 #: Cutoffs of the DET sweep (probability, both engines).
 DET_CUTOFFS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 

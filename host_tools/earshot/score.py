@@ -12,7 +12,7 @@ from earshot import audio, core
 from earshot.model import Model, package as modelpkg
 from earshot.paths import MODELS
 
-HOP_S = core.HOP_SAMPLES / core.SAMPLE_RATE_HZ  # 0.01 s
+HOP_S = core.HOP_S  # one feature hop, s
 
 
 def default_model_dir() -> Path:

@@ -15,6 +15,9 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+# One hop of the device's core, ms (HELLO frames carry its hop_samples and rate_hz too).
+from earshot.core.constants import HOP_MS
+
 VERSION = 1
 SYNC = b"\xa5\x45"
 ESC = 0x7D
@@ -40,7 +43,6 @@ PAYLOADS = {
     END: (struct.Struct("<HII"), ("stream", "hops", "detections")),
 }
 NAMES = {HELLO: "hello", STATS: "stats", DETECT: "detect", END: "end", TEXT: "text"}
-HOP_MS = 10  # ES_HOP_SAMPLES / ES_SAMPLE_RATE_HZ in firmware/core/earshot.h
 
 
 @dataclass
