@@ -80,6 +80,33 @@ def test_bad_parameters_raise():
         core.vad(f.astype(np.int16))
 
 
+def test_public_api_in_a_misaligned_buffer_resets_to_a_fresh_state():
+    """es_vad_init in a buffer at an odd address, one too short is refused; es_vad_reset
+    gives the gate and state of a fresh VAD (earshot.h)."""
+    import ctypes
+
+    so = core.lib()
+    rng = np.random.default_rng(5)
+    f = rng.integers(-128, 128, (300, core.MEL_BINS), dtype=np.int8)
+    size = so.es_vad_mem_size()
+    raw = ctypes.create_string_buffer(size + 1)
+    base = ctypes.addressof(raw) + (1 if ctypes.addressof(raw) % 2 == 0 else 0)
+    assert not so.es_vad_init(base, size - 1, None)
+    v = so.es_vad_init(base, size, None)
+    assert v
+    for row in f[:123]:
+        so.es_vad_update(v, row.ctypes.data)
+    so.es_vad_reset(v)
+    state = core.es_vad_state_t()
+    so.es_vad_get_state(v, ctypes.addressof(state))
+    assert (state.primed, state.open, state.hold, state.excess_q4) == (0, 0, 0, 0)
+    gate = [so.es_vad_update(v, row.ctypes.data) for row in f]
+    assert np.array_equal(gate, core.vad(f)[0])
+    so.es_vad_get_state(v, ctypes.addressof(state))
+    assert state.primed == core.VAD_PRIME_HOPS
+    assert np.array_equal(np.frombuffer(state.floor_q4, np.int16) / 16, core.vad(f)[1][-1])
+
+
 @pytest.mark.parametrize(
     "params",
     [
