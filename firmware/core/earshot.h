@@ -35,9 +35,9 @@ extern "C" {
 #define ES_E_BLOB (-2)    // the model blob failed validation (see the reason string)
 
 // ---------------------------------------------------------------------------
-// The constants above and the sizes of the public structs, for bindings that cannot read
-// C macros (CPython's ctypes: earshot.core takes every constant from here and checks its
-// struct mirrors against the sizes).
+// This header's constants and the sizes of its public structs as data, for bindings that
+// cannot read C macros (CPython's ctypes: earshot.core checks its copy of each constant and
+// each struct mirror against them when it loads the library).
 typedef struct {
     uint16_t version_major;           // ES_VERSION_MAJOR
     uint16_t version_minor;           // ES_VERSION_MINOR
