@@ -824,7 +824,7 @@ def test_strided_depthwise_trains_on_any_x86_cpu():
 
     code = (
         "import earshot, os, numpy as np, keras\n"
-        "from earshot import arch\n"
+        "from earshot.train import arch\n"
         "assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '1'\n"
         "m = arch.build_model(arch.DEFAULT_ARCH)\n"
         "m.compile('adam', 'mse')\n"
