@@ -10,7 +10,7 @@ CORE_CFLAGS ?= -std=c99 -O2 -g -Wall -Wextra -fPIC
 
 include firmware/core/core.mk
 
-.PHONY: all setup build lib natmod demo test clean
+.PHONY: all setup build lib natmod demo test check clean
 
 all: build
 
@@ -39,8 +39,14 @@ build: lib natmod
 demo: setup build
 	$(VENV)/bin/earshot demo
 
+# Every test, as CI runs it.
 test: setup build
 	$(VENV)/bin/pytest -ra
+
+# The fast tier for the edit-test loop: every test not marked slow (training runs, benchmarks,
+# end-to-end board sessions); a few minutes on 2 cores.
+check: setup build
+	$(VENV)/bin/pytest -ra -m "not slow"
 
 clean:
 	rm -rf $(BUILD)
