@@ -1,10 +1,16 @@
 # Earshot on-device adaptation (MicroPython): pseudo-labels, time-sliced fine-tuning,
 # pruning and atomic persistence of the adapted model.
 #
-# The C work happens in _earshot.Adapter (firmware/core/es_adapt.h); this module decides
-# what to learn from and when, and keeps the files safe. host_tools/earshot/adapt.py
-# mirrors the same rule (PseudoLabeler) step for step: fed the same audio, the board and the
-# host write the same adapted blob, byte for byte (tests/test_adapt.py).
+# The C work happens in _earshot.Adapter (firmware/core/es_adapt.h), the rules too: which
+# detector outputs become pseudo-labelled samples, with which label and in which buffer slot
+# (Adapter.labeler, candidates, label, slot) and whether the trained model is accepted
+# (Adapter.accepted). host_tools/earshot/adapt.py (PseudoLabeler) calls the same C functions
+# through ctypes: fed the same audio, the board and the host write the same adapted blob,
+# byte for byte (tests/test_adapt.py). This module feeds the windows, schedules the training
+# in slices and keeps the files safe.
+#
+# Needs a `_earshot` built with adaptation (MICROPY_PY_EARSHOT_ADAPT, the default); on a
+# detection-only build importing it raises ImportError saying so.
 #
 # es_loop.py does this when the config enables it ("adapt"); by hand:
 #   model, path = es_adapt.load_model()            # adapted.bin if valid, else model.bin
@@ -20,15 +26,16 @@
 import os
 
 import _earshot
+from _earshot import HOP_SAMPLES, MEL_BINS
+
+if not hasattr(_earshot, "Adapter"):
+    raise ImportError("es_adapt: this _earshot is detection-only (built with "
+                      "MICROPY_PY_EARSHOT_ADAPT=0 or natmod --no-adapt): no adaptation")
 
 FACTORY = "model.bin"
 ADAPTED = "adapted.bin"
-FLAG_VAD = 1  # ES_FLAG_VAD
-FLAG_OUTPUT = 4  # ES_FLAG_OUTPUT
-MEL_BINS = 40  # ES_MEL_BINS
-EMPTY = 0xFF  # ES_ADAPT_LABEL_EMPTY
-DISTILL = 2  # ES_ADAPT_LABEL_DISTILL
-CHECK = 3  # ES_ADAPT_LABEL_CHECK: a held-back negative for the acceptance check
+HOP_BYTES = HOP_SAMPLES * 2  # int16 samples
+EMPTY = 0xFF  # ES_ADAPT_LABEL_EMPTY: no candidate, or a window dropped
 
 # Defaults shared with host_tools/earshot/adapt.py DEFAULTS (tests compare them).
 DEFAULTS = {
@@ -114,15 +121,6 @@ def restore(adapted=ADAPTED):
     return removed
 
 
-def accepted(check):
-    """The acceptance rule (host_tools/earshot/adapt.py accepted()): check = (n, rise,
-    above, fires) of the held-back negatives; the adapted model is kept when there are none,
-    or when they do not score higher, summed, than under the model before training and
-    none reaches the cutoff."""
-    n, rise, _, fires = check
-    return n == 0 or (rise <= 0 and fires == 0)
-
-
 class Adapter:
     """Pseudo-labelling buffer and training scheduler for `model` (the one detecting).
 
@@ -131,8 +129,8 @@ class Adapter:
     output also stores the windows ending 1 .. phases - 1 hops before it (cfg
     distill_phases, 0: the model's output_stride; earshot.adapt.DEFAULTS says why). cfg
     overrides DEFAULTS. Memory: the buffer (cfg buffer_bytes at most), a feature ring of
-    2 * (input_frames + phases - 1) rows of 40 bytes, and the C Adapter (forward scratch,
-    statistics, trainer).
+    2 * (input_frames + phases - 1) rows of MEL_BINS bytes, and the C Adapter (forward
+    scratch, statistics, trainer, the pseudo-labeller's state).
     """
 
     def __init__(self, model, cfg=None, student=None):
@@ -145,15 +143,14 @@ class Adapter:
         self.c = _earshot.Adapter(model) if student is None else _earshot.Adapter(model, student)
         self.frames = model.info()["input_frames"]
         self.emb = self.c.embedding_size()
-        slots = c["buffer_bytes"] // (self.emb + 2)
-        if slots < 2:
-            raise ValueError("buffer_bytes holds fewer than 2 embeddings")
+        # The buffer's layout and the labelling rule: es_adapt_labeler_t (es_adapt.h).
+        slots, self.pos_slots = self.c.labeler(c["pos_cutoff"], c["neg_cutoff"],
+                                               c["neg_every"], c["check_every"],
+                                               c["pos_share"], c["buffer_bytes"])
         self.slots = slots
-        self.pos_slots = max(1, slots // c["pos_share"])
         self.embs = bytearray(slots * self.emb)
         self.labels = bytearray(b"\xff" * slots)
         self.targets = bytearray(slots)
-        self.n_pos = self.n_neg = self.neg_seen = self.n_kept_neg = 0
         self.check = None  # (n, rise, above, fires) of the last training's acceptance check
         if student is None:
             self.phases = 1
@@ -164,6 +161,7 @@ class Adapter:
         # The model's own input features (its input normalisation, when the blob asks).
         self.fe = _earshot.Frontend(model.info().get("input_norm", 0))
         self.feats = bytearray(0)
+        self.cands = bytearray(0)  # per hop of a block: 1, 0 or EMPTY (Adapter.candidates)
         self.slot = 0
         self.hop = 0
         self.remaining = -1  # samples left to train; 0: checking; -1: idle
@@ -175,6 +173,24 @@ class Adapter:
     def buffer_bytes(self):
         return len(self.embs) + len(self.labels) + len(self.targets)
 
+    # The labeller's counters (Adapter.counts): positives and negatives stored, negative
+    # candidates seen, negatives kept.
+    @property
+    def n_pos(self):
+        return self.c.counts()[0]
+
+    @property
+    def n_neg(self):
+        return self.c.counts()[1]
+
+    @property
+    def neg_seen(self):
+        return self.c.counts()[2]
+
+    @property
+    def n_kept_neg(self):
+        return self.c.counts()[3]
+
     def new_stream(self):
         """Call when the audio restarts (as the detector's reset)."""
         self.fe.reset()
@@ -183,28 +199,30 @@ class Adapter:
         for i in range(len(self.ring)):
             self.ring[i] = 0
 
-    def _add(self, cand, emb_slot, target, label):
-        if cand:
-            slot = self.n_pos % self.pos_slots
-            self.n_pos += 1
-        else:
-            slot = self.pos_slots + self.n_neg % (self.slots - self.pos_slots)
-            self.n_neg += 1
+    def _store(self, window, cand, logit, label):
+        # One window into the buffer: its slot (Adapter.slot), label, the teacher's logit as
+        # the target, the trainee's embedding (Adapter.keep, which also adds the teacher's
+        # statistics).
+        slot = self.c.slot(cand)
         self.labels[slot] = label
-        self.targets[slot] = target & 0xFF
-        return slot
+        self.targets[slot] = logit & 0xFF
+        emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
+        self.c.keep(window, emb, cand)
 
     def observe(self, samples, probs, flags):
         """The block the detector just ran: int16 samples and its per-hop probs and flags."""
+        ad = self.c
         n = _earshot.hops(samples)
         if len(self.feats) < n * MEL_BINS:
             self.feats = bytearray(n * MEL_BINS)
+        if len(self.cands) < n:
+            self.cands = bytearray(n)
         self.fe.run(samples, self.feats)
-        c, frames, rows, ring = self.cfg, self.frames, self.rows, self.ring
+        found = ad.candidates(probs, flags, n, self.hop, self.cands)
+        frames, rows, ring, cands = self.frames, self.rows, self.ring, self.cands
         # Each row is written twice, rows apart, so every window is one contiguous view.
         half = rows * MEL_BINS
         win = frames * MEL_BINS
-        want = FLAG_OUTPUT | FLAG_VAD
         mv = memoryview(ring)
         for i in range(n):
             row = self.feats[i * MEL_BINS : (i + 1) * MEL_BINS]
@@ -214,46 +232,28 @@ class Adapter:
             self.slot = self.slot + 1 if self.slot + 1 < rows else 0
             hop = self.hop
             self.hop += 1
-            if flags[i] & want != want or hop + 1 < frames:
+            if not found or cands[i] == EMPTY:
                 continue
-            p = probs[i]
-            if p >= c["pos_cutoff"]:
-                cand = 1
-            elif p <= c["neg_cutoff"]:
-                self.neg_seen += 1
-                if (self.neg_seen - 1) % c["neg_every"]:
-                    continue
-                cand = 0
-            else:
-                continue
+            cand = cands[i]
             at = ((self.slot - frames) % rows) * MEL_BINS
             window = mv[at : at + win]
-            logit = self.c.logit(window)
-            q = self.model.probability(logit)
-            if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
-                label = cand
-                if not cand:
-                    self.n_kept_neg += 1
-                    if c["check_every"] and self.n_kept_neg % c["check_every"] == 0:
-                        label = CHECK
-                if self.student is not None:
-                    label = DISTILL
-                slot = self._add(cand, None, logit, label)
-                emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
-                self.c.keep(window, emb, cand)
-                # The earlier phases of a positive (a student only): windows ending 1 ..
-                # phases - 1 hops before this output, each with the teacher's logit there.
-                for back in range(1, self.phases if cand else 1):
-                    if hop - back + 1 < frames:
-                        break
-                    at = ((self.slot - frames - back) % rows) * MEL_BINS
-                    window = mv[at : at + win]
-                    slot = self._add(1, None, self.c.logit(window), DISTILL)
-                    emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
-                    self.c.keep(window, emb, 1)
+            logit = ad.logit(window)
+            label = ad.label(cand, logit)  # EMPTY: the recomputed probability disagrees
+            if label == EMPTY:
+                continue
+            self._store(window, cand, logit, label)
+            # The earlier phases of a positive (a student only): windows ending 1 ..
+            # phases - 1 hops before this output, each with the teacher's logit there.
+            for back in range(1, self.phases if cand else 1):
+                if hop - back + 1 < frames:
+                    break
+                at = ((self.slot - frames - back) % rows) * MEL_BINS
+                window = mv[at : at + win]
+                self._store(window, 1, ad.logit(window), ad.label(1))
 
     def ready(self):
-        return self.n_pos >= self.cfg["min_pos"] and self.n_neg >= self.cfg["min_neg"]
+        n_pos, n_neg = self.c.counts()[:2]
+        return n_pos >= self.cfg["min_pos"] and n_neg >= self.cfg["min_neg"]
 
     def start_training(self):
         c = self.cfg
@@ -299,7 +299,7 @@ class Adapter:
             return None
         self.remaining = -1
         self.finished = True
-        self.rejected = not accepted(self.check)
+        self.rejected = not self.c.accepted(self.check)
         if self.rejected:
             return None
         blob = bytearray(self.c.write())
@@ -335,7 +335,7 @@ class Adapter:
 
 def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
     """Adapt the current model (load_model()) on recordings: each file (raw int16 little-
-    endian PCM at 16 kHz) is one stream through a fresh detector and the Adapter, read in
+    endian PCM at SAMPLE_RATE Hz) is one stream through a fresh detector and the Adapter, read in
     blocks of block_hops hops. Then train in slices and save atomically to save_to.
     Prints 'CHECK <n> <rise> <above> <fires>' (the acceptance check, when it ran) and
     'ADAPT <positives> <negatives> <bytes> <crc32>' and returns the blob (None when the buffer
@@ -343,7 +343,7 @@ def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
     model, _ = load_model()
     det = _earshot.Detector(model)
     ad = Adapter(model, cfg)
-    buf = bytearray(block_hops * 320)
+    buf = bytearray(block_hops * HOP_BYTES)
     probs = bytearray(block_hops)
     flags = bytearray(block_hops)
     for name in names:
@@ -354,10 +354,10 @@ def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
                 got = f.readinto(buf)
                 if not got:
                     break
-                n = got // 320
+                n = got // HOP_BYTES
                 if n == 0:
                     break
-                samples = memoryview(buf)[: n * 320]
+                samples = memoryview(buf)[: n * HOP_BYTES]
                 det.run(samples, probs, flags)
                 ad.observe(samples, probs, flags)
     blob = ad.train_all()

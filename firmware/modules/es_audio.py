@@ -19,7 +19,8 @@ import time
 
 import micropython
 
-RATE_HZ = 16000  # ES_SAMPLE_RATE_HZ, firmware/core/earshot.h
+from es_const import SAMPLE_RATE as RATE_HZ
+
 SAMPLE_BYTES = 2
 #: Microphone kinds (es_board.MIC["kind"]).
 KINDS = ("i2s", "pdm", "es7210")

@@ -1,12 +1,14 @@
 # Earshot detector loop (MicroPython): audio source -> earshot.Detector -> telemetry.
 #
-# Loop.run() reads block_hops hops (10 ms, 160 int16 samples each) at a time into a buffer
+# Loop.run() reads block_hops hops (10 ms, HOP_SAMPLES int16 samples each) at a time into a buffer
 # allocated once, runs the detector on them, sends a DETECT frame per detection and a STATS
 # frame every stats_every hops (see es_telemetry.py). In steady state an iteration
 # allocates nothing on the heap except when a frame is sent (the CRC's integer) and
 # when STATS reads the detector's counters (a tuple), once per stats_every hops.
 #
-# Adaptation (config "adapt", off by default; es_adapt.py): with an es_adapt.Adapter, each
+# Adaptation (config "adapt", off by default; es_adapt.py, which needs a `_earshot` built
+# with adaptation; on a detection-only one the loop says so and only detects): with an
+# es_adapt.Adapter, each
 # iteration also hands the block to adapter.observe() (pseudo-labels: a non-streaming
 # forward pass per kept window) and runs one adapter.step(): at most cfg slice_macs MACs of
 # training or acceptance check, so detection never waits for more than one slice. When the
@@ -22,11 +24,10 @@
 import gc
 import time
 
+from es_const import FLAG_DETECT, HOP_SAMPLES
 from es_telemetry import Telemetry
 
-HOP_SAMPLES = 160  # ES_HOP_SAMPLES, firmware/core/earshot.h
-HOP_BYTES = HOP_SAMPLES * 2
-FLAG_DETECT = 8  # ES_FLAG_DETECT
+HOP_BYTES = HOP_SAMPLES * 2  # int16 samples
 LAST = None  # the Loop of the last run_files() call (tests read its adaptation results)
 
 
@@ -180,7 +181,11 @@ def _adaptation(cfg, model, adapted):
     acfg = cfg.get("adapt") or {}
     if not acfg.get("enabled") or adapted:
         return None, None
-    import es_adapt
+    try:
+        import es_adapt
+    except ImportError as exc:  # a detection-only firmware or natmod
+        print("earshot: adaptation off:", exc)
+        return None, None
 
     over = {}
     for key, value in acfg.items():

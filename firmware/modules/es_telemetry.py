@@ -29,6 +29,8 @@ try:
 except ImportError:  # ports without binascii.crc32: the binding's CRC (same polynomial)
     from _earshot import crc32
 
+from es_const import HOP_SAMPLES, SAMPLE_RATE
+
 VERSION = 1
 SYNC = b"\xa5\x45"
 ESC = 0x7D
@@ -77,8 +79,8 @@ class Telemetry:
         self._finish(TEXT, n)
 
     def hello(self, stream, cutoff, window, refractory, vad, stats_every):
-        self.send(HELLO, FORMATS[HELLO], stream, 160, 16000, cutoff, window, refractory,
-                  vad, stats_every)
+        self.send(HELLO, FORMATS[HELLO], stream, HOP_SAMPLES, SAMPLE_RATE, cutoff, window,
+                  refractory, vad, stats_every)
 
     def stats(self, hop, hops, vad_hops, model_hops, detections, us_sum, us_max, mem_free):
         self.send(STATS, FORMATS[STATS], hop, hops, vad_hops, model_hops, detections, us_sum,
