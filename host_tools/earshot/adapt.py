@@ -1,9 +1,11 @@
 """On-device adaptation from CPython: the C core's ``es_adapt`` (ctypes) and a host driver.
 
-The same C code the board runs (``firmware/core/es_adapt.c``, design notes in
-``es_adapt.h``) is used here through ctypes, and :class:`PseudoLabeler` mirrors the rule of
-``firmware/modules/es_adapt.py`` step for step, so :func:`adapt` on the host produces the
-same adapted blob, byte for byte, as the board fed the same audio (tests/test_adapt.py).
+The same C code the board runs (``firmware/core/es_adapt*.c``, design notes in
+``es_adapt.h``) is used here through ctypes, the rules too: :class:`PseudoLabeler` takes
+which outputs become samples, their labels and buffer slots from ``es_adapt_labeler_t``, and
+:func:`accepted` is ``es_adapt_accepted``, as ``firmware/modules/es_adapt.py`` does through
+the binding; so :func:`adapt` on the host produces the same adapted blob, byte for byte, as
+the board fed the same audio (tests/test_adapt.py).
 
 Pieces:
 
@@ -88,6 +90,21 @@ class es_adapt_train_params_t(ctypes.Structure):
     ]
 
 
+#: The settings of es_adapt_label_params_t taken from the configuration (then "distill").
+LABEL_KEYS = ("pos_cutoff", "neg_cutoff", "neg_every", "check_every", "pos_share", "buffer_bytes")
+
+
+class es_adapt_label_params_t(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in (*LABEL_KEYS, "distill")]
+
+
+class es_adapt_labeler_t(ctypes.Structure):
+    _fields_ = [("m", ctypes.c_void_p), ("p", es_adapt_label_params_t)] + [
+        (k, ctypes.c_uint32)
+        for k in ("frames", "slots", "pos_slots", "neg_seen", "kept_neg", "n_pos", "n_neg")
+    ]
+
+
 _declared = False
 
 
@@ -121,6 +138,12 @@ def _lib() -> ctypes.CDLL:
         "es_adapt_importance": (c.c_int, [p, p, c.c_int, p]),
         "es_adapt_select": (c.c_int, [p, p, p, p]),
         "es_adapt_prune": (c.c_int, [p, p, p, c.c_int, p, sz, c.POINTER(sz), why]),
+        "es_adapt_accepted": (c.c_int, [c.POINTER(es_adapt_check_t)]),
+        "es_adapt_labeler_init": (c.c_int, [p, p, p, sz, why]),
+        "es_adapt_label_candidates": (sz, [p, p, p, sz, c.c_uint32, p]),
+        "es_adapt_label_agrees": (c.c_int, [p, c.c_uint8, c.c_int8]),
+        "es_adapt_label_next": (c.c_uint8, [p, c.c_uint8]),
+        "es_adapt_label_slot": (c.c_uint32, [p, c.c_uint8]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(so, name)
@@ -369,19 +392,14 @@ def prune(model: Model, stats: Stats, keep, bias_fix: bool = True) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
-# Pseudo-labelling and the whole adaptation (mirror of firmware/modules/es_adapt.py).
+# Pseudo-labelling and the whole adaptation (what firmware/modules/es_adapt.py does).
 
 
 class PseudoLabeler:
-    """Turns a detector's outputs into a bounded buffer of pseudo-labelled embeddings.
-
-    At each hop with FLAG_OUTPUT and FLAG_VAD (a model output while the gate is open) whose
-    window lies inside the stream: probability >= ``pos_cutoff`` is a positive candidate;
-    <= ``neg_cutoff`` a negative candidate, of which one in ``neg_every`` is kept. The
-    candidate's window is run by :class:`Forward` (statistics accumulate into ``stats``) and
-    kept when the recomputed probability agrees. Buffer: ``buffer_bytes // (emb + 1)``
-    slots, the first ``slots // pos_share`` for positives, each part a ring (oldest
-    overwritten).
+    """Turns a detector's outputs into a bounded buffer of pseudo-labelled embeddings, by the
+    C core's rule (``es_adapt_labeler_t``, es_adapt.h: candidates, thinning, agreement, CHECK
+    and DISTILL labels, buffer slots), which the board follows too. Each candidate's window is
+    run by :class:`Forward` (statistics accumulate into ``stats``).
     """
 
     def __init__(
@@ -402,27 +420,31 @@ class PseudoLabeler:
         self.pos_stats = Stats(model) if with_stats else None
         self.student = None if student is None else Forward(student)
         self.emb_bytes = (self.student or self.fwd).emb_bytes
-        slots = self.cfg["buffer_bytes"] // (self.emb_bytes + 2)
-        if slots < 2:
-            raise ValueError(f"buffer_bytes {self.cfg['buffer_bytes']} holds < 2 embeddings")
-        self.slots = slots
-        self.pos_slots = max(1, slots // self.cfg["pos_share"])
-        self.embs = np.zeros((slots, self.emb_bytes), dtype=np.int8)
-        self.labels = np.full(slots, EMPTY, dtype=np.uint8)
-        self.targets = np.zeros(slots, dtype=np.int8)
-        self.n_pos = self.n_neg = self.neg_seen = self.n_kept_neg = 0
+        params = es_adapt_label_params_t(*(self.cfg[k] for k in LABEL_KEYS), student is not None)
+        self._lab, why = es_adapt_labeler_t(), ctypes.c_char_p()
+        args = (model.handle, ctypes.byref(params), self.emb_bytes, ctypes.byref(why))
+        if _lib().es_adapt_labeler_init(ctypes.byref(self._lab), *args):
+            raise ValueError(why.value.decode() if why.value else "labeler init failed")
+        self.slots = int(self._lab.slots)
+        self.pos_slots = int(self._lab.pos_slots)
+        self.embs = np.zeros((self.slots, self.emb_bytes), dtype=np.int8)
+        self.labels = np.full(self.slots, EMPTY, dtype=np.uint8)
+        self.targets = np.zeros(self.slots, dtype=np.int8)
+
+    # The labeller's counters: positives and negatives stored, negative candidates seen,
+    # negatives kept.
+    n_pos = property(lambda self: int(self._lab.n_pos))
+    n_neg = property(lambda self: int(self._lab.n_neg))
+    neg_seen = property(lambda self: int(self._lab.neg_seen))
+    n_kept_neg = property(lambda self: int(self._lab.kept_neg))
 
     @property
     def buffer_bytes(self) -> int:
         return self.embs.nbytes + self.labels.nbytes + self.targets.nbytes
 
     def add(self, cand: int, emb: np.ndarray, target: int, label: int) -> None:
-        if cand:
-            slot = self.n_pos % self.pos_slots
-            self.n_pos += 1
-        else:
-            slot = self.pos_slots + self.n_neg % (self.slots - self.pos_slots)
-            self.n_neg += 1
+        """Store one window as ``cand`` (1: positive, 0: negative) in its buffer slot."""
+        slot = _lib().es_adapt_label_slot(ctypes.byref(self._lab), 1 if cand else 0)
         self.embs[slot] = emb
         self.labels[slot] = label
         self.targets[slot] = target
@@ -439,35 +461,27 @@ class PseudoLabeler:
         probs and flags (n,). With a student, a kept positive output also stores the windows
         ending 1 .. phases() - 1 hops before it (those inside the stream), each with the
         teacher's own logit there as the target."""
-        c = self.cfg
-        frames = self.fwd.frames
-        phases = self.phases()
-        want = core.FLAG_OUTPUT | core.FLAG_VAD
-        for hop in np.flatnonzero((flags & want) == want):
-            hop = int(hop)
-            if hop + 1 < frames:
-                continue
-            p = int(probs[hop])
-            if p >= c["pos_cutoff"]:
-                cand = 1
-            elif p <= c["neg_cutoff"]:
-                self.neg_seen += 1
-                if (self.neg_seen - 1) % c["neg_every"]:
-                    continue
-                cand = 0
-            else:
-                continue
+        so, lab = _lib(), ctypes.byref(self._lab)
+        frames, phases = self.fwd.frames, self.phases()
+        p = np.ascontiguousarray(probs, dtype=np.uint8)
+        f = np.ascontiguousarray(flags, dtype=np.uint8)
+        if p.shape != f.shape or p.ndim != 1:
+            raise ValueError(f"probs {p.shape} and flags {f.shape} must be equal, 1-d")
+        cands = np.full(p.shape, EMPTY, dtype=np.uint8)
+        so.es_adapt_label_candidates(lab, _ptr(p), _ptr(f), p.size, 0, _ptr(cands))
+        for hop in np.flatnonzero(cands != EMPTY):
+            hop, cand = int(hop), int(cands[hop])
             window = feats[hop + 1 - frames : hop + 1]
             logit, emb = self.fwd(window)
-            q = self.model.probability(logit)
-            if (cand and q >= c["pos_cutoff"]) or (not cand and q <= c["neg_cutoff"]):
+            if not so.es_adapt_label_agrees(lab, cand, logit):
+                continue
+            self.keep(window, cand, logit, emb)
+            for back in range(1, phases if cand else 1):
+                if hop - back + 1 < frames:
+                    break
+                window = feats[hop - back + 1 - frames : hop - back + 1]
+                logit, emb = self.fwd(window)
                 self.keep(window, cand, logit, emb)
-                for back in range(1, phases if cand else 1):
-                    if hop - back + 1 < frames:
-                        break
-                    window = feats[hop - back + 1 - frames : hop - back + 1]
-                    logit, emb = self.fwd(window)
-                    self.keep(window, cand, logit, emb)
 
     def keep(self, window: np.ndarray, cand: int, logit: int, emb: np.ndarray) -> None:
         """Store one agreed candidate (``cand`` 1: positive) of int8 ``window`` whose model
@@ -476,14 +490,9 @@ class PseudoLabeler:
             self.fwd(window, self.stats)
             if cand:
                 self.fwd(window, self.pos_stats)
-        label = cand
-        if not cand:
-            self.n_kept_neg += 1
-            if self.cfg["check_every"] and self.n_kept_neg % self.cfg["check_every"] == 0:
-                label = CHECK
+        label = _lib().es_adapt_label_next(ctypes.byref(self._lab), 1 if cand else 0)
         if self.student is not None:
             emb = self.student(window)[1]
-            label = DISTILL
         self.add(cand, emb, logit, label)
 
     def run_stream(self, samples: np.ndarray) -> None:
@@ -510,9 +519,10 @@ class AdaptResult:
 
 
 def accepted(check: dict) -> bool:
-    """The acceptance rule (firmware/modules/es_adapt.py accepted()): the held-back
-    negatives must not score higher, summed, than before training, and none may fire."""
-    return check["n"] == 0 or (check["rise"] <= 0 and check["fires"] == 0)
+    """The acceptance rule (es_adapt_accepted, as the board's Adapter.accepted): no held-back
+    negatives, or they do not score higher, summed, than before training and none fires."""
+    c = es_adapt_check_t(*(int(check[k]) for k in ("n", "rise", "above", "fires")))
+    return bool(_lib().es_adapt_accepted(ctypes.byref(c)))
 
 
 def train_buffer(
