@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from earshot import core
 from earshot.model import Engine, Model, blob
-from earshot.paths import FIRMWARE
+from earshot.paths import ROOT
 
 V = 80  # ES_NORM_SUBWINDOW_HOPS
 MIN_FLOOR = -112  # ES_NORM_MIN_FLOOR
 
 
 def gate_tool():
-    """firmware/core/tools/measure_norm_gate.py as a module."""
-    path = FIRMWARE / "core" / "tools" / "measure_norm_gate.py"
+    """research/tools/measure_norm_gate.py as a module."""
+    path = ROOT / "research" / "tools" / "measure_norm_gate.py"
     spec = importlib.util.spec_from_file_location("measure_norm_gate", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

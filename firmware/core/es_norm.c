@@ -34,11 +34,11 @@
 
 // Noise gate of ES_NORM_MINSTAT_GATE, in steps, per bin: the 90th percentile of the bin's
 // level above its floor in stationary white noise, measured through this frontend by
-// tools/measure_norm_gate.py (its docstring has the method; tests/test_norm.py re-measures
-// it). Subtracting it is a spectral subtraction in the log domain (S. Boll, "Suppression of
-// acoustic noise in speech using spectral subtraction", IEEE Trans. ASSP 27(2), 1979) with
-// the over-subtraction set per bin by the bin's own spread: the narrow low bands fluctuate
-// most.
+// research/tools/measure_norm_gate.py (its docstring has the method; tests/test_norm.py
+// re-measures it). Subtracting it is a spectral subtraction in the log domain (S. Boll,
+// "Suppression of acoustic noise in speech using spectral subtraction", IEEE Trans. ASSP
+// 27(2), 1979) with the over-subtraction set per bin by the bin's own spread: the narrow
+// low bands fluctuate most.
 static const uint8_t es_norm_gate_steps[ES_MEL_BINS] = {
     45, 44, 42, 41, 39, 37, 38, 34, 36, 35,
     34, 31, 30, 31, 29, 28, 29, 29, 27, 27,

@@ -7,9 +7,10 @@ The spread depends on how many FFT bins feed a mel band (the low bands are narro
 the FFT resolution, so they fluctuate most), not on the noise level or colour: pink and
 brown noise, and a tenth of the level, give the same percentiles within a few steps.
 
-Run with the host tools installed (``.venv/bin/python firmware/core/tools/
-measure_norm_gate.py``): prints the C initializer of the gate row. ``--check`` exits 1 when
-es_norm.c's table differs (tests/test_norm.py runs :func:`measure` the same way).
+Run with the host tools installed (``.venv/bin/python research/tools/measure_norm_gate.py``):
+prints the C initializer of the gate row. ``--check`` exits 1 when es_norm.c's table differs
+(tests/test_norm.py runs :func:`measure` the same way). It lives in research/, not next to the
+firmware, because it needs the host tools (``earshot.core``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ GATE_RMS = 1000.0
 GATE_PERCENTILE = 90
 GATE_SEED = 0
 SKIP_HOPS = 160  # ES_NORM_SUBWINDOW_HOPS * 2: the floor has seen a full window
-ES_NORM_C = Path(__file__).resolve().parents[1] / "es_norm.c"
+ES_NORM_C = Path(__file__).resolve().parents[2] / "firmware" / "core" / "es_norm.c"
 
 
 def measure() -> list[int]:
