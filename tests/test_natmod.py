@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from earshot import core
 from earshot.board import natmod
 from earshot.audio import load
 from earshot.model import Engine, Model
+from earshot.board.telemetry import DETECT, Decoder
 from earshot.paths import FIRMWARE, MODELS, ROOT
 
 MPY_TESTS = ROOT / "tests" / "mpy"
@@ -39,19 +41,18 @@ def _micropython() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def mpy(tmp_path_factory):
-    """Build _earshot.mpy into a fresh folder; return a runner for tests/mpy scripts."""
+def _runner(out, adapt: bool = True):
+    """Build _earshot.mpy (adapt False: detection only) into the fresh folder ``out``; return
+    a runner for tests/mpy scripts (or any script path) with it and the modules on the path."""
     micropython = _micropython()
-    out = tmp_path_factory.mktemp("x64")
-    path = natmod.build("x64", out=out, clean=True)
+    path = natmod.build("x64", out=out, clean=True, adapt=adapt)
     assert path == out / "_earshot.mpy"
 
-    def run(script, *args, expect_ok=True):
+    def run(script, *args, expect_ok=True, cwd=None, binary=False):
         env = dict(os.environ, MICROPYPATH=f"{out}:{MODULES}")
         proc = subprocess.run(
             [micropython, "-X", "heapsize=16M", str(MPY_TESTS / script), *map(str, args)],
-            check=False, capture_output=True, text=True, env=env, timeout=600,
+            check=False, capture_output=True, text=not binary, env=env, timeout=600, cwd=cwd,
         )  # fmt: skip
         if expect_ok:
             assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}{proc.stderr}"
@@ -59,6 +60,18 @@ def mpy(tmp_path_factory):
 
     run.path = path
     return run
+
+
+@pytest.fixture(scope="module")
+def mpy(tmp_path_factory):
+    """The full _earshot.mpy (with adaptation) and its runner."""
+    return _runner(tmp_path_factory.mktemp("x64"))
+
+
+@pytest.fixture(scope="module")
+def mpy_detect(tmp_path_factory):
+    """The detection-only _earshot.mpy (natmod --no-adapt) and its runner."""
+    return _runner(tmp_path_factory.mktemp("x64-noadapt"), adapt=False)
 
 
 def random_blob(seed: int = 0, input_norm: int = 0) -> bytes:
@@ -313,13 +326,98 @@ def test_no_heap_allocation_per_hop(mpy, tmp_path):
     assert lines[3] == "detector model hops 10000"  # vad=False: the model ran every hop
 
 
-def test_user_c_module_compiles_in_firmware_mode(tmp_path):
-    """The non-natmod half of earshot_mod.c (the user C module registration) compiles.
+def _make_values(tmp_path, lines: list[str], names: list[str], *args: str) -> dict:
+    """The values of make variables ``names`` after the makefile ``lines``."""
+    mk = tmp_path / "print.mk"
+    rules = "".join(f"\t@echo '{n}=$({n})'\n" for n in names)
+    mk.write_text("\n".join(lines) + "\nprint:\n" + rules)
+    out = subprocess.run(["make", "-s", "-f", str(mk), "print", *args], check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def _usermod_make(tmp_path, adapt: int) -> dict:
+    """micropython.mk's SRC_USERMOD_C, SRC_USERMOD_LIB_C and CFLAGS_USERMOD, as py/py.mk
+    includes it (USERMOD_DIR set) with MICROPY_PY_EARSHOT_ADAPT=adapt."""
+    lines = [f"USERMOD_DIR := {FIRMWARE / 'binding'}",
+             f"include {FIRMWARE / 'binding' / 'micropython.mk'}"]  # fmt: skip
+    names = ["SRC_USERMOD_C", "SRC_USERMOD_LIB_C", "CFLAGS_USERMOD"]
+    vals = _make_values(tmp_path, lines, names, f"MICROPY_PY_EARSHOT_ADAPT={adapt}")
+    return {k: v.split() for k, v in vals.items()}
+
+
+def _adapt_core(names) -> set:
+    return {n for n in names if n.startswith("es_adapt")}
+
+
+@pytest.mark.parametrize("adapt", [1, 0], ids=["adapt", "detect-only"])
+def test_user_c_module_lists_per_build(tmp_path, adapt):
+    """micropython.mk, micropython.cmake (through MicroPython's py/usermod.cmake) and the
+    natmod's Makefile list the same binding and core sources; detection only, none of the
+    adaptation's."""
+    core_all = {p.name for p in (FIRMWARE / "core").glob("*.c")}
+    core_want = core_all - (set() if adapt else _adapt_core(core_all))
+    binding_want = {"earshot_mod.c", "earshot_detect.c"} | ({"earshot_adapt.c"} if adapt else set())
+    mk = _usermod_make(tmp_path, adapt)
+    assert {Path(p).name for p in mk["SRC_USERMOD_C"]} == binding_want
+    assert {Path(p).name for p in mk["SRC_USERMOD_LIB_C"]} == core_want
+    assert f"-DMICROPY_PY_EARSHOT_ADAPT={adapt}" in mk["CFLAGS_USERMOD"]
+    # The natmod: the same, plus its entry point and libc functions.
+    lines = [f"include {FIRMWARE / 'core' / 'core.mk'}",
+             f"include {FIRMWARE / 'binding' / 'earshot.mk'}"]  # fmt: skip
+    nat = _make_values(tmp_path, lines, ["EARSHOT_BINDING_SRC", "EARSHOT_BINDING_CORE_SRC",
+                                         "EARSHOT_NATMOD_SRC"],
+                       f"MICROPY_PY_EARSHOT_ADAPT={adapt}")  # fmt: skip
+    assert set(nat["EARSHOT_BINDING_SRC"].split()) == binding_want
+    assert {Path(p).name for p in nat["EARSHOT_BINDING_CORE_SRC"].split()} == core_want
+    assert set(nat["EARSHOT_NATMOD_SRC"].split()) == {"earshot_natmod.c", "natmod_libc.c"}
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake not installed: micropython.cmake not checked")
+    proj = tmp_path / "cmake"
+    proj.mkdir()
+    (proj / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.12)\nproject(check NONE)\n"
+        f"set(USER_C_MODULES {FIRMWARE / 'binding' / 'micropython.cmake'})\n"
+        f"include({natmod.find_mpy_dir() / 'py' / 'usermod.cmake'})\n"
+        "get_target_property(defs usermod_earshot INTERFACE_COMPILE_DEFINITIONS)\n"
+        'message(STATUS "SOURCES=${MICROPY_SOURCE_USERMOD}")\n'
+        'message(STATUS "DEFS=${defs}")\n'
+    )
+    proc = subprocess.run(
+        ["cmake", "-S", str(proj), "-B", str(proj / "build"), f"-DMICROPY_PY_EARSHOT_ADAPT={adapt}"],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = dict(re.findall(r"-- (SOURCES|DEFS)=(.*)", proc.stdout))
+    cm = {Path(p).name: Path(p).parent.name for p in found["SOURCES"].split(";")}
+    assert {n for n, d in cm.items() if d == "binding"} == binding_want
+    assert {n for n, d in cm.items() if d == "core"} == core_want
+    assert found["DEFS"] == f"MICROPY_PY_EARSHOT_ADAPT={adapt}"
+
+
+def test_natmod_and_firmware_publish_the_same_names():
+    """mpy_init (earshot_natmod.c) stores the names the firmware's module table (earshot_mod.c)
+    holds, Adapter under MICROPY_PY_EARSHOT_ADAPT in both."""
+    binding = FIRMWARE / "binding"
+    table = (binding / "earshot_mod.c").read_text()
+    table = table[table.index("earshot_module_globals_table[]") :]
+    rom = re.findall(r"\{ MP_ROM_QSTR\(MP_QSTR_(\w+)\)", table)
+    init = re.findall(r"mp_store_global\(MP_QSTR_(\w+)", (binding / "earshot_natmod.c").read_text())
+    assert rom[0] == "__name__" and rom[1:] == init
+    for text in (table, (binding / "earshot_natmod.c").read_text()):
+        at = text.index("MP_QSTR_Adapter")
+        assert text.rfind("#if MICROPY_PY_EARSHOT_ADAPT", 0, at) > text.rfind("#endif", 0, at)
+
+
+@pytest.mark.parametrize("adapt", [1, 0], ids=["adapt", "detect-only"])
+def test_user_c_module_compiles_in_firmware_mode(tmp_path, adapt):
+    """The non-natmod half of the binding (the user C module registration) compiles, with and
+    without adaptation.
 
     No MicroPython port tree is available here, so this uses the mpy-cross "port" of the
     natmod toolchain's tree: its make generates the qstr and module headers with
-    firmware/binding/micropython.mk included as a user C module, then the binding is
-    compiled against them with -Wall -Wextra -Werror. This checks the module's qstrs are
+    firmware/binding/micropython.mk included as a user C module, then the binding's files
+    are compiled against them with -Wall -Wextra -Werror. This checks the module's qstrs are
     found by the firmware's scanner and the firmware branch compiles; linking it into a
     firmware needs a port and ESP-IDF.
     """
@@ -333,15 +431,97 @@ def test_user_c_module_compiles_in_firmware_mode(tmp_path):
     ]
     subprocess.run(
         ["make", "-s", "-C", str(tree / "mpy-cross"), f"USER_C_MODULES={FIRMWARE}",
-         f"BUILD={build}", *map(str, genhdr)],
+         f"BUILD={build}", f"MICROPY_PY_EARSHOT_ADAPT={adapt}", *map(str, genhdr)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     assert "MP_QSTR__earshot" in genhdr[1].read_text()
-    assert "MP_QSTR_payload_bytes" in genhdr[0].read_text()
-    proc = subprocess.run(
-        ["gcc", "-std=gnu99", "-Os", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-         f"-I{FIRMWARE / 'core'}", f"-I{tree / 'mpy-cross'}", f"-I{build}", f"-I{tree}",
-         "-c", "-o", str(tmp_path / "earshot_mod.o"), str(FIRMWARE / "binding" / "earshot_mod.c")],
-        check=False, capture_output=True, text=True,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    qstrs = genhdr[0].read_text()
+    assert "MP_QSTR_payload_bytes" in qstrs
+    assert ("MP_QSTR_train_begin" in qstrs) == bool(adapt)  # only the Adapter has it
+    for src in _usermod_make(tmp_path, adapt)["SRC_USERMOD_C"]:
+        proc = subprocess.run(
+            ["gcc", "-std=gnu99", "-Os", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+             f"-DMICROPY_PY_EARSHOT_ADAPT={adapt}",
+             f"-I{FIRMWARE / 'core'}", f"-I{tree / 'mpy-cross'}", f"-I{build}", f"-I{tree}",
+             "-c", "-o", str(tmp_path / (Path(src).stem + ".o")), src],
+            check=False, capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# The detection-only natmod (natmod.build(adapt=False), MICROPY_PY_EARSHOT_ADAPT=0)
+
+
+def test_detection_only_build_is_smaller_and_has_no_adapter(mpy, mpy_detect, tmp_path):
+    assert mpy_detect.path.parent != mpy.path.parent
+    full, small = mpy.path.stat().st_size, mpy_detect.path.stat().st_size
+    assert small < 0.7 * full, (small, full)
+    script = tmp_path / "names.py"
+    script.write_text("import _earshot\nprint(sorted(n for n in dir(_earshot) if n[0] != '_'))\n")
+    names = {}
+    for run, key in ((mpy, "full"), (mpy_detect, "detect")):
+        names[key] = eval(run(script).stdout)  # a printed list of str
+    assert "Adapter" in names["full"] and "Adapter" not in names["detect"]
+    assert set(names["full"]) - set(names["detect"]) == {"Adapter"}
+    # Everything else behaves the same (the API script's expected output).
+    assert mpy_detect("api.py").stdout == (MPY_TESTS / "api.py.exp").read_text()
+
+
+@pytest.mark.parametrize("blob", model_blobs())
+def test_detection_only_build_detects_as_the_full_build(mpy, mpy_detect, clip, tmp_path, blob):
+    samples, raw = clip
+    (tmp_path / "m.bin").write_bytes(blob)
+    outs = []
+    for run, name in ((mpy, "full.bin"), (mpy_detect, "detect.bin")):
+        proc = run("detect.py", tmp_path / "m.bin", raw, tmp_path / name, 37)
+        outs.append((proc.stdout, (tmp_path / name).read_bytes()))
+    assert outs[0] == outs[1]
+    flags = np.frombuffer(outs[0][1], np.uint8)[len(samples) // core.HOP_SAMPLES :]
+    assert (flags & core.FLAG_OUTPUT).any()
+
+
+def test_detection_only_modules(mpy_detect, clip, tmp_path):
+    """On a detection-only build importing es_adapt says why it fails, and es_loop with
+    adaptation configured says it is off and detects as the C core does."""
+    samples, raw = clip
+    blob = random_blob()
+    (tmp_path / "m.bin").write_bytes(blob)
+    script = tmp_path / "loop.py"
+    script.write_text(
+        "try:\n    import es_adapt\nexcept ImportError as e:\n    print('ImportError', e)\n"
+        "import es_loop\n"
+        f"print(es_loop.run_files([{str(raw)!r}], {{'model': {str(tmp_path / 'm.bin')!r}, "
+        "'adapt': {'enabled': True}}))\n"
+    )
+    proc = mpy_detect(script, cwd=tmp_path, binary=True)
+    dec = Decoder()
+    hops = [f["hop"] for f in dec.feed(proc.stdout) if f.kind == DETECT]
+    text = dec.take_text()
+    assert "ImportError es_adapt: this _earshot is detection-only" in text
+    assert "earshot: adaptation off: es_adapt: this _earshot is detection-only" in text
+    expect = core.Detector(Model(blob)).run(samples).detections
+    assert hops == list(expect)
+    assert f"[({len(samples) // core.HOP_SAMPLES + (len(samples) % core.HOP_SAMPLES > 0)}, "\
+        f"{len(expect)})]" in text
+
+
+def test_module_constants_fallback_equals_the_header():
+    """firmware/modules/es_const.py's values for a unix port without the binding (tests with
+    test doubles) are earshot.h's; on a board they come from the binding
+    (test_constants_match_header)."""
+    header = (FIRMWARE / "core" / "earshot.h").read_text()
+    defines = {k: int(v) for k, v in re.findall(r"#define (ES_\w+) \(\(?(\d+)", header)}
+    defines |= {k: 1 << int(v) for k, v in re.findall(r"#define (ES_FLAG_\w+) \(1u << (\d+)\)",
+                                                      header)}  # fmt: skip
+    found = re.findall(r"^    (\w+) = (\d+)  # (ES_\w+)", (MODULES / "es_const.py").read_text(),
+                       re.M)  # fmt: skip
+    fallback = {name: (int(value), ref) for name, value, ref in found}
+    assert set(fallback) == {"SAMPLE_RATE", "HOP_SAMPLES", "MEL_BINS", "FLAG_VAD",
+                             "FLAG_OUTPUT", "FLAG_DETECT"}  # fmt: skip
+    for name, (value, ref) in fallback.items():
+        assert value == defines[ref], name
+    # No other module spells them (16000 Hz, 160 samples or 320 bytes a hop, 40 bins).
+    for mod in MODULES.glob("*.py"):
+        if mod.name != "es_const.py":
+            assert not re.search(r"\b(16000|160|320|40)\b", mod.read_text()), mod.name
