@@ -36,23 +36,31 @@ def _section_size(obj, name: str) -> int:
         return 0 if sec is None else sec.data_size
 
 
-@pytest.fixture(scope="module")
-def xtensa_build(tmp_path_factory):
+@pytest.fixture(scope="module", params=[True, False], ids=["adapt", "detect-only"])
+def xtensa_build(request, tmp_path_factory):
+    """The natmod for Xtensa, with adaptation and detection only (natmod --no-adapt)."""
     _need(XTENSA_GCC)
     out = tmp_path_factory.mktemp("xtensa")
-    return natmod.build("xtensa", out=out, clean=True)
+    return natmod.build("xtensa", out=out, clean=True, adapt=request.param), request.param
 
 
 def test_xtensa_natmod_links(xtensa_build):
-    assert xtensa_build.is_file()
-    assert xtensa_build.read_bytes()[:2] == b"M\x06"
-    assert natmod.mpy_arch(xtensa_build) == "xtensa"
+    path, _ = xtensa_build
+    assert path.is_file()
+    assert path.read_bytes()[:2] == b"M\x06"
+    assert natmod.mpy_arch(path) == "xtensa"
 
 
 def test_xtensa_objects_hold_no_writable_data(xtensa_build):
-    objs = sorted((xtensa_build.parent / "obj").rglob("*.o"))
+    path, adapt = xtensa_build
+    objs = sorted((path.parent / "obj").rglob("*.o"))
     core = [o for o in objs if o.parent.name == "core"]
-    assert {o.stem for o in core} == {p.stem for p in (FIRMWARE / "core").glob("*.c")}
+    want = {p.stem for p in (FIRMWARE / "core").glob("*.c")}
+    if not adapt:  # detection only: none of the core's adaptation (es_adapt*.c)
+        want = {stem for stem in want if not stem.startswith("es_adapt")}
+    assert {o.stem for o in core} == want
+    binding = {o.stem for o in objs if o.parent.name == "binding"}
+    assert ("earshot_adapt" in binding) == adapt
     for obj in objs:
         assert _section_size(obj, ".data") == 0, obj.name
     for obj in core:  # the core keeps no state of its own at all
