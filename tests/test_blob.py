@@ -1,6 +1,6 @@
 """Model blobs: pack / describe round trip, the C parser's validation (specific reasons for
 specific corruptions), fuzzing with truncation and bit flips (never a crash, always a
-ValueError or a valid model), and from_tflite's refusal of unsupported graphs."""
+ValueError or a valid model), and from_tflite's (earshot.model.tflite) refusal of unsupported graphs."""
 
 import struct
 import zlib
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from earshot.train import arch
 from earshot.model import Engine, Model, blob
+from earshot.model.tflite import from_tflite
 
 
 @pytest.fixture(scope="module")
@@ -220,17 +221,17 @@ def _tiny(build):
 def test_from_tflite_refuses_unsupported_graphs():
     same = _tiny(lambda x, L: L.Dense(1)(L.Flatten()(L.Conv2D(4, (3, 1), padding="same")(x))))
     with pytest.raises(ValueError, match="padding must be VALID"):
-        blob.from_tflite(same, cutoff=0.5, window=3, refractory=0)
+        from_tflite(same, cutoff=0.5, window=3, refractory=0)
     pool = _tiny(
         lambda x, L: L.Dense(1)(L.Flatten()(L.AveragePooling2D((3, 1))(L.Conv2D(4, (3, 1))(x))))
     )
     with pytest.raises(ValueError, match="unsupported operator AVERAGE_POOL_2D"):
-        blob.from_tflite(pool, cutoff=0.5, window=3, refractory=0)
+        from_tflite(pool, cutoff=0.5, window=3, refractory=0)
     long = _tiny(lambda x, L: L.Dense(1)(L.Flatten()(L.Conv2D(4, (3, 1), strides=(3, 1))(x))))
     with pytest.raises(ValueError, match="one flattened row|receptive field|flatten"):
-        blob.from_tflite(long, cutoff=0.5, window=3, refractory=0)
+        from_tflite(long, cutoff=0.5, window=3, refractory=0)
     with pytest.raises(ValueError, match="not a .tflite"):
-        blob.from_tflite(b"\x00" * 16, cutoff=0.5, window=3, refractory=0)
+        from_tflite(b"\x00" * 16, cutoff=0.5, window=3, refractory=0)
 
 
 def test_channel_dropout_drops_whole_channels_in_training_only():
@@ -253,7 +254,7 @@ def test_channel_dropout_drops_whole_channels_in_training_only():
     assert np.array_equal(model(x, training=False), model(x, training=False))
     rep = np.random.default_rng(1).integers(-100, 100, (16, arch.receptive_field(cfg), 40))
     tfl = arch.to_tflite_int8(model, rep.astype(np.int8))
-    d = blob.describe(blob.from_tflite(tfl, cutoff=0.5, window=3, refractory=0))
+    d = blob.describe(from_tflite(tfl, cutoff=0.5, window=3, refractory=0))
     assert d["macs_per_output"] == arch.macs_per_output(arch.DEFAULT_ARCH)  # no trace left
     with pytest.raises(ValueError, match="channel_dropout"):
         arch.build_model(dict(arch.DEFAULT_ARCH, channel_dropout=1.0))
