@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earshot.train import synth
+from earshot.train import augmentation, synth, tts
 
 ESPEAK = {"engine": "espeak", "voice": "en-us", "rate": 160, "pitch": 50, "gap": 0}
 
@@ -70,7 +70,7 @@ def test_render_is_reproducible(spec):
 
 
 # A preload library that, in the first process to load it, consumes 12 libc rand() draws
-# before main(): the state espeak-ng's breath noise was once found in (synth._agreed).
+# before main(): the state espeak-ng's breath noise was once found in (tts._agreed).
 _RAND_SKIP_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,9 +94,9 @@ def test_espeak_render_outvotes_a_shifted_noise_stream(tmp_path, monkeypatch):
     wav = tmp_path / "one.wav"
     cmd = ["espeak-ng", "-v", spec["voice"], "-s", "206", "-p", "80", "-g", "0", "-w",
            str(wav), "Alexa."]
-    plain = synth._run_to_wav(cmd, wav)
+    plain = tts._run_to_wav(cmd, wav)
     marker.touch()  # the next espeak-ng process starts 12 draws ahead
-    shifted = synth._run_to_wav(cmd, wav)
+    shifted = tts._run_to_wav(cmd, wav)
     assert not marker.exists()
     assert len(shifted) == len(plain) and not np.array_equal(shifted, plain)
     marker.touch()  # now the first of render()'s runs is the shifted one
@@ -114,13 +114,13 @@ def test_agreed_takes_two_matching_renders_or_fails():
         return (lambda: calls.append(1) or next(it)), calls
 
     render, calls = runs(a, a)
-    assert np.array_equal(synth._agreed(render, "x"), a) and len(calls) == 2
+    assert np.array_equal(tts._agreed(render, "x"), a) and len(calls) == 2
     render, calls = runs(b, a, a)
-    assert np.array_equal(synth._agreed(render, "x"), a) and len(calls) == 3
+    assert np.array_equal(tts._agreed(render, "x"), a) and len(calls) == 3
     render, calls = runs(a, b, a)
-    assert np.array_equal(synth._agreed(render, "x"), a) and len(calls) == 3
+    assert np.array_equal(tts._agreed(render, "x"), a) and len(calls) == 3
     with pytest.raises(synth.SynthError, match="espeak-ng -v f5 'hi': three renders"):
-        synth._agreed(runs(a, b, c)[0], "espeak-ng -v f5 'hi'")
+        tts._agreed(runs(a, b, c)[0], "espeak-ng -v f5 'hi'")
 
 
 def test_generate_cache_is_reproducible(tmp_path):
@@ -351,8 +351,8 @@ def test_augment_with_rooms_and_clipping():
 def test_room_rirs_too_large_for_the_drawn_rt60_get_the_shortest_one(monkeypatch):
     import pyroomacoustics as pra
 
-    monkeypatch.setattr(synth, "ROOM_DIM_M", ((20.0, 20.0), (20.0, 20.0), (10.0, 10.0)))
-    monkeypatch.setattr(synth, "ROOM_RT60_S", (0.1, 0.1))  # needs absorption > 1 here
+    monkeypatch.setattr(augmentation, "ROOM_DIM_M", ((20.0, 20.0), (20.0, 20.0), (10.0, 10.0)))
+    monkeypatch.setattr(augmentation, "ROOM_RT60_S", (0.1, 0.1))  # needs absorption > 1 here
     with pytest.raises(ValueError, match="too large"):
         pra.inverse_sabine(0.1, [20.0, 20.0, 10.0])
     (h,) = synth.room_rirs.__wrapped__(1, 1)
