@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from earshot import core, train
-from earshot.train import arch
+from earshot.train import arch, pipeline
 from earshot.model import package as modelpkg
 from earshot.train import synth
 
@@ -268,16 +268,16 @@ def test_config_extends(tmp_path):
     assert not (tmp_path / "cache").exists()
     for aug in ({"room_rirs": -1}, {"clip_fraction": 1.5}):
         with pytest.raises(ValueError, match="augment.room_rirs"):
-            train._Context([], train.load_config(overrides={"augment": aug}))
+            train.Context([], train.load_config(overrides={"augment": aug}))
     for peak in ([-6, -35], [-10, 2], "loud"):
         with pytest.raises(ValueError, match=r"config: augment\.peak_dbfs"):
-            train._Context([], train.load_config(overrides={"augment": {"peak_dbfs": peak}}))
+            train.Context([], train.load_config(overrides={"augment": {"peak_dbfs": peak}}))
     for alpha in ([2, 0], [-5, 0], "blue"):
         with pytest.raises(ValueError, match=r"config: augment\.noise_alpha"):
-            train._Context([], train.load_config(overrides={"augment": {"noise_alpha": alpha}}))
+            train.Context([], train.load_config(overrides={"augment": {"noise_alpha": alpha}}))
     for hf in ({"p": -0.1}, {"db": [-3, 3]}, {"hz": [0, 4000]}):
         with pytest.raises(ValueError, match=r"config: augment\.hf_shelf"):
-            train._Context([], train.load_config(overrides={"augment": {"hf_shelf": hf}}))
+            train.Context([], train.load_config(overrides={"augment": {"hf_shelf": hf}}))
 
 
 def test_detection_rule_matches_posterior_semantics():
@@ -355,7 +355,7 @@ def test_clean_twins_are_the_same_windows_without_the_broadband_noise():
     for fraction in (0.0, 1.0):
         cfg = train.load_config(overrides={"broadband_fraction": fraction,
                                            "broadband_snr_db": [5.0, 5.0]})
-        ctx = train._Context(speech, cfg)
+        ctx = train.Context(speech, cfg)
         xs, ys = train.positive_windows(cache, [0, 1], cfg, 93, ctx, seed=3)
         twins = []
         xs2, ys2 = train.positive_windows(cache, [0, 1], cfg, 93, ctx, seed=3, twins=twins)
@@ -434,7 +434,7 @@ def test_weight_qat_is_a_straight_through_step():
 
 
 def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics():
-    """_fit with ema: the model ends on the optimizer's moving average of the weights, not
+    """fit_model with ema: the model ends on the optimizer's moving average of the weights, not
     on the last step's; refresh_batchnorm then sets each BatchNorm's moving mean to the mean
     over its batches of the batch means (the cumulative average), and restores momentum."""
     import keras
@@ -448,8 +448,8 @@ def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics
                                        "weight_average": {"momentum": 0.5, "bn_batches": 2}})
     plain, averaged = arch.build_model(), arch.build_model()
     averaged.set_weights(plain.get_weights())
-    train._fit(plain, x, y, np.ones(96, np.float32), cfg, 2, 0.01, lambda m: None, 1)
-    train._fit(averaged, x, y, np.ones(96, np.float32), cfg, 2, 0.01, lambda m: None, 1,
+    train.fit_model(plain, x, y, np.ones(96, np.float32), cfg, 2, 0.01, lambda m: None, 1)
+    train.fit_model(averaged, x, y, np.ones(96, np.float32), cfg, 2, 0.01, lambda m: None, 1,
                ema=0.5)
     ema = [v.numpy() for v in averaged.optimizer._model_variables_moving_average]
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(ema, averaged.trainable_weights))
@@ -535,13 +535,13 @@ def test_training_accuracy_rounds_soft_targets():
     student's soft targets (never exactly 0 or 1) do not read as 0 % accuracy."""
     y = np.array([0.9, 0.6, 0.4, 0.05, 1.0, 0.0], np.float32)
     logit = np.array([2.0, -0.5, -1.0, 0.3, 0.1, -4.0], np.float32)
-    got = np.asarray(train._rounded_accuracy(y, logit))
+    got = np.asarray(train.rounded_accuracy(y, logit))
     assert got.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
     # as fit calls it: targets (n,), the model's logits (n, 1), weighted per window
     import keras
 
     w = np.array([1.0, 3.0, 1.0, 1.0, 2.0, 1.0], np.float32)
-    metric = keras.metrics.MeanMetricWrapper(train._rounded_accuracy)
+    metric = keras.metrics.MeanMetricWrapper(train.rounded_accuracy)
     metric.update_state(y, logit[:, None], sample_weight=w)
     assert float(metric.result()) == pytest.approx((1 + 1 + 2 + 1) / w.sum())
     # a model compiled with the metric still clones for the int8 conversion
@@ -553,7 +553,7 @@ def test_training_accuracy_rounds_soft_targets():
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, (64, frames, 40)).astype(np.int8)
     soft = rng.uniform(0.1, 0.9, 64).astype(np.float32)
-    train._fit(model, x, soft, np.ones(64, np.float32), train.load_config(), 1, 0.003,
+    train.fit_model(model, x, soft, np.ones(64, np.float32), train.load_config(), 1, 0.003,
                lines.append, 0)
     acc = float(lines[-1].split(" acc ")[1])
     assert 0.0 < acc <= 1.0
@@ -689,7 +689,7 @@ def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypat
         return {**base, "train_seed": k, "validation_recall": rec,
                 "validation_false_accepts": fa, "cutoff": cut, "validation_within_budget": k != 8}
 
-    monkeypatch.setattr(train, "train", fake_train)
+    monkeypatch.setattr(pipeline, "train", fake_train)  # what train_seeds calls
     cfg = train.load_config(ROOT / "configs" / "smoke.json")
     summary = train.train_seeds(cfg, tmp_path / "pkg", [4, 5, 6, 7, 8], log=lambda m: None,
                                 stage_dir=tmp_path / "stage")
@@ -707,12 +707,12 @@ def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypat
 
 
 def test_train_seed_sets_the_initial_weights():
-    """_seed_init: the same train_seed builds the same weights, another seed other weights;
+    """seed_init: the same train_seed builds the same weights, another seed other weights;
     a config without train_seed leaves the random state alone."""
     import keras
 
     def weights(cfg, seed):
-        train._seed_init(cfg, seed)
+        train.seed_init(cfg, seed)
         return np.concatenate([w.ravel() for w in arch.build_model().get_weights()])
 
     cfg = train.load_config(overrides={"train_seed": 3})

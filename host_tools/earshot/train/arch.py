@@ -49,10 +49,12 @@ import copy
 
 import numpy as np
 
+from earshot import core
+
 #: Feature bins per 10 ms hop (ES_MEL_BINS in firmware/core/earshot.h).
-MEL_BINS = 40
+MEL_BINS = core.MEL_BINS
 #: Hops per second (ES_SAMPLE_RATE_HZ / ES_HOP_SAMPLES = 16000 / 160).
-HOPS_PER_SECOND = 100
+HOPS_PER_SECOND = core.SAMPLE_RATE_HZ // core.HOP_SAMPLES
 #: float input = int8 feature * FEATURE_INPUT_SCALE. A power of two, so that the converter's
 #: min/max calibration over [-128, 127] * 2**-4 gives exactly this scale and zero point 0
 #: ((127 + 128) / 16 / 255 = 2**-4 is exact in float32).

@@ -1,0 +1,252 @@
+"""The data of one training run: synthetic speech, real negatives, training and validation sets.
+
+Stages, in the order :func:`earshot.train.pipeline.train` runs them:
+
+1. :func:`synthesize`: synthetic positives of the wake word (filtered by
+   :func:`earshot.train.synth.check_positive`), confusable words and sentences, and long TTS
+   passages (config ``synth``, ``synth_passages``), cached under ``<cache_dir>``.
+2. :func:`real_negatives`: the training and validation parts of the real negative speech
+   (:func:`earshot.train.dataset.training_negatives`; config ``real_negatives``).
+3. :func:`split_positives`: synthetic positives into training and validation, by index.
+4. :func:`training_set`: the training windows (:mod:`earshot.train.windows`): positives,
+   synthetic negatives, the negative streams (:func:`negative_streams`) and noise, with
+   their labels and class weights.
+5. :func:`validation_set`: the validation positives and negative streams, never fitted.
+
+Every random draw comes from ``numpy.random.default_rng([seed, stream, ...])``, so the data
+follow ``seed`` alone. The development clips ``wake-word-benchmark/alexa`` are never read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from earshot.core import SAMPLE_RATE_HZ
+from earshot.train import augmentation, dataset, synth
+from earshot.train.windows import (
+    Context,
+    inputs,
+    noise_windows,
+    noisy_stream,
+    positive_windows,
+    stream,
+    synth_negative_windows,
+    windows_ending,
+)
+
+
+def _hours(samples: int) -> float:
+    return samples / SAMPLE_RATE_HZ / 3600
+
+
+@dataclass
+class Speech:
+    """Synthetic speech (:func:`earshot.train.synth.generate` dicts): ``pos`` the kept
+    positives, ``neg`` the negatives, ``passages`` the long negative passages (a list of int16
+    clips, empty when ``synth_passages.count`` is 0)."""
+
+    pos: dict
+    neg: dict
+    passages: list
+
+
+def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
+    """Render (or read from ``cache_dir``) the synthetic speech of ``cfg``. Raises ValueError
+    when fewer than 2 positives pass the filter."""
+    sc, seed, word = cfg["synth"], int(cfg["seed"]), cfg["wake_word"]
+    log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
+    pos = synth.generate(synth.positive_specs(sc["positives"], seed, word),
+                         cache_dir / f"{word.replace(' ', '_')}-pos-s{seed}", check=sc["check"],
+                         workers=sc["workers"], progress="positives", log=log)
+    neg = synth.generate(synth.negative_specs(sc["negatives"], seed), cache_dir / f"neg-s{seed}",
+                         check=False, workers=sc["workers"], progress="negatives", log=log)
+    n_pass = int(cfg["synth_passages"]["count"])
+    passages = synth.generate(
+        synth.passage_specs(n_pass, seed, word),
+        cache_dir / f"passages-{word.replace(' ', '_')}-s{seed}",
+        check=False, workers=sc["workers"], progress="passages", log=log,
+    )["audio"] if n_pass else []
+    log(f"positives kept {len(pos['audio'])}, dropped {len(pos['dropped'])}")
+    if len(pos["audio"]) < 2:
+        raise ValueError("fewer than 2 usable synthetic positives: check the TTS engines")
+    return Speech(pos, neg, passages)
+
+
+@dataclass
+class Negatives:
+    """Real negative speech (int16 clips at 16 kHz): ``train`` for training windows, context
+    and babble, ``failed`` the unreadable training files, ``validation`` never fitted."""
+
+    train: list
+    failed: list
+    validation: list
+
+
+def real_negatives(cfg: dict, log) -> Negatives:
+    """The real negative clips of ``real_negatives.sources``; with ``max_clips`` a seeded
+    choice of that many training clips and a quarter as many (at least 10) validation clips.
+    Raises FileNotFoundError (or DataMissing) when the recordings are missing."""
+    rc = cfg["real_negatives"]
+    sources = dataset.training_negatives(sources=rc["sources"])
+    paths = [p for s in rc["sources"] for p in sources[s]]
+    rng = np.random.default_rng([int(cfg["seed"]), 6])
+    if rc["max_clips"] is not None:
+        paths = [paths[k] for k in sorted(rng.permutation(len(paths))[: rc["max_clips"]])]
+    real, failed = dataset.load_clips(paths)
+    val_sources = dataset.training_negatives(part="validation", sources=rc["sources"])
+    val_paths = [p for s in rc["sources"] for p in val_sources[s]]
+    if rc["max_clips"] is not None:  # a quick run: a quarter as many validation clips
+        keep = max(10, rc["max_clips"] // 4)
+        val_paths = [val_paths[k] for k in sorted(rng.permutation(len(val_paths))[:keep])]
+    val_real, _ = dataset.load_clips(val_paths)
+    log(f"real negatives: {len(real)} clips for training ({len(failed)} unreadable), "
+        f"{len(val_real)} for validation")
+    return Negatives(real, failed, val_real)
+
+
+def split_positives(n_pos: int, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the synthetic positives kept for validation (``validation_fraction``, at
+    least one) and for training, each sorted, drawn from ``[seed, 7]``."""
+    order = np.random.default_rng([int(cfg["seed"]), 7]).permutation(n_pos)
+    n_val = max(1, int(round(cfg["validation_fraction"] * n_pos)))
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
+
+
+def negative_streams(cfg: dict, real: list, passages: list, ctx: Context):
+    """The negative streams windows are cut from and mining scores: the real clips joined,
+    an augmented copy (``real_negatives.augmented_copy``), ``noisy_copies`` in broadband noise
+    (with ``noisy_copy_snr_db``), then the TTS passages augmented and in noise. Returns
+    (streams: int16 arrays, hours of the clean real stream, hours of the passages)."""
+    rc, seed = cfg["real_negatives"], int(cfg["seed"])
+    n_aug = int(round(rc["augmented_fraction"] * len(real)))
+    streams = [stream(real, np.random.default_rng([seed, 8]))]
+    if rc["augmented_copy"]:
+        arng = np.random.default_rng([seed, 9])
+        aug = [augmentation.augment(c, len(c), arng, speech=real, snr_db=(5, 30), **ctx.aug)[0]
+               for c in real[:n_aug]]
+        streams.append(stream(aug, arng))
+    if rc["noisy_copy_snr_db"] is not None:  # speech in broadband noise, every clip
+        for k in range(int(rc["noisy_copies"])):
+            nrng = np.random.default_rng([seed, 14] if k == 0 else [seed, 14, k])
+            streams.append(noisy_stream(real, rc["noisy_copy_snr_db"], nrng))
+    hours, pass_hours = _hours(len(streams[0])), 0.0
+    if passages:
+        prng = np.random.default_rng([seed, 16])
+        aug = [augmentation.augment(c, len(c), prng, speech=real, snr_db=(5, 30), **ctx.aug)[0]
+               for c in passages]
+        streams.append(stream(aug, prng))
+        pass_hours = _hours(len(streams[-1]))
+        snr = rc["noisy_copy_snr_db"] or cfg["broadband_snr_db"]
+        for k in range(int(cfg["synth_passages"]["noisy_copies"])):
+            streams.append(noisy_stream(passages, snr, np.random.default_rng([seed, 17, k])))
+    return streams, hours, pass_hours
+
+
+@dataclass
+class TrainingSet:
+    """The training windows: ``x`` int8 (n, frames, 40), labels ``y`` uint8 (n,), weights
+    ``w`` float32 (n,) (mining appends to all three); ``x_twin`` the first positive windows
+    again without their broadband noise (distill.clean_targets) or None; ``stream_feats`` the
+    model input of each negative stream, int8 (m, 40), for mining; ``n_streams``, ``hours``
+    and ``pass_hours`` for the summary."""
+
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    x_twin: np.ndarray | None
+    stream_feats: list
+    n_streams: int
+    hours: float
+    pass_hours: float
+
+
+def training_set(cfg: dict, speech: Speech, negs: Negatives, ctx: Context, train_idx,
+                 frames: int, log) -> TrainingSet:
+    """Every training window of ``frames`` rows: positives of the clips ``train_idx``
+    (:func:`earshot.train.windows.positive_windows`), synthetic negatives, windows every
+    ``real_negatives.stride_hops`` of each negative stream (a seeded offset per stream) and
+    ``noise_windows`` noise windows; positives weighted ``positive_weight`` x the negative to
+    positive ratio, weights normalised to mean 1."""
+    seed, dc = int(cfg["seed"]), cfg["distill"]
+    t0 = time.monotonic()
+    twins = [] if dc["width"] and dc["clean_targets"] else None
+    xs, ys = positive_windows(speech.pos, train_idx, cfg, frames, ctx, seed, twins)
+    # x's first len(x_twin) rows are these windows; their clean twins give the teachers' targets
+    x_twin = np.concatenate(twins) if twins else None
+    xs_neg = synth_negative_windows(speech.neg, cfg, frames, ctx, seed)
+    ys += [np.zeros(len(a), np.uint8) for a in xs_neg]
+    xs += xs_neg
+    streams, hours, pass_hours = negative_streams(cfg, negs.train, speech.passages, ctx)
+    stream_feats = [inputs(s, cfg) for s in streams]
+    stride_hops = cfg["real_negatives"]["stride_hops"]
+    for k, f in enumerate(stream_feats):
+        off = int(np.random.default_rng([seed, 10, k]).integers(stride_hops))
+        w = windows_ending(f, range(frames - 1 + off, len(f), stride_hops), frames)
+        xs.append(w)
+        ys.append(np.zeros(len(w), np.uint8))
+    xn = noise_windows(cfg["noise_windows"], frames, seed, cfg)
+    xs.append(xn)
+    ys.append(np.zeros(len(xn), np.uint8))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    n1 = int(y.sum())
+    log(f"windows: {n1} positive, {len(y) - n1} negative, T={frames} "
+        f"({time.monotonic() - t0:.0f} s)")
+    weight_pos = cfg["positive_weight"] * (len(y) - n1) / max(1, n1)
+    w = np.where(y == 1, weight_pos, 1.0).astype(np.float32)
+    w /= w.mean()
+    return TrainingSet(x, y, w, x_twin, stream_feats, len(streams), hours, pass_hours)
+
+
+@dataclass
+class ValidationSet:
+    """What detector settings are chosen on: the synthetic positives ``pos`` (a
+    :func:`earshot.train.synth.generate` dict) at indices ``idx``, the context ``ctx`` their
+    copies are augmented with, the model input ``feats`` (int8 (n, 40)) of each validation
+    negative stream, their length ``hours`` and the number of validation ``clips``."""
+
+    pos: dict
+    idx: np.ndarray
+    ctx: Context
+    feats: list
+    hours: float
+    clips: int
+
+
+def validation_set(cfg: dict, speech: Speech, negs: Negatives, ctx: Context,
+                   val_idx) -> ValidationSet:
+    """The validation positives ``val_idx`` and the validation negative streams: the clips
+    joined clean, augmented (noise, reverb), and once at each ``detector.validation_snr_db``
+    in broadband noise."""
+    seed, val_real = int(cfg["seed"]), negs.validation
+    vrng = np.random.default_rng([seed, 13])
+    val_streams = [stream(val_real, vrng)]
+    val_streams.append(stream([augmentation.augment(c, len(c), vrng, speech=negs.train,
+                                                    snr_db=(5, 30))[0] for c in val_real],
+                              vrng))
+    for k, snr in enumerate(cfg["detector"]["validation_snr_db"]):
+        val_streams.append(noisy_stream(val_real, (snr, snr),
+                                        np.random.default_rng([seed, 15, k])))
+    hours = _hours(sum(len(s) for s in val_streams))
+    return ValidationSet(speech.pos, val_idx, ctx, [inputs(s, cfg) for s in val_streams], hours,
+                         len(val_real))
+
+
+def stats(cfg: dict, speech: Speech, negs: Negatives, ts: TrainingSet,
+          val: ValidationSet) -> dict:
+    """The run summary's data entries, in the summary's order (windows excluded: mining
+    adds to them)."""
+    return {
+        "synthetic_positives": len(speech.pos["audio"]),
+        "synthetic_positives_dropped": len(speech.pos["dropped"]),
+        "synthetic_negatives": len(speech.neg["audio"]),
+        "real_negative_clips": len(negs.train),
+        "real_negative_sources": sorted(cfg["real_negatives"]["sources"]),
+        "negative_streams": ts.n_streams,
+        "real_negative_hours": round(ts.hours, 3),
+        "validation_negative_clips": val.clips,
+        "validation_negative_hours": round(val.hours, 3),
+    }
