@@ -7,9 +7,9 @@ import zlib
 
 import numpy as np
 import pytest
-from earshot.train import arch
 from earshot.model import Engine, Model, blob
 from earshot.model.tflite import from_tflite
+from earshot.train import arch
 
 
 @pytest.fixture(scope="module")

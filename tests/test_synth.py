@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from earshot.train import augmentation, synth, tts
 
 ESPEAK = {"engine": "espeak", "voice": "en-us", "rate": 160, "pitch": 50, "gap": 0}

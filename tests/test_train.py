@@ -6,9 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from earshot import core, train
-from earshot.train import arch, pipeline
 from earshot.model import package as modelpkg
-from earshot.train import synth
+from earshot.train import arch, pipeline, synth
 
 
 @pytest.fixture(scope="module")

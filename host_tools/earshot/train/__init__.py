@@ -54,8 +54,6 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = ("arch", "augmentation", "calibrate", "config", "data", "dataset", "distill",
                "fit", "mining", "packaging", "pipeline", "specs", "synth", "tts", "windows")
 
-__all__ = sorted(_WHERE)
-
 
 def __getattr__(name: str):
     """``earshot.train.<name>``: a public name of a submodule (_EXPORTS), or a submodule,

@@ -18,6 +18,7 @@ from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 from earshot.audio import to_int16
 from earshot.core import SAMPLE_RATE_HZ
 
+
 def colored_noise(n: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
     """Noise with power spectrum ~ 1/f^alpha (-2 violet, -1 blue, 0 white, 1 pink, 2 brown),
     float (n,), unit RMS."""

@@ -168,7 +168,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     head = {"train_seconds": round(teach_seconds + student_seconds, 1),
             "total_seconds": round(time.monotonic() - t_start, 1),
             "threads": int(cfg["threads"])}
-    summary = packaging.summarize(cfg, run.arch_cfg, head, {**stats, "windows": int(len(ts.y))},
+    summary = packaging.summarize(cfg, run.arch_cfg, head, {**stats, "windows": len(ts.y)},
                                   best, selection, ctx.aug, (len(speech.passages), ts.pass_hours),
                                   teacher_info)
     packaging.save_stage(packaging.stage_path(stage_dir, cfg["wake_word"]), best, summary,

@@ -78,22 +78,16 @@ from earshot.train.tts import (
 )
 
 __all__ = [
-    # augmentation
-    "HF_SHELF", "NOISE_ALPHA", "PEAK_DBFS", "ROOM_DIM_M", "ROOM_DISTANCE_M", "ROOM_RT60_S",
-    "ROOM_WALL_M", "add_broadband_noise", "augment", "babble", "check_hf_shelf",
-    "check_noise_alpha", "check_peak_dbfs", "colored_noise", "exp_rir", "high_shelf_sos", "hum",
-    "room_rirs",
-    # specs
-    "ALEXA_SPELLINGS", "CONFUSABLE_FRACTION", "CONFUSABLES", "ENGINE_WEIGHTS", "FORTUNES_DIR",
-    "FORTUNES_SKIP", "PASSAGE_CHARS", "PASSAGE_ENGINE_WEIGHTS", "PREFIXES", "SENTENCES",
-    "SUFFIXES", "negative_specs", "passage_specs", "passage_texts", "positive_specs",
-    # tts
-    "CPU_ISA_FLAGS", "ESPEAK_VARIANTS", "ESPEAK_VOICES", "FESTIVAL_VOICES", "FLITE_VOICES",
-    "KOKORO_RATE_HZ", "KOKORO_VOICES", "SYNTH_DEBS", "SYNTH_DISTS", "SynthError", "cpu_info",
-    "render", "stack_versions", "trim",
-    # here
-    "CHUNK", "MAX_WORD_MS", "MIN_WORD_MS", "MWW_MIN_POSITIVE", "check_positive", "generate",
-    "load_cache", "mww_probabilities", "mww_score",
+    "ALEXA_SPELLINGS", "CHUNK", "CONFUSABLES", "CONFUSABLE_FRACTION", "CPU_ISA_FLAGS",
+    "ENGINE_WEIGHTS", "ESPEAK_VARIANTS", "ESPEAK_VOICES", "FESTIVAL_VOICES", "FLITE_VOICES",
+    "FORTUNES_DIR", "FORTUNES_SKIP", "HF_SHELF", "KOKORO_RATE_HZ", "KOKORO_VOICES", "MAX_WORD_MS",
+    "MIN_WORD_MS", "MWW_MIN_POSITIVE", "NOISE_ALPHA", "PASSAGE_CHARS", "PASSAGE_ENGINE_WEIGHTS",
+    "PEAK_DBFS", "PREFIXES", "ROOM_DIM_M", "ROOM_DISTANCE_M", "ROOM_RT60_S", "ROOM_WALL_M",
+    "SENTENCES", "SUFFIXES", "SYNTH_DEBS", "SYNTH_DISTS", "SynthError", "add_broadband_noise",
+    "augment", "babble", "check_hf_shelf", "check_noise_alpha", "check_peak_dbfs",
+    "check_positive", "colored_noise", "cpu_info", "exp_rir", "generate", "high_shelf_sos", "hum",
+    "load_cache", "mww_probabilities", "mww_score", "negative_specs", "passage_specs",
+    "passage_texts", "positive_specs", "render", "room_rirs", "stack_versions", "trim",
 ]  # fmt: skip
 
 # --- sanity filter ----------------------------------------------------------------------------

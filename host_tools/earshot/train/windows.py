@@ -17,6 +17,7 @@ from earshot.train import augmentation
 from earshot.train.augmentation import add_broadband_noise
 from earshot.train.config import DEFAULT_CONFIG
 
+
 def end_row(end_sample: int) -> int:
     """Feature row whose 30 ms window is the first to contain sample ``end_sample - 1``.
 
