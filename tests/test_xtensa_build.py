@@ -13,10 +13,9 @@ import shutil
 import subprocess
 
 import pytest
-from elftools.elf.elffile import ELFFile
-
 from earshot.board import natmod
 from earshot.paths import FIRMWARE
+from elftools.elf.elffile import ELFFile
 
 XTENSA_GCC = "xtensa-lx106-elf-gcc"
 RT_SOURCE = FIRMWARE / "binding" / "natmod_xtensa_rt.c"

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         same = table_in_source() == gate
         print("es_norm_gate_steps is up to date" if same else "es_norm_gate_steps differs")
         return 0 if same else 1
-    rows = [", ".join(str(v) for v in gate[i:i + 10]) for i in range(0, len(gate), 10)]
+    rows = [", ".join(str(v) for v in gate[i : i + 10]) for i in range(0, len(gate), 10)]
     print("{" + ",\n ".join(rows) + "}")
     return 0
 
