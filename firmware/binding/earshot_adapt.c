@@ -184,7 +184,7 @@ static earshot_adapter_batch_t earshot_adapter_batch(earshot_adapter_obj_t *self
         MP_ERROR_TEXT("embs shorter than len(labels) * embedding_size()"));
     b.targets = targets_optional && args[3] == mp_const_none ? NULL
         : (const int8_t *)earshot_get_in(args[3], b.n, true,
-            MP_ERROR_TEXT("targets shorter than labels"));
+        MP_ERROR_TEXT("targets shorter than labels"));
     return b;
 }
 

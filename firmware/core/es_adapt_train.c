@@ -66,14 +66,14 @@ es_adapt_trainer_t *es_adapt_trainer_init(void *mem, size_t mem_len, const es_mo
                 t->w[(size_t)c * t->in + i] = (int32_t)q;
             }
             ok = ok && es_adapt_to_q16(pw->bias[c], pw->multiplier[c], pw->shift[c], &q)
-                 && q <= ES_ADAPT_B_MAX && q >= -ES_ADAPT_B_MAX;
+                && q <= ES_ADAPT_B_MAX && q >= -ES_ADAPT_B_MAX;
             t->b[c] = (int32_t)q;
             ok = ok && es_adapt_to_q16(fc->weights[c], fc->multiplier[0], fc->shift[0], &q)
-                 && q <= ES_ADAPT_W_MAX && q >= -ES_ADAPT_W_MAX;
+                && q <= ES_ADAPT_W_MAX && q >= -ES_ADAPT_W_MAX;
             t->v[c] = (int32_t)q;
         }
         ok = ok && es_adapt_to_q16(fc->bias[0], fc->multiplier[0], fc->shift[0], &q)
-             && q <= ES_ADAPT_B_MAX && q >= -ES_ADAPT_B_MAX;
+            && q <= ES_ADAPT_B_MAX && q >= -ES_ADAPT_B_MAX;
         t->fc_b = (int32_t)q;
         if (!ok) {
             reason = "trainer: weights too large for the Q16 master copy";
