@@ -10,8 +10,8 @@ a clip counts when the engine fires on it. Positives only: false accepts are
 them too. About 1 minute per engine and SNR on 2 cores.
 
 The training augmentation sets each clip's peak to ``augment.peak_dbfs`` (default -35..-6
-dBFS, ``earshot.train.synth.augment``); real recordings reach full scale (models/alexa/HISTORY.md,
-session 17).
+dBFS, ``earshot.train.synth.augment``); real recordings reach full scale
+(research/alexa/sessions.md, session 17).
 """
 
 from __future__ import annotations

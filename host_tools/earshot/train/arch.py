@@ -31,7 +31,7 @@ Configuration dict (``DEFAULT_ARCH``)::
 ``channel_dropout`` zeroes whole output channels (all time steps, Keras SpatialDropout2D,
 Tompson et al. 2015) during training, a regulariser meant to keep any single channel from
 carrying the decision. Inference, export and the streaming engine are unchanged by it.
-Measured effect: models/alexa/HISTORY.md and README.md (adaptation).
+Measured effect: research/alexa/sessions.md and docs/adaptation.md.
 
 ``slimming`` adds ``slimming * sum(|gamma|)`` over the BatchNorm scales of the channels that
 on-device pruning removes (conv0 and the pointwise layers) to the training loss: "network

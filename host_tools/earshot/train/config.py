@@ -36,18 +36,18 @@ DEFAULT_CONFIG = {
     # ``noisy_copies`` streams with broadband noise at real_negatives.noisy_copy_snr_db (or
     # broadband_snr_db). Windows every real_negatives.stride_hops; mined like the real ones.
     "synth_passages": {"count": 0, "noisy_copies": 1},
-    # Training augmentation beyond augmentation.augment's defaults (validation keeps the
-    # defaults, so candidates stay comparable): room_rirs > 0 replaces the exponential-decay
-    # reverb by that many pyroomacoustics image-source room responses (augmentation.room_rirs,
-    # drawn from ``seed``); clip_fraction: share of augmented clips driven into clipping;
-    # peak_dbfs: the range (dBFS) of each augmented clip's final peak level, positives and
-    # negatives alike (augmentation.PEAK_DBFS, -35..-6; real recordings reach full scale:
-    # HISTORY.md, session 17); hf_shelf: share ``p`` of augmented clips, positives and negatives
-    # alike, whose band above a corner uniform in ``hz`` (Hz) is cut by a gain uniform in ``db``
-    # (dB), as a talker turned away from the microphone sounds (augmentation.augment;
-    # HISTORY.md, session 19); noise_alpha: the range of the coloured noise's exponent (power ~
-    # 1/f^alpha; default 0..2, white to brown; below 0 blue and violet, noise that leans to the
-    # high band).
+    # Training augmentation beyond augmentation.augment's defaults (validation keeps the defaults,
+    # so candidates stay comparable): room_rirs > 0 replaces the exponential-decay reverb by that
+    # many pyroomacoustics image-source room responses (augmentation.room_rirs, drawn from
+    # ``seed``); clip_fraction: share of augmented clips driven into clipping; peak_dbfs: the range
+    # (dBFS) of each augmented clip's final peak level, positives and negatives alike
+    # (augmentation.PEAK_DBFS, -35..-6; real recordings reach full scale:
+    # research/alexa/sessions.md, session 17); hf_shelf: share ``p`` of augmented clips, positives
+    # and negatives alike, whose band above a corner uniform in ``hz`` (Hz) is cut by a gain
+    # uniform in ``db`` (dB), as a talker turned away from the microphone sounds
+    # (augmentation.augment; research/alexa/sessions.md, session 19); noise_alpha: the range of the
+    # coloured noise's exponent (power ~ 1/f^alpha; default 0..2, white to brown; below 0 blue and
+    # violet, noise that leans to the high band).
     "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": list(augmentation.PEAK_DBFS),
                 "noise_alpha": list(augmentation.NOISE_ALPHA),
                 "hf_shelf": {"p": augmentation.HF_SHELF["p"],
@@ -76,47 +76,45 @@ DEFAULT_CONFIG = {
     "learning_rate": 0.003,
     "positive_weight": 1.0,
     "mining": {"rounds": 1, "top_k": 3000, "epochs": 4, "learning_rate": 0.0005},
-    # Knowledge distillation (off when width is 0): a teacher of the same layout with every
-    # layer's filters multiplied by ``width`` is trained first (same windows, same mining);
-    # the student then learns the targets alpha * label + (1 - alpha) * sigmoid(teacher
-    # logit / temperature) (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
-    # network", 2015, with the binary cross-entropy of a single logit). teacher_channel_dropout:
-    # the teacher's arch.channel_dropout (None: the student's). teachers: how many teachers
-    # (each its own initialisation, training and mining, one after another); the soft target
-    # is the mean of their sigmoids (an ensemble teacher, as in the paper's section 2), which
-    # averages out one teacher's run-to-run spread. clean_targets: a synthetic positive copy
-    # that got broadband noise (broadband_fraction) takes its soft targets from the teachers'
-    # scores of the same windows without that noise (teacher-student learning on parallel
-    # clean/noisy data: J. Li, M. L. Seltzer, X. Wang, R. Zhao and Y. Gong, "Large-scale domain
-    # adaptation via teacher-student learning", Interspeech 2017), so the student learns to
-    # score noisy words as the teachers score them clean; its hard labels are unchanged.
-    # student_mining: rounds of hard-negative mining for the student itself after its training
-    # (its own top mining.top_k outputs on the negative streams, weight 2, with the teachers'
-    # soft targets, then mining.epochs at mining.learning_rate); 0: the student learns only
-    # from the windows the teachers mined. students: how many students learn from the same
-    # teachers and data, each with its own initialisation, shuffling and mining (student 0
-    # with train_seed's seeds, student k with train_seed + 500 + 1000 k); the one that
-    # validation_rank puts first is packaged. Fitting runs differ by more than most recipe
-    # changes (HISTORY.md), and a student costs about a third of a run with its teacher.
-    # first_student: the index of the first student trained (students first_student ..
-    # first_student + students - 1, each with its index's seeds), so a later run draws new
-    # students of the same teachers without training the earlier ones again.
-    # student_epochs: the students' epochs (None: ``epochs``, as the teachers'); a student
-    # matching a fixed teacher on fixed views keeps improving over long schedules (Beyer et
-    # al., "Knowledge distillation: a good teacher is patient and consistent", CVPR 2022,
-    # section 4), and the cosine decay of fit.fit_model stretches over all of them.
-    # mixup: the fraction of every student batch (0: off) replaced by function matching
-    # (Beyer et al. 2022, section 3: "consistent" teaching with mixup): each such window's
-    # model input becomes lam * a + (1 - lam) * b with b another window of the same batch
-    # and lam ~ U(0, 1), and its target is the teachers' score of that very input (the mean
-    # of sigmoid(logit / temperature), no hard label), computed as the batch is drawn; its
-    # weight is lam * w_a + (1 - lam) * w_b. So the student matches the teachers on inputs
-    # off the fixed training views, not only on them.
+    # Knowledge distillation (off when width is 0): a teacher of the same layout with every layer's
+    # filters multiplied by ``width`` is trained first (same windows, same mining); the student
+    # then learns the targets alpha * label + (1 - alpha) * sigmoid(teacher logit / temperature)
+    # (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural network", 2015, with the
+    # binary cross-entropy of a single logit). teacher_channel_dropout: the teacher's
+    # arch.channel_dropout (None: the student's). teachers: how many teachers (each its own
+    # initialisation, training and mining, one after another); the soft target is the mean of their
+    # sigmoids (an ensemble teacher, as in the paper's section 2), which averages out one teacher's
+    # run-to-run spread. clean_targets: a synthetic positive copy that got broadband noise
+    # (broadband_fraction) takes its soft targets from the teachers' scores of the same windows
+    # without that noise (teacher-student learning on parallel clean/noisy data: J. Li, M. L.
+    # Seltzer, X. Wang, R. Zhao and Y. Gong, "Large-scale domain adaptation via teacher-student
+    # learning", Interspeech 2017), so the student learns to score noisy words as the teachers
+    # score them clean; its hard labels are unchanged. student_mining: rounds of hard-negative
+    # mining for the student itself after its training (its own top mining.top_k outputs on the
+    # negative streams, weight 2, with the teachers' soft targets, then mining.epochs at
+    # mining.learning_rate); 0: the student learns only from the windows the teachers mined.
+    # students: how many students learn from the same teachers and data, each with its own
+    # initialisation, shuffling and mining (student 0 with train_seed's seeds, student k with
+    # train_seed + 500 + 1000 k); the one that validation_rank puts first is packaged. Fitting runs
+    # differ by more than most recipe changes (research/alexa/sessions.md), and a student costs
+    # about a third of a run with its teacher. first_student: the index of the first student
+    # trained (students first_student .. first_student + students - 1, each with its index's
+    # seeds), so a later run draws new students of the same teachers without training the earlier
+    # ones again. student_epochs: the students' epochs (None: ``epochs``, as the teachers'); a
+    # student matching a fixed teacher on fixed views keeps improving over long schedules (Beyer et
+    # al., "Knowledge distillation: a good teacher is patient and consistent", CVPR 2022, section
+    # 4), and the cosine decay of fit.fit_model stretches over all of them. mixup: the fraction of
+    # every student batch (0: off) replaced by function matching (Beyer et al. 2022, section 3:
+    # "consistent" teaching with mixup): each such window's model input becomes lam * a + (1 - lam)
+    # * b with b another window of the same batch and lam ~ U(0, 1), and its target is the
+    # teachers' score of that very input (the mean of sigmoid(logit / temperature), no hard label),
+    # computed as the batch is drawn; its weight is lam * w_a + (1 - lam) * w_b. So the student
+    # matches the teachers on inputs off the fixed training views, not only on them.
     # cache_teachers: keep the trained teachers and the windows they mined under
-    # <cache_dir>/teachers/, keyed on everything they depend on (teacher_cache_key), so a
-    # run that changes only the students' keys loads them instead of training them again
-    # (the same students follow); only with train_seed set, as without it the students'
-    # initial weights depend on the random state the teachers' training left behind.
+    # <cache_dir>/teachers/, keyed on everything they depend on (teacher_cache_key), so a run that
+    # changes only the students' keys loads them instead of training them again (the same students
+    # follow); only with train_seed set, as without it the students' initial weights depend on the
+    # random state the teachers' training left behind.
     "distill": {"width": 0, "alpha": 0.5, "temperature": 1.0, "teacher_channel_dropout": None,
                 "teachers": 1, "clean_targets": False, "student_mining": 0, "students": 1,
                 "first_student": 0, "student_epochs": None, "mixup": 0.0,
@@ -132,15 +130,15 @@ DEFAULT_CONFIG = {
     # ``bn_batches`` training batches (as SWA does: Izmailov et al., "Averaging weights leads
     # to wider optima and better generalization", UAI 2018, section 3.2).
     "weight_average": {"momentum": 0.0, "bn_batches": 200},
-    # Detector defaults chosen on validation data (choose_detector): window in model outputs,
-    # or a list of windows to choose from (3..6 outputs: 180-360 ms at an output stride of 6
-    # hops, as in models/alexa; HISTORY.md there, session 11: W1's validation recall rose
-    # from 0.823 at 3 to 0.906 at 6); the lowest cutoff with at most max_fa_per_hour on the
-    # validation negatives (clean, plus a copy at each validation_snr_db), plus margin.
-    # validation_model: "int8" scores validation with the packaged int8 model through the C
-    # core (Int8Scorer: the device's arithmetic and uint8 cutoff); "float" with the Keras
-    # model, as every model up to HISTORY.md session 14 was (their configs say so). On W1 and
-    # R3 the int8 model needed cutoffs 0.01-0.02 higher (HISTORY.md, session 12).
+    # Detector defaults chosen on validation data (choose_detector): window in model outputs, or a
+    # list of windows to choose from (3..6 outputs: 180-360 ms at an output stride of 6 hops, as in
+    # models/alexa; research/alexa/sessions.md, session 11: W1's validation recall rose from 0.823
+    # at 3 to 0.906 at 6); the lowest cutoff with at most max_fa_per_hour on the validation
+    # negatives (clean, plus a copy at each validation_snr_db), plus margin. validation_model:
+    # "int8" scores validation with the packaged int8 model through the C core (Int8Scorer: the
+    # device's arithmetic and uint8 cutoff); "float" with the Keras model, as every model up to
+    # session 14 of research/alexa/sessions.md was (their configs say so). On W1 and R3 the int8
+    # model needed cutoffs 0.01-0.02 higher (research/alexa/sessions.md, session 12).
     "detector": {"window": [3, 4, 5, 6], "refractory_ms": 1500, "max_fa_per_hour": 0.2,
                  "margin": 0.05, "validation_snr_db": [], "validation_model": "int8"},
     # 0: the model takes the frontend's log-mel; 1: es_norm (level above each bin's 0.8-1.6 s

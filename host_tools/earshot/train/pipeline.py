@@ -181,7 +181,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
 def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=None) -> dict:
     """:func:`train` once per ``train_seed`` in ``seeds`` (same data: ``cfg["seed"]``), then
     package the run that :func:`earshot.train.calibrate.validation_rank` puts first into
-    ``out_dir``. Runs differ by more than most recipe changes (models/alexa/HISTORY.md), and
+    ``out_dir``. Runs differ by more than most recipe changes (research/alexa/sessions.md), and
     the validation split ranks them as the development clips do, so the choice uses
     validation only.
 

@@ -100,7 +100,7 @@ def _agreed(render, what: str) -> np.ndarray:
     not to be: espeak-ng 1.51 draws breath (variants f2, f3, f5, whisper, ...) and Klatt
     noise from libc ``rand()``, never seeded, so each process starts the same stream; yet in
     one CI run a clip came out as if 12 draws had gone before (reproduced exactly by
-    consuming 12 ``rand()`` calls before synthesis; models/alexa/HISTORY.md, session 23). A
+    consuming 12 ``rand()`` calls before synthesis; research/alexa/sessions.md, session 23). A
     third run settles a disagreement; SynthError (naming ``what``) when all three differ."""
     first, second = render(), render()
     if np.array_equal(first, second):
@@ -229,7 +229,7 @@ def stack_versions() -> dict[str, str | None]:
     (``importlib.metadata``), name -> version string, None where not installed (or no dpkg).
 
     Training records them with the data it synthesised: the same seeds on another machine
-    gave different synthetic audio (models/alexa/HISTORY.md, sessions 11 and 13), and these
+    gave different synthetic audio (research/alexa/sessions.md, sessions 11 and 13), and these
     are what a diff of two runs' summaries should show first."""
     out: dict[str, str | None] = {}
     try:
@@ -261,7 +261,7 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
     (not Linux) the fields are None and "isa" is empty.
 
     Kokoro (onnxruntime) renders differently on CPUs with different extensions, and the same
-    data and seeds train different models (models/alexa/HISTORY.md, session 15)."""
+    data and seeds train different models (research/alexa/sessions.md, session 15)."""
     fields: dict[str, str] = {}
     try:
         text = Path(cpuinfo).read_text(errors="replace")
