@@ -118,6 +118,9 @@ def ambient(n: int, seed: int) -> list[np.ndarray]:
 
 
 def run(args, log=print) -> dict:
+    """The whole benchmark, one user after another: factory scores, weight adaptation,
+    pruning and the held-out tallies. Long because each step is a few lines that share the
+    run's models, streams and counters, in the order the report prints them."""
     factory = args.model.read_bytes()
     fmodel = Model(factory)
     groups = len(adapt.Stats(fmodel).groups)

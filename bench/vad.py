@@ -343,6 +343,9 @@ def wake_recall(model, manifest, log) -> dict:
 
 
 def run(model_dir, quick=False, log=print) -> dict:
+    """Every scene through every VAD and the detector, gate on and off. Long because the
+    scenes, the reference VADs and the tallies share one set of clips and one report, built
+    in the order it prints."""
     from earshot.model import Model, package as modelpkg
 
     manifest, blob = modelpkg.load(model_dir)

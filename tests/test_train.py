@@ -23,6 +23,8 @@ def smoke(tmp_path_factory, data):
 
 
 def test_package_is_complete(smoke):
+    """Every file of a trained package and every manifest field against the blob and the
+    summary: one checklist, long because the package has that many parts."""
     from earshot.model import Model
 
     tmp, summary = smoke

@@ -422,6 +422,12 @@ class VirtualBoard:
         self._to_host(data)
 
     def _run(self) -> None:
+        """The supervisor's one select loop, between the host pty and the interpreter's.
+
+        Long on purpose: within one turn the interpreter's output is read before host input
+        is written to it, because a marker just read may close its input (a soft reset);
+        kept in one function, that order and the buffers it guards are visible in one place.
+        """
         sel = selectors.DefaultSelector()
         self._out = b""  # interpreter -> host, waiting for the host to read
         self._held = b""  # withheld boot output during a raw soft reset
