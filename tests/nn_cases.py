@@ -178,7 +178,6 @@ def single_op_case(kind: str, shape: tuple, seed: int, relu: bool):
     dict in blob.pack form with multipliers/shifts as TFLM derives them, int8 input
     (in_len, in_ch)). Quantization follows blob.from_tflite (QuantizeMultiplier of
     input_scale * filter_scale / output_scale in double).
-    
 
     Long because it writes a whole .tflite flatbuffer (tensors, buffers, operator and
     quantisation tables) in the order the schema nests them.
