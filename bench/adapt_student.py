@@ -1,4 +1,4 @@
-"""Pruned-student variants on the adaptation bench (README, On-device adaptation: the table
+"""Pruned-student variants on the adaptation bench (docs/adaptation.md: the table
 of student training variants). None of them is used by ``earshot.adapt``; this script keeps
 the measurement reproducible.
 

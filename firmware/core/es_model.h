@@ -6,7 +6,7 @@
 // input it would get wrong). Little-endian, every array 4-byte aligned relative to the blob
 // start, and the blob itself must start at a 4-byte aligned address (read in place: the
 // int32 arrays are used through pointers into the blob). Written by
-// host_tools/earshot/blob.py; host_tools/earshot/blob.py:describe() parses it in Python.
+// host_tools/earshot/model/blob.py; its describe() parses it in Python.
 //
 // Header (ES_BLOB_HEADER_BYTES = 48 bytes):
 //   off size field

@@ -1,6 +1,6 @@
 # Earshot telemetry, device side (MicroPython): framed binary messages on a byte stream.
 #
-# Wire format (version 1; the host decoder is host_tools/earshot/telemetry.py):
+# Wire format (version 1; the host decoder is host_tools/earshot/board/telemetry.py):
 #
 #   SYNC (2 bytes: 0xA5 0x45) then the *stuffed* body:
 #   body = version u8 | type u8 | seq u16 | length u16 | payload[length] | crc32 u32

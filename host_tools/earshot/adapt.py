@@ -63,7 +63,7 @@ DEFAULTS = {
     # stride, i.e. every phase). The network emits one output per output_stride hops, so a
     # word reaches it at any of those phases. bench/adapt.py (models/alexa R3, PROFILE at
     # 0.5), every phase vs one (1): held-out adaptation utterances (--loo) 48 vs 46 of 48;
-    # test recall 100 % vs 93.1 %, at 61.7 vs 26.2 false accepts per hour (README.md)
+    # test recall 100 % vs 93.1 %, at 61.7 vs 26.2 false accepts per hour (docs/adaptation.md)
     "distill_phases": 0,
     "slice_macs": 20000,  # MACs per training slice (one call between two detector blocks)
     "min_pos": 4,  # the board starts training with at least this many positives ...
