@@ -152,6 +152,18 @@ def test_firmware_dry_run_is_upstreams_make_with_the_board_dir(tmp_path, monkeyp
     assert ns["BLOB"] == DEFAULT_MODEL.read_bytes()
 
 
+def test_firmware_cli_no_adapt_builds_detection_only(tmp_path, monkeypatch, capsys):
+    """`earshot firmware build --no-adapt` passes MICROPY_PY_EARSHOT_ADAPT=0 to the build;
+    without the flag the build keeps adaptation."""
+    for var, value in _fake_env(tmp_path).items():
+        monkeypatch.setenv(var, value)
+    args = ["firmware", "build", "--board", "XIAO_ESP32S3_SENSE", "--dry-run"]
+    assert cli.main(args + ["--no-adapt"]) == 0
+    assert "MICROPY_PY_EARSHOT_ADAPT=0" in capsys.readouterr().out.split()
+    assert cli.main(args) == 0
+    assert "MICROPY_PY_EARSHOT_ADAPT=0" not in capsys.readouterr().out.split()
+
+
 def test_repl_uses_mpremote_without_reset():
     cmd = repl_command("/dev/ttyACM0")
     assert cmd[1:] == ["-m", "mpremote", "connect", "/dev/ttyACM0", "resume", "repl"]

@@ -18,6 +18,12 @@ def register(sub) -> None:
     b.add_argument("--model", type=Path, help="model blob to freeze (default: models/alexa)")
     b.add_argument("-j", "--jobs", type=int, default=1, help="parallel compile jobs")
     b.add_argument("--dry-run", action="store_true", help="check and print the command only")
+    b.add_argument(
+        "--no-adapt",
+        dest="adapt",
+        action="store_false",
+        help="detection only: no on-device adaptation (MICROPY_PY_EARSHOT_ADAPT=0)",
+    )
     b.set_defaults(func=handler)
     ls = fsub.add_parser("boards", help="list the boards")
     ls.set_defaults(func=list_boards)
@@ -41,7 +47,9 @@ def handler(args) -> int:
     try:
         if not Path(model).is_file():
             raise firmware.FirmwareError(f"no model blob at {model}")
-        result = firmware.build(args.board, model, jobs=args.jobs, dry_run=args.dry_run)
+        result = firmware.build(
+            args.board, model, jobs=args.jobs, dry_run=args.dry_run, adapt=args.adapt
+        )
     except (firmware.FirmwareError, boards.BoardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
