@@ -827,6 +827,7 @@ def _bench_adapt(*args, **kw):
     )
 
 
+@pytest.mark.slow
 def test_bench_sweep_grid_is_checked_and_used(data):
     # A grid without one list per channel group is refused, naming the problem.
     bad = _bench_adapt("--sweep", "--sweep-grid", "[[0.25]]")
@@ -845,6 +846,7 @@ def test_bench_sweep_grid_is_checked_and_used(data):
     assert len(res["candidates"]) == 1
 
 
+@pytest.mark.slow
 def test_bench_sweep_holdout_scores_an_utterance_left_out_of_adaptation(data):
     # Holding out needs at least one utterance left to adapt on.
     bad = _bench_adapt("--sweep", "--sweep-holdout", "--k", "1")
@@ -863,6 +865,7 @@ def test_bench_sweep_holdout_scores_an_utterance_left_out_of_adaptation(data):
         assert row["held_peak"] >= 0.9 * 255
 
 
+@pytest.mark.slow
 def test_bench_counts_the_utterances_it_tests_and_names_undecodable_ones(data):
     # The users' blocks hold undecodable files (the shared data's damaged FLACs): the bench
     # names them, tests each user on what is left, and counts only what it tested.
@@ -902,6 +905,7 @@ def test_bench_adapt_cfg_overrides_are_checked():
     assert "unknown keys ['distill_phase']" in bad.stderr
 
 
+@pytest.mark.slow
 def test_bench_loo_holds_out_each_adaptation_utterance_in_turn(data):
     from earshot.train import dataset
 
@@ -921,6 +925,7 @@ def test_bench_loo_holds_out_each_adaptation_utterance_in_turn(data):
     assert res["student_peak_sum"] == sum(r["student_peak"] for r in res["rows"])
 
 
+@pytest.mark.slow
 def test_bench_sweep_loo_ranks_candidates_on_held_out_folds(data):
     env = dict(os.environ, EARSHOT_DATA=str(data))
     ok = _bench_adapt(

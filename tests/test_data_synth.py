@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from earshot import cli
@@ -33,6 +34,7 @@ def _synth(out, workers, capsys):
     return json.loads((out / "index.json").read_text())
 
 
+@pytest.mark.slow
 def test_synth_folder_is_reproducible_and_indexed(tmp_path, capsys):
     a = _synth(tmp_path / "a", 2, capsys)
     b = _synth(tmp_path / "b", 1, capsys)  # the worker count does not change the clips

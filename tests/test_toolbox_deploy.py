@@ -54,6 +54,7 @@ def test_deploy_then_skip_unchanged_then_copy_only_the_changed(board, tmp_path, 
     assert restored == (deploy.MODULES_DIR / "es_loop.py").read_bytes()
 
 
+@pytest.mark.slow
 def test_crc_digests_when_hashlib_is_not_used(board):
     deploy.sync(board.port)
     again = deploy.sync(board.port, force_crc=True)
@@ -115,6 +116,7 @@ def test_check_mpy_without_native_support():
         deploy.check_mpy(deploy.mpy_path("x64"), info)
 
 
+@pytest.mark.slow
 def test_cli_deploy(board, capsys):
     everything = _all()
     assert cli.main(["deploy", "--port", board.port]) == 0

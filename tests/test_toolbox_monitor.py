@@ -54,6 +54,7 @@ def _ends(rows, stream):
     return any(r["kind"] == "end" and r["stream"] == stream for r in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_monitor_records_survives_garbage_and_a_board_restart(tmp_path, suffix):
     flash = tmp_path / "flash"
@@ -101,6 +102,7 @@ def test_monitor_records_survives_garbage_and_a_board_restart(tmp_path, suffix):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_monitor_a_real_detector_session_and_plot_it_from_the_cli(tmp_path, capsys):
     from earshot import democlip
 

@@ -22,6 +22,7 @@ def smoke(tmp_path_factory, data):
     return tmp, summary
 
 
+@pytest.mark.slow
 def test_package_is_complete(smoke):
     """Every file of a trained package and every manifest field against the blob and the
     summary: one checklist, long because the package has that many parts."""
@@ -129,6 +130,7 @@ def test_distill_targets_average_the_teachers():
         train.distill_targets(y, [a, b[:3]], 0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_tflm_equals_c_engine(smoke):
     """The int8 .tflite in TFLite Micro and the Earshot engine give identical logits."""
     from earshot.model import Engine, Model
@@ -158,6 +160,7 @@ def test_tflm_equals_c_engine(smoke):
     assert len(set(c_out)) > 1  # not a constant output
 
 
+@pytest.mark.slow
 def test_int8_validation_scores_are_the_device_detectors(smoke):
     """Int8Scorer gives, at every model output, the probability the C detector (VAD off)
     reports for the same audio, and at chosen rows the same as on the whole stream."""
@@ -434,6 +437,7 @@ def test_weight_qat_is_a_straight_through_step():
     assert not np.array_equal(model.layers[0].kernel.numpy(), kernel)
 
 
+@pytest.mark.slow
 def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics():
     """fit_model with ema: the model ends on the optimizer's moving average of the weights, not
     on the last step's; refresh_batchnorm then sets each BatchNorm's moving mean to the mean
@@ -479,6 +483,7 @@ def test_weight_average_ends_on_the_moving_average_with_its_batchnorm_statistics
     assert np.all(np.abs(bn.moving_mean.numpy() - 5.0) < 1.5)  # was 0 before
 
 
+@pytest.mark.slow
 def test_a_run_with_the_same_teachers_loads_them_and_trains_the_same_students(smoke):
     """The smoke config again on the same cache: the teachers and their mined windows come
     from the cache instead of training, and every student, the package included, is the
@@ -499,6 +504,7 @@ def test_a_run_with_the_same_teachers_loads_them_and_trains_the_same_students(sm
         (tmp / "stage" / "model.tflite").read_bytes()
 
 
+@pytest.mark.slow
 def test_first_student_draws_the_later_students_alone(smoke):
     """``distill.first_student`` 1 with one student, on the smoke run's cache: the teachers
     load, and the one student trained is the smoke run's student 1 (its seeds follow its
@@ -531,6 +537,7 @@ def test_first_student_draws_the_later_students_alone(smoke):
         (tmp / "stage-longer" / "model.tflite").read_bytes()
 
 
+@pytest.mark.slow
 def test_training_accuracy_rounds_soft_targets():
     """The logged accuracy counts a logit > 0 against a target > 0.5, so a distilled
     student's soft targets (never exactly 0 or 1) do not read as 0 % accuracy."""
@@ -668,6 +675,7 @@ def test_teacher_cache_key_and_a_damaged_cache(tmp_path):
     assert len(logs) == 2 and "ValueError" in logs[1]
 
 
+@pytest.mark.slow
 def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypatch):
     """train_seeds trains once per seed (train_seed set, same config otherwise) and packages
     the run validation ranks first; the manifest lists every run. The runs are stand-ins
@@ -814,6 +822,7 @@ def test_detector_window_outside_the_core_limits_is_refused(bad):
         train.detector_windows({"window": bad})
 
 
+@pytest.mark.slow
 def test_strided_depthwise_trains_on_any_x86_cpu():
     # TensorFlow's own DepthwiseConv2D kernel has no gradient for a (2, 1) stride; importing
     # earshot asks for oneDNN's, which TensorFlow leaves off on some CPUs (an AMD EPYC here).

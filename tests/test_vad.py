@@ -217,6 +217,7 @@ def test_floor_follows_a_level_change():
     assert abs(floor2[drop + 50].mean() - floor_quiet[-1]) < 3.0
 
 
+@pytest.mark.slow
 def test_bench_vad_quick_run_reports_every_part(data, tmp_path):
     """bench/vad.py --quick runs end to end (its recall part once crashed on a moved helper):
     every VAD scored, recall with the gate on and off reported per condition, and recall is

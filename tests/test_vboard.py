@@ -116,6 +116,7 @@ def _boot_under_ctrl_c(flash, seconds, every, boards=3):
             assert board.boots == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
     # Ctrl-C from the first moment on, through boot.py, main.py and the REPL's start. The
     # unix port dies of SIGINT wherever it has no handler installed (its start-up, and from
@@ -128,6 +129,7 @@ def test_ctrl_c_during_boot_never_kills_the_interpreter(tmp_path):
     _boot_under_ctrl_c(flash, seconds=1.0, every=0.001)
 
 
+@pytest.mark.slow
 def test_ctrl_c_from_a_late_supervisor_never_kills_the_interpreter(tmp_path, monkeypatch):
     import selectors
 
@@ -197,6 +199,7 @@ def exec_when_up(port: str, code: str, within_s: float = 60.0) -> bytes:
             time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_supervisor_survives_a_killed_interpreter(board):
     assert mpremote(board.port, "exec", "print(1)") == b"1\n"
     pid = board.pid
