@@ -10,6 +10,10 @@ import pytest
 
 from earshot.paths import data_dir
 
+# The adaptation tests' fixtures (factory model, features, a board flash folder), shared by
+# test_adapt.py, test_adapt_board.py and test_adapt_cli.py.
+pytest_plugins = ["adapt_support"]
+
 
 @pytest.fixture(scope="session")
 def data():
