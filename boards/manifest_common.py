@@ -16,7 +16,7 @@ for _name in sorted(os.listdir(_MODULES)):
         module(_name, base_path=_MODULES)
 
 # The model, as a bytes constant that stays in flash (es_model.BLOB), when `earshot firmware
-# build` generated one (it sets EARSHOT_FROZEN_DIR); see host_tools/earshot/firmware.py.
+# build` generated one (it sets EARSHOT_FROZEN_DIR); see host_tools/earshot/board/firmware.py.
 _FROZEN = os.environ.get("EARSHOT_FROZEN_DIR")
 if _FROZEN and os.path.isfile(os.path.join(_FROZEN, "es_model.py")):
     module("es_model.py", base_path=_FROZEN)

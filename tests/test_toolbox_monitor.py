@@ -59,7 +59,8 @@ def _ends(rows, stream):
 def test_monitor_records_survives_garbage_and_a_board_restart(tmp_path, suffix):
     flash = tmp_path / "flash"
     flash.mkdir()
-    (flash / "es_telemetry.py").write_bytes((deploy.MODULES_DIR / "es_telemetry.py").read_bytes())
+    for name in ("es_telemetry.py", "es_const.py"):  # es_telemetry takes the hop from es_const
+        (flash / name).write_bytes((deploy.MODULES_DIR / name).read_bytes())
     (flash / "main.py").write_text(STUB_MAIN)
     link = tmp_path / "board.tty"
     rec = Recorder(tmp_path / f"session{suffix}")
