@@ -151,7 +151,7 @@ def test_recordings_reject_bad_input(tmp_path):
     with pytest.raises(RecordError, match="record to a .jsonl or .csv"):
         Recorder(tmp_path / "x.txt")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"kind": "stats"}\nnot json\n')
+    bad.write_text('{"kind": "port", "event": "open"}\nnot json\n')
     with pytest.raises(RecordError, match="bad.jsonl:2: not JSON"):
         read_recording(bad)
     csv = tmp_path / "bad.csv"
@@ -164,3 +164,82 @@ def test_recordings_reject_bad_input(tmp_path):
         plot(read_recording(empty), tmp_path / "x.png")
     assert cli.main(["plot", str(empty)]) == 1
     assert CSV_COLUMNS[:3] == ["t", "kind", "seq"] and "mem_free" in CSV_COLUMNS
+
+
+_STATS = {"kind": "stats", "seq": 1, "hop": 100, "hops": 100, "vad_hops": 10, "model_hops": 5,
+          "detections": 0, "us_sum": 4000, "us_max": 90, "mem_free": 50000}  # fmt: skip
+_HELLO = {"kind": "hello", "seq": 0, "stream": 0, "hop_samples": 160, "rate_hz": 16000,
+          "cutoff": 240, "window": 3, "refractory": 25, "vad": 1, "stats_every": 100}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"42\n", "a row is a JSON object, not int"),
+        (b'{"kind": "port", "event": "open"}\n\xff\n', "not UTF-8 text"),
+        (b'{"kind":"stats","hop":10}\n', "a stats row without 'hops'"),
+        (json.dumps({**_STATS, "hop": "abc"}).encode(), "stats hop='abc' is not an integer"),
+        (json.dumps({k: v for k, v in _HELLO.items() if k != "cutoff"}).encode(),
+         "a hello row without 'cutoff'"),
+        (json.dumps({**_STATS, "us_sum": float("nan")}).encode(), "us_sum=nan is not an"),
+        (json.dumps({**_STATS, "us_max": float("inf")}).encode(), "us_max=inf is not an"),
+        (json.dumps({**_STATS, "vad_hops": -3}).encode(), "vad_hops=-3 is not an integer"),
+        (json.dumps({**_HELLO, "cutoff": 300}).encode(), "cutoff=300 is not an integer in 0..255"),
+        (json.dumps({**_STATS, "t": -1.0}).encode(), "t=-1.0 is not a time"),
+        (json.dumps({"kind": "bogus"}).encode(), "unknown row kind 'bogus'"),
+    ],
+)
+def test_plot_refuses_a_bad_recording_in_one_line(tmp_path, capsys, content, problem):
+    """Every malformed row: exit 1, one line on stderr naming the file, line and problem,
+    nothing on stdout, no traceback, no PNG."""
+    rec = tmp_path / "rec.jsonl"
+    rec.write_bytes(content)
+    assert cli.main(["plot", str(rec)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and f"{rec}:" in err and problem in err, err
+    assert not rec.with_suffix(".png").exists()
+
+
+def test_plot_refuses_a_non_png_output_and_a_missing_file(tmp_path, capsys):
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text("\n".join(json.dumps(r) for r in (_HELLO, _STATS)) + "\n")
+    assert cli.main(["plot", str(rec), "-o", str(tmp_path / "out.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "out.txt: the plot is a PNG" in err and not (tmp_path / "out.txt").exists()
+    assert cli.main(["plot", str(tmp_path / "nope.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "nope.jsonl: No such file or directory" in err and err.count("\n") == 1
+    assert cli.main(["plot", str(rec)]) == 0
+    assert rec.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_monitor_says_when_the_port_cannot_be_a_port(tmp_path, capsys):
+    """A regular file or a baud of 0 is a usage error (exit 2); a port that never appears
+    is a runtime error (exit 1) after the summary, both one line on stderr."""
+    regular = tmp_path / "ttyFAKE"
+    regular.write_text("")
+    assert cli.main(["monitor", "--port", str(regular), "--quiet", "--duration", "0.2"]) == 2
+    assert "not a serial port (a regular file)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["monitor", "--port", str(regular), "--baud", "0"])
+    assert exc.value.code == 2
+    assert "not a positive number" in capsys.readouterr().err
+    missing = tmp_path / "ttyNONE"
+    assert cli.main(["monitor", "--port", str(missing), "--quiet", "--duration", "0.3"]) == 1
+    out, err = capsys.readouterr()
+    assert "frames: 0 ok" in out and f"{missing} never opened" in err
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    from earshot.cli import plot as plot_cli
+
+    def boom(args):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(plot_cli, "handler", boom)
+    assert cli.main(["plot", "x.jsonl"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("earshot plot: error: something broke") and err.count("\n") == 1
+    with pytest.raises(RuntimeError, match="something broke"):
+        cli.main(["--debug", "plot", "x.jsonl"])

@@ -16,12 +16,15 @@ frame: ``t`` (seconds since the monitor started, host clock), ``kind`` (``hello`
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import struct
 import threading
 import time
 from pathlib import Path
 
-from earshot.board.telemetry import DETECT, HELLO, HOP_MS, PAYLOADS, STATS, Decoder
+from earshot.board.telemetry import DETECT, HELLO, HOP_MS, NAMES, PAYLOADS, STATS, Decoder
 
 #: CSV columns: host time, kind, seq, then every payload field of every frame type.
 CSV_COLUMNS = ["t", "kind", "seq"]
@@ -65,34 +68,80 @@ class Recorder:
         self._f.close()
 
 
+#: Fields of each recorded frame kind and their largest value (the frame's unsigned field
+#: width, telemetry.PAYLOADS); every such field must be an integer in 0..max.
+_FIELD_MAX = {
+    NAMES[kind]: {n: (1 << (8 * struct.calcsize(code))) - 1
+                  for n, code in zip(names, st.format.lstrip("<"))}  # fmt: skip
+    for kind, (st, names) in PAYLOADS.items()
+}
+
+
+def _check_row(row, where: str) -> dict:
+    """``row`` if it is a recording row :func:`read_recording` can hand to a plot: a JSON
+    object whose ``kind`` is a frame (every payload field an integer within its width),
+    ``text`` (a string ``text``) or ``port`` (a string ``event``), with a finite, non-negative
+    ``t`` when present. Raises RecordError naming ``where`` (file:line) and the problem."""
+    if not isinstance(row, dict):
+        raise RecordError(f"{where}: a row is a JSON object, not {type(row).__name__}")
+    kind = row.get("kind")
+    t = row.get("t")
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
+                          or not math.isfinite(t) or t < 0):  # fmt: skip
+        raise RecordError(f"{where}: t={t!r} is not a time in seconds")
+    if kind in _FIELD_MAX:
+        for name, top in _FIELD_MAX[kind].items():
+            v = row.get(name)
+            if v is None:
+                raise RecordError(f"{where}: a {kind} row without {name!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top:
+                raise RecordError(f"{where}: {kind} {name}={v!r} is not an integer in 0..{top}")
+    elif kind in ("text", "port"):
+        key = "text" if kind == "text" else "event"
+        if not isinstance(row.get(key), str):
+            raise RecordError(f"{where}: a {kind} row without a string {key!r}")
+    else:
+        raise RecordError(f"{where}: unknown row kind {kind!r} (not from earshot monitor)")
+    return row
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise RecordError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+
+
 def read_recording(path) -> list[dict]:
     """Rows of a ``.jsonl`` or ``.csv`` recording, as dicts (CSV: empty cells dropped,
-    numbers converted). Raises RecordError naming the file and line of a bad row."""
+    numbers converted), each checked by :func:`_check_row`. Raises RecordError naming the
+    file and line of a bad row, OSError for a file that cannot be read."""
     path = Path(path)
     suffix = path.suffix.lower()
     rows = []
     if suffix == ".jsonl":
-        for i, line in enumerate(path.read_text().splitlines(), 1):
+        for i, line in enumerate(_read_text(path).splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise RecordError(f"{path}:{i}: not JSON ({exc})") from exc
+                rows.append(_check_row(row, f"{path}:{i}"))
     elif suffix == ".csv":
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "kind" not in reader.fieldnames:
-                raise RecordError(f"{path}: not an earshot monitor CSV (no 'kind' column)")
-            for i, raw in enumerate(reader, 2):
-                row = {}
-                for k, v in raw.items():
-                    if v in ("", None):
-                        continue
-                    try:
-                        row[k] = float(v) if k == "t" else int(v) if k in _INT_COLUMNS else v
-                    except ValueError as exc:
-                        raise RecordError(f"{path}:{i}: {k}={v!r} is not a number") from exc
-                rows.append(row)
+        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+        if reader.fieldnames is None or "kind" not in reader.fieldnames:
+            raise RecordError(f"{path}: not an earshot monitor CSV (no 'kind' column)")
+        for i, raw in enumerate(reader, 2):
+            row = {}
+            for k, v in raw.items():
+                if v in ("", None) or k is None:
+                    continue
+                try:
+                    row[k] = float(v) if k == "t" else int(v) if k in _INT_COLUMNS else v
+                except ValueError as exc:
+                    raise RecordError(f"{path}:{i}: {k}={v!r} is not a number") from exc
+            rows.append(_check_row(row, f"{path}:{i}"))
     else:
         raise RecordError(f"{path}: expected a .jsonl or .csv recording")
     return rows
@@ -103,7 +152,8 @@ class Monitor:
 
     ``record``: a Recorder (or None). ``on_frame(frame)``: called for each good frame.
     Counters: ``frames``, ``dropped``, ``corrupt`` (over every connection), ``reconnects``
-    (times the port was lost after being open), ``connected``. ``stats``, ``hello`` hold
+    (times the port was lost after being open), ``opens``, ``connected``; ``open_error``
+    says why the last attempt to open the port failed. ``stats``, ``hello`` hold
     the last frames of those kinds; ``detections`` is a list of (stream seconds, score 0..1).
     """
 
@@ -116,6 +166,8 @@ class Monitor:
         self.retry_s = retry_s
         self.reconnects = 0
         self.connected = False
+        self.opens = 0  # times the port was opened
+        self.open_error = None  # why the last attempt to open the port failed (str)
         self.stats = None
         self.hello = None
         self.detections = []
@@ -178,13 +230,15 @@ class Monitor:
                 if ser is None:
                     try:
                         ser = serial.Serial(self.port, self.baud, timeout=0.1)
-                    except (serial.SerialException, OSError, ValueError):
+                    except (serial.SerialException, OSError, ValueError) as exc:
+                        self.open_error = str(exc)
                         ser = None
                         if on_tick is not None:
                             on_tick()
                         time.sleep(self.retry_s)
                         continue
                     self.connected = True
+                    self.opens += 1
                     self._event("open")
                 try:
                     data = ser.read(ser.in_waiting or 1)

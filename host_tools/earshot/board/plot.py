@@ -19,7 +19,8 @@ from earshot.board.telemetry import HOP_MS
 
 
 class PlotError(ValueError):
-    """The recording holds nothing to plot (no STATS or DETECT rows)."""
+    """The recording holds nothing to plot (no STATS or DETECT rows), or the output path is
+    not a PNG."""
 
 
 def timeline(rows: list[dict]) -> dict:
@@ -60,7 +61,11 @@ def timeline(rows: list[dict]) -> dict:
 def plot(rows: list[dict], out, title: str | None = None) -> Path:
     """Draw the recording's timeline to the PNG ``out``; returns its path.
 
-    Raises PlotError when there is no STATS or DETECT row."""
+    Raises PlotError when ``out`` is not a ``.png`` path or there is no STATS or DETECT
+    row."""
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise PlotError(f"{out}: the plot is a PNG; give a path ending in .png")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,7 +108,6 @@ def plot(rows: list[dict], out, title: str | None = None) -> Path:
     fig.suptitle(title or f"Earshot telemetry: {tl['seconds']:.1f} s of audio, {n_det} "
                  "detection(s)")  # fmt: skip
     fig.tight_layout()
-    out = Path(out)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

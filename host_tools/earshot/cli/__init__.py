@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Earshot: on-device wake-word engine for MicroPython on the ESP32-S3.",
     )
     parser.add_argument("--version", action="version", version=f"earshot {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"earshot.cli.{name}").register(sub)
@@ -32,11 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one verb; returns its exit code: 0 done, 1 a runtime error, 2 a usage error
+    (argparse), 130 Ctrl-C. An error no verb handled is one line on stderr naming the verb
+    and the problem, exit 1; ``--debug`` shows its traceback instead."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, see the docstring
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"earshot {args.command}: error: {where}{what} ({type(exc).__name__}; "
+              "--debug shows the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """``earshot monitor``: live telemetry from a board's serial port, optionally recorded."""
 
+import argparse
+import os
 import signal
+import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -15,11 +19,34 @@ def register(sub) -> None:
         "port disappears and comes back (board reset, USB re-plugged). Ctrl-C to stop.",
     )
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=_baud, default=115200, help="bits per second (default 115200)")
     p.add_argument("--record", type=Path, help="write every frame to FILE (.jsonl or .csv)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
     p.set_defaults(func=handler)
+
+
+def _baud(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of bits per second")
+    return value
+
+
+def _not_a_port(port: str) -> str | None:
+    """Why ``port`` cannot be a serial port (an existing path that is not a character
+    device: a regular file, a folder), or None. A missing path may still appear (a board
+    being reset, the virtual board starting): the monitor waits for it."""
+    try:
+        mode = os.stat(port).st_mode
+    except OSError:
+        return None
+    if stat.S_ISCHR(mode):
+        return None
+    return f"{port}: not a serial port ({'a folder' if stat.S_ISDIR(mode) else 'a regular file'})"
 
 
 def handler(args) -> int:
@@ -29,12 +56,16 @@ def handler(args) -> int:
     from earshot.board.monitor import Monitor, Recorder, RecordError
 
     console = Console()
+    problem = _not_a_port(args.port)
+    if problem is not None:
+        print(f"earshot monitor: error: {problem}", file=sys.stderr)
+        return 2
     rec = None
     if args.record is not None:
         try:
             rec = Recorder(args.record)
         except (RecordError, OSError) as exc:
-            console.print(f"[red]error:[/] {exc}")
+            print(f"earshot monitor: error: {exc}", file=sys.stderr)
             return 2
     mon = Monitor(args.port, args.baud, record=rec)
 
@@ -59,4 +90,8 @@ def handler(args) -> int:
         f"reconnects: {mon.reconnects}; detections: {len(mon.detections)}"
         + (f"; recorded {rec.rows} rows to {rec.path}" if rec is not None else "")
     )
+    if mon.opens == 0:
+        why = f": {mon.open_error}" if mon.open_error else ""
+        print(f"earshot monitor: error: {args.port} never opened{why}", file=sys.stderr)
+        return 1
     return 0

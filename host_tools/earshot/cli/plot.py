@@ -1,5 +1,6 @@
 """``earshot plot``: draw a telemetry recording to a PNG."""
 
+import sys
 from pathlib import Path
 
 
@@ -23,8 +24,12 @@ def handler(args) -> int:
     try:
         rows = read_recording(args.recording)
         out = plot(rows, args.out or args.recording.with_suffix(".png"), args.title)
-    except (OSError, RecordError, PlotError) as exc:
-        print(f"error: {exc}")
+    except (RecordError, PlotError) as exc:
+        print(f"earshot plot: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"earshot plot: error: {exc.filename or args.recording}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
     print(out)
     return 0
