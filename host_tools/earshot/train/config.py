@@ -3,8 +3,9 @@
 :data:`DEFAULT_CONFIG` holds every key with its meaning in comments; a JSON config overrides
 any subset (deep merge, :func:`load_config`), and may ``extends`` another file. The module that
 acts on each key: ``synth*``, ``augment``, ``broadband_*``, ``positives``, ``real_negatives``,
-``real_positives``, ``noise_windows``: :mod:`earshot.train.data` and :mod:`earshot.train.windows` (audio by
-:mod:`earshot.train.synth` and :mod:`earshot.train.augmentation`); ``epochs`` to
+``real_positives``, ``noise_windows``: :mod:`earshot.train.data` and
+:mod:`earshot.train.windows` (audio by :mod:`earshot.train.synth` and
+:mod:`earshot.train.augmentation`; real positives by :mod:`earshot.train.dataset`); ``epochs`` to
 ``spec_augment``, ``qat``, ``weight_average``: :mod:`earshot.train.fit`; ``mining``:
 :mod:`earshot.train.mining`; ``distill``: :mod:`earshot.train.distill`; ``detector``:
 :mod:`earshot.train.calibrate`; ``arch``: :mod:`earshot.train.arch`.
