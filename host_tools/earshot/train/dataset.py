@@ -2,7 +2,10 @@
 
 Sources under :func:`earshot.paths.data_dir` (see its README.md):
 
-- ``wake-word-benchmark/alexa``: development positives, never trained on (:func:`dev_positives`).
+- ``wake-word-benchmark/alexa``: development positives (:func:`dev_positives`), grouped by
+  speaker (:func:`dev_speakers`) into folds of whole speakers (:func:`speaker_folds`). Training
+  reads them only when a config names folds (``real_positives``, :func:`fold_record`), and
+  numbers on them come only from folds a model neither trained nor validated on.
 - ``wake-word-benchmark/{computer,jarvis,snowboy}``: negatives. A seeded 30 % of them is held out
   of training (:func:`heldout_negatives`) so false accepts can be reported on unseen clips; the
   end-to-end tests draw their negative clips from that part.
@@ -79,6 +82,218 @@ def dev_positives(root=None, wake_word: str = "alexa") -> list[Path]:
         raise FileNotFoundError(f"{folder}: no development clips for {wake_word!r}")
     files = [p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES]
     return sorted(files, key=lambda p: (int(p.stem) if p.stem.isdigit() else 1 << 30, p.name))
+
+
+# --- real positives by speaker ----------------------------------------------------------------
+
+#: How the development clips of a wake word group into speakers: ``block`` neighbouring file
+#: numbers per speaker (file n is in block n // block), and inclusive file-number ranges whose
+#: blocks are merged into one group (:func:`dev_speakers` gives the evidence).
+SPEAKER_RULES = {"alexa": {"block": 4, "merge": ((0, 7), (16, 23), (108, 119))}}
+#: Speaker-grouped folds of the real positives unless a config says otherwise.
+DEFAULT_FOLDS = 5
+
+
+def dev_speakers(root=None, wake_word: str = "alexa") -> list[list[Path]]:
+    """The development clips ``wake-word-benchmark/<wake_word>/<n>.flac`` grouped by speaker:
+    a list of groups in file order, each a list of paths in file order (every file, decodable
+    or not; the groups of "alexa" hold 120 files, 117 of which decode).
+
+    The data README says only that neighbouring files share a speaker. The rule of "alexa"
+    (:data:`SPEAKER_RULES`) comes from the audio itself, measured on the 117 clips that decode
+    (:func:`speaker_cues`: DC offset, and the mean and spread of the cepstrum of Earshot's
+    log-mel over each clip's loudest 30 % of hops, distances between clips as the RMS of the
+    z-scored differences):
+
+    - **Blocks of four.** Among all block sizes 2-8 and offsets, blocks of 4 starting at file 0
+      separate best on files 8-107: clips less than a block apart are 0.57 closer when in one
+      block than across a boundary, every other size and offset 0.29 or less. At each of the
+      24 block boundaries there the mean distance across it exceeds the mean distance within
+      both blocks, by 0.15-0.89 (median 0.47). The DC offset (mean sample), a property of the
+      recording device, mostly stays within 1 LSB in a block and often jumps at a boundary
+      (-7.7 LSB on 8-11, -0.2 on 12-15, +19.8 on 35, -10.4 on 36-39).
+    - **Merged, because the evidence does not separate them** (a bigger group never leaks):
+      0-7 (one DC offset throughout, and clips of 0-3 are no closer to each other than to
+      those of 4-7, margin -0.25: two speakers in turns, or one); 16-23 (loud clips, DC -6.9
+      and -8.5 LSB, within the blocks' own spread of up to 2.7 LSB; the margin at 20 is 0.41
+      here but 0.21 by librosa's MFCC, the smallest that no DC jump confirms); 108-119
+      (108-114, 116 and 117 are one voice and device, 0.4-0.8 apart, margins -0.12 and -0.19
+      at 112 and 116; 118-119 sound like another speaker, who may continue past file 119,
+      outside the shared data).
+    - Kept although close: 12|16 and 72|76 (margins 0.17 and 0.15) sit at DC jumps, -0.2 to
+      -6.9 and -3.1 to -0.3 LSB: another device.
+
+    So "alexa" has 26 groups: 23 of four files, 0-7 and 16-23 of eight, 108-119 of twelve;
+    32-35 holds the three files that fail to decode and one that does. Files past the rule's
+    ranges fall in blocks of four. Raises FileNotFoundError when the folder is missing,
+    ValueError for a wake word without a rule (use :func:`folder_speakers`).
+    """
+    if wake_word not in SPEAKER_RULES:
+        raise ValueError(f"no speaker rule for the development clips of {wake_word!r}: put "
+                         f"recordings in one folder per speaker (folder_speakers)")
+    rule = SPEAKER_RULES[wake_word]
+    groups: dict[int, list[Path]] = {}
+    for p in dev_positives(root, wake_word):
+        if not p.stem.isdigit():
+            raise ValueError(f"{p}: development clips are named by number")
+        n = int(p.stem)
+        key = next((lo for lo, hi in rule["merge"] if lo <= n <= hi), n - n % rule["block"])
+        groups.setdefault(key, []).append(p)
+    return [groups[k] for k in sorted(groups)]
+
+
+def folder_speakers(folder) -> list[list[Path]]:
+    """Recordings of a wake word under ``folder``, one subfolder per speaker: a list of groups
+    (subfolders sorted by name, their audio files sorted by path). Raises FileNotFoundError
+    for a missing folder, ValueError when it holds audio outside a subfolder or no subfolder
+    with audio."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    loose = [p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES]
+    if loose:
+        raise ValueError(f"{folder}: audio outside a speaker folder ({loose[0].name}); put each "
+                         f"speaker's recordings in a subfolder of their own")
+    groups = [_audio_files(d) for d in sorted(folder.iterdir()) if d.is_dir()]
+    groups = [g for g in groups if g]
+    if not groups:
+        raise ValueError(f"{folder}: no speaker subfolder with audio")
+    return groups
+
+
+def speakers(source=None, root=None, wake_word: str = "alexa") -> list[list[Path]]:
+    """The real positives grouped by speaker: :func:`dev_speakers` when ``source`` is None,
+    else :func:`folder_speakers` of ``source``. Raises as those do."""
+    return dev_speakers(root, wake_word) if source is None else folder_speakers(source)
+
+
+def speaker_folds(groups: list[list[Path]], k: int = DEFAULT_FOLDS) -> list[list[Path]]:
+    """``k`` folds of speaker ``groups`` (lists of paths, in order): each fold a run of whole,
+    neighbouring groups, cut at the group boundary nearest to each 1/k of the files (the
+    earlier on a tie), so no group is split and neighbours stay together except at the k - 1
+    cuts. Deterministic: depends on the group sizes alone, not on which files decode. For
+    "alexa" and k = 5: files 0-23, 24-47, 48-71, 72-95 and 96-119 (24, 21, 24, 24 and 24 clips
+    decode). Returns k lists of paths. Raises ValueError unless 2 <= k <= len(groups)."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= len(groups):
+        raise ValueError(f"folds must be an int from 2 to the {len(groups)} speaker groups, "
+                         f"got {k!r}")
+    ends = np.cumsum([len(g) for g in groups])  # files up to the end of each group
+    cuts, last = [], 0
+    for j in range(1, k):
+        # group boundaries still free: after `last`, leaving one group per remaining fold
+        free = range(last + 1, len(groups) - (k - j) + 1)
+        best = min(free, key=lambda b: (abs(ends[b - 1] - j * ends[-1] / k), b))
+        cuts.append(best)
+        last = best
+    bounds = [0, *cuts, len(groups)]
+    return [[p for g in groups[a:b] for p in g] for a, b in zip(bounds, bounds[1:])]
+
+
+def check_folds(k: int, train_folds, validation_folds) -> tuple[list[int], list[int], list[int]]:
+    """The fold choice of a run (config ``real_positives``), checked: returns (train,
+    validation, unused) as sorted lists of fold indices 0..k-1. Raises ValueError for k below
+    2, an index out of range, a repeated index, a fold in both lists, or no fold left unused
+    (numbers on real speakers come from unused folds only)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ValueError(f"config: real_positives.folds must be an int >= 2, got {k!r}")
+    parts = {}
+    for name, folds in (("train_folds", train_folds), ("validation_folds", validation_folds)):
+        folds = list(folds)
+        if any(isinstance(f, bool) or not isinstance(f, int) or not 0 <= f < k for f in folds):
+            raise ValueError(f"config: real_positives.{name} must hold fold indices 0..{k - 1}, "
+                             f"got {folds}")
+        if len(set(folds)) != len(folds):
+            raise ValueError(f"config: real_positives.{name} repeats a fold: {folds}")
+        parts[name] = sorted(folds)
+    both = set(parts["train_folds"]) & set(parts["validation_folds"])
+    if both:
+        raise ValueError(f"config: real_positives folds {sorted(both)} are in train_folds and "
+                         f"validation_folds")
+    unused = sorted(set(range(k)) - set(parts["train_folds"]) - set(parts["validation_folds"]))
+    if not unused:
+        raise ValueError("config: real_positives uses every fold; leave at least one unused, "
+                         "the only clips the model may be reported on")
+    return parts["train_folds"], parts["validation_folds"], unused
+
+
+def source_name(source=None, root=None, wake_word: str = "alexa") -> tuple[Path, str]:
+    """The folder of the real positives and the name a manifest records for it: the
+    development folder (``source`` None) as ``wake-word-benchmark/<wake_word>``; another
+    folder relative to the data folder when inside it, else as its absolute path."""
+    if source is None:
+        return _root(root) / WWB / wake_word, f"{WWB}/{wake_word}"
+    folder = Path(source).resolve()
+    base = data_dir(required=False) if root is None else Path(root)
+    if base is not None and folder.is_relative_to(Path(base).resolve()):
+        return folder, folder.relative_to(Path(base).resolve()).as_posix()
+    return folder, folder.as_posix()
+
+
+def fold_record(rc: dict, wake_word: str = "alexa", root=None) -> dict:
+    """What a manifest records of a run's real positives (config ``real_positives`` ``rc``):
+    ``source`` (:func:`source_name`), ``folds`` (k), ``train_folds``, ``validation_folds``,
+    ``unused_folds`` (:func:`check_folds`) and ``fold_files``: per fold, its files relative
+    to the source folder (posix), every file of the fold whether it decodes or not. Raises
+    as :func:`check_folds`, :func:`speakers` and :func:`speaker_folds` do."""
+    k = rc["folds"]
+    train, val, unused = check_folds(k, rc["train_folds"], rc["validation_folds"])
+    folder, name = source_name(rc["source"], root, wake_word)
+    folds = speaker_folds(speakers(rc["source"], root, wake_word), k)
+    return {"source": name, "folds": k, "train_folds": train, "validation_folds": val,
+            "unused_folds": unused,
+            "fold_files": [[p.resolve().relative_to(folder.resolve()).as_posix() for p in f]
+                           for f in folds]}
+
+
+def speaker_cues(clips) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence :func:`dev_speakers` rests on, for int16 clips at 16 kHz: (distances, DC).
+    Each clip's Earshot log-mel (:func:`features`) over its loudest 30 % of hops (by mean
+    level), cepstrum (DCT-II of the 40 bins, coefficients 1-19), mean and standard deviation
+    per coefficient, z-scored across the clips; distances float64 (n, n): RMS of the
+    differences. DC float64 (n,): each clip's mean sample (LSB)."""
+    from scipy.fft import dct
+
+    rows = []
+    for x in clips:
+        f = features(x).astype(np.float64)
+        level = f.mean(axis=1)
+        c = dct(f[level >= np.percentile(level, 70)], type=2, norm="ortho", axis=1)[:, 1:20]
+        rows.append(np.concatenate([c.mean(axis=0), c.std(axis=0)]))
+    z = np.asarray(rows)
+    z = (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-12)
+    dist = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).mean(axis=-1))
+    return dist, np.array([float(np.mean(x)) for x in clips])
+
+
+def word_end(samples: np.ndarray) -> int:
+    """Estimated end (sample index, exclusive) of the one word in a real recording, int16
+    (n,) at 16 kHz. 10 ms frames; L the loudest frame's level, N the noise floor (20th
+    percentile of the frames that are not digital silence), in dB. From the loudest frame the
+    word runs on through frames above max(L - 30, N + 8) dB, bridging gaps up to 200 ms (the
+    stop in "alexa", a weak second syllable over a high floor), then through frames above
+    max(L - 45, N + 4) dB. Biased late on purpose: a window that ends after the word still
+    holds all of it, one that ends early would teach the model to fire on its first part.
+    On the 117 "alexa" clips the shipped model's output peaks 0.55 s before to 0.15 s after
+    this end (median 0.04 s before; within 0.25 s for 91 %): some recordings carry breath or
+    handling noise after the word, which the estimate includes. Raises ValueError for a clip
+    shorter than one frame."""
+    n = len(samples) // 160
+    if n == 0:
+        raise ValueError("word_end: the clip is shorter than 10 ms")
+    frames = samples[: n * 160].astype(np.float64).reshape(n, 160)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-3)
+    sound = np.any(frames != 0, axis=1)
+    floor = np.percentile(level[sound], 20) if sound.any() else level.min()
+    top, k = level.max(), int(np.argmax(level))
+    on = level > max(top - 30, floor + 8)
+    j = last = k
+    while j < n and j - last <= 20:
+        if on[j]:
+            last = j
+        j += 1
+    while last + 1 < n and level[last + 1] > max(top - 45, floor + 4):
+        last += 1
+    return (last + 1) * 160
 
 
 def is_heldout(path, root=None, fraction: float = HELDOUT_FRACTION, seed: int = HELDOUT_SEED):
