@@ -2,10 +2,11 @@
 
 Noise (:func:`colored_noise`, :func:`hum`, :func:`babble`, :func:`add_broadband_noise`), rooms
 (:func:`exp_rir`, :func:`room_rirs`), a talker's duller high band (:func:`high_shelf_sos`),
-and :func:`augment`, which draws all of them for one clip. The training config's ``augment``
-keys (``room_rirs``, ``clip_fraction``, ``peak_dbfs``, ``hf_shelf``, ``noise_alpha``) and
-``broadband_*`` keys act here; :func:`check_peak_dbfs`, :func:`check_hf_shelf` and
-:func:`check_noise_alpha` check them. Samples are at ``earshot.core.SAMPLE_RATE_HZ`` (16 kHz).
+another speaker (:func:`change_speaker`: formants and pitch), and :func:`augment`, which
+draws all of them for one clip. The training config's ``augment`` keys (``room_rirs``,
+``clip_fraction``, ``peak_dbfs``, ``hf_shelf``, ``noise_alpha``, ``speaker``) and
+``broadband_*`` keys act here; :func:`check_peak_dbfs`, :func:`check_hf_shelf`,
+:func:`check_noise_alpha` and :func:`check_speaker` check them. Samples are at ``earshot.core.SAMPLE_RATE_HZ`` (16 kHz).
 """
 
 from __future__ import annotations
@@ -180,6 +181,56 @@ def check_hf_shelf(hf: dict) -> dict:
     return {"p": p, "hz": hz, "db": db}
 
 
+#: augment's default speaker perturbation: off (p 0), so seeds give the audio of earlier
+#: versions. ``formant``: range of the formant (vocal-tract length) ratio; ``pitch_st``: range
+#: of the median pitch shift in semitones.
+SPEAKER = {"p": 0.0, "formant": (0.88, 1.15), "pitch_st": (-4.0, 4.0)}
+
+
+def check_speaker(sp: dict) -> dict:
+    """``sp`` (keys p, formant, pitch_st) checked and as floats: p in [0, 1], formant (lo,
+    hi) with 0.5 <= lo <= hi <= 2, pitch_st (lo, hi) with -12 <= lo <= hi <= 12. Raises
+    ValueError naming the bad key."""
+    try:
+        p = float(sp["p"])
+        formant = tuple(float(v) for v in sp["formant"])
+        pitch = tuple(float(v) for v in sp["pitch_st"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"speaker needs p, formant (lo, hi) and pitch_st (lo, hi), got {sp!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"speaker.p must be in [0, 1], got {p!r}")
+    if len(formant) != 2 or not 0.5 <= formant[0] <= formant[1] <= 2.0:
+        raise ValueError(f"speaker.formant must be (lo, hi) with 0.5 <= lo <= hi <= 2, "
+                         f"got {sp['formant']!r}")
+    if len(pitch) != 2 or not -12.0 <= pitch[0] <= pitch[1] <= 12.0:
+        raise ValueError(f"speaker.pitch_st must be (lo, hi) with -12 <= lo <= hi <= 12 "
+                         f"semitones, got {sp['pitch_st']!r}")
+    return {"p": p, "formant": formant, "pitch_st": pitch}
+
+
+def change_speaker(x: np.ndarray, formant: float, pitch_st: float, seed: int = 0) -> np.ndarray:
+    """``x`` (float32 (n,) at 16 kHz, about -1..1) as another speaker: every formant scaled by
+    ``formant`` (a vocal-tract-length change: > 1 shorter, as a smaller talker) and the median
+    pitch moved by ``pitch_st`` semitones, duration kept. Praat's "Change gender" through
+    praat-parselmouth (Boersma and Weenink; pitch by autocorrelation in 75-600 Hz, the sound
+    resampled by the formant ratio, then pitch and duration restored by PSOLA). Praat's PSOLA
+    draws random periods in unvoiced stretches from its global generator, which is seeded
+    with ``seed`` first, so the same input and arguments give the same output. Unvoiced
+    input keeps its pitch. Returns float32 (n,)."""
+    import parselmouth  # optional (the ``train`` extra), needed only for this perturbation
+    from parselmouth.praat import call, run
+
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
+    snd = parselmouth.Sound(np.asarray(x, np.float64), SAMPLE_RATE_HZ)
+    median = call(snd.to_pitch(0.01, 75.0, 600.0), "Get quantile", 0, 0, 0.5, "Hertz")
+    new_median = 0.0 if not np.isfinite(median) else median * 2.0 ** (pitch_st / 12.0)
+    out = call(snd, "Change gender", 75.0, 600.0, float(formant), float(new_median), 1.0, 1.0)
+    y = np.asarray(out.values[0], np.float32)
+    if len(y) != len(x):  # Praat keeps the duration; guard the sample count all the same
+        y = np.resize(y, len(x)) if len(y) > len(x) else np.pad(y, (0, len(x) - len(y)))
+    return np.nan_to_num(y)
+
+
 def augment(
     samples: np.ndarray,
     end: int,
@@ -192,10 +243,13 @@ def augment(
     peak_dbfs: tuple[float, float] = PEAK_DBFS,
     hf_shelf: dict | None = None,
     noise_alpha: tuple[float, float] = NOISE_ALPHA,
+    speaker: dict | None = None,
 ) -> tuple[np.ndarray, int]:
     """Randomly perturb a clip as a microphone in a room would hear it.
 
-    In order: speed change 0.9..1.1 (tempo and pitch, resampling; ``end`` follows), reverb
+    In order: with probability ``speaker["p"]`` another speaker (:func:`change_speaker`,
+    formant ratio uniform in ``speaker["formant"]``, pitch shift uniform in
+    ``speaker["pitch_st"]``; the duration and ``end`` are kept), speed change 0.9..1.1 (tempo and pitch, resampling; ``end`` follows), reverb
     (p 0.5: one of ``rirs``, e.g. :func:`room_rirs`, or without them :func:`exp_rir` with RT60
     0.1..0.8 s), band-limit (Butterworth high-pass 40..300 Hz and low-pass 3.4..7.8 kHz, p
     0.4), with probability ``hf_shelf["p"]`` a high-shelf cut (:func:`high_shelf_sos`; corner
@@ -209,15 +263,19 @@ def augment(
     6..20 dB into full scale, as an overdriven microphone amplifier), then a peak level uniform
     in ``peak_dbfs`` (dBFS, lo <= hi <= 0). ``samples`` int16 (n,) at 16 kHz; returns (int16
     (m,), new end). With ``rirs`` None, ``clip_p`` 0, the default ``peak_dbfs`` and
-    ``noise_alpha`` and no ``hf_shelf`` (or its p 0) the random draws are those of earlier
-    versions, so a seed gives the same audio as before. Raises ValueError for a ``peak_dbfs``
-    outside that range, a bad ``hf_shelf`` (:func:`check_hf_shelf`) or ``noise_alpha``
-    (:func:`check_noise_alpha`).
+    ``noise_alpha`` and no ``hf_shelf`` or ``speaker`` (or their p 0) the random draws are
+    those of earlier versions, so a seed gives the same audio as before. Raises ValueError
+    for a ``peak_dbfs`` outside that range, a bad ``hf_shelf`` (:func:`check_hf_shelf`),
+    ``noise_alpha`` (:func:`check_noise_alpha`) or ``speaker`` (:func:`check_speaker`).
     """
     lo_db, hi_db = check_peak_dbfs(peak_dbfs)
     hf = check_hf_shelf(hf_shelf) if hf_shelf is not None else HF_SHELF
     alpha_lo, alpha_hi = check_noise_alpha(noise_alpha)
+    sp = check_speaker(speaker) if speaker is not None else SPEAKER
     x = samples.astype(np.float32) / 32768.0
+    if sp["p"] > 0 and rng.random() < sp["p"]:
+        formant, pitch_st = rng.uniform(*sp["formant"]), rng.uniform(*sp["pitch_st"])
+        x = change_speaker(x, formant, pitch_st, int(rng.integers(2**31)))
     if rng.random() < 0.6:
         speed = rng.uniform(0.9, 1.1)
         up, down = 100, int(round(100 * speed))

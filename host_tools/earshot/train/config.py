@@ -62,12 +62,18 @@ DEFAULT_CONFIG = {
     # uniform in ``db`` (dB), as a talker turned away from the microphone sounds
     # (augmentation.augment; research/alexa/sessions.md, session 19); noise_alpha: the range of the
     # coloured noise's exponent (power ~ 1/f^alpha; default 0..2, white to brown; below 0 blue and
-    # violet, noise that leans to the high band).
+    # violet, noise that leans to the high band); speaker: share ``p`` of augmented clips
+    # (positives, synthetic negatives, passages) spoken as another speaker first: formants
+    # scaled by a ratio uniform in ``formant`` (vocal-tract length) and the median pitch moved
+    # by ``pitch_st`` semitones (augmentation.change_speaker, Praat's Change gender).
     "augment": {"room_rirs": 0, "clip_fraction": 0.0, "peak_dbfs": list(augmentation.PEAK_DBFS),
                 "noise_alpha": list(augmentation.NOISE_ALPHA),
                 "hf_shelf": {"p": augmentation.HF_SHELF["p"],
                              "hz": list(augmentation.HF_SHELF["hz"]),
-                             "db": list(augmentation.HF_SHELF["db"])}},
+                             "db": list(augmentation.HF_SHELF["db"])},
+                "speaker": {"p": augmentation.SPEAKER["p"],
+                            "formant": list(augmentation.SPEAKER["formant"]),
+                            "pitch_st": list(augmentation.SPEAKER["pitch_st"])}},
     # Share of augmented positive and synthetic negative copies that also get broadband noise
     # (add_broadband_noise) at an SNR uniform in broadband_snr_db; the same range is used for
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.

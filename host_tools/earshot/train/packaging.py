@@ -70,6 +70,10 @@ def _augment_entries(aug: dict, n_passages: int, pass_hours: float) -> dict:
         out["hf_shelf"] = {"p": hf["p"], "hz": list(hf["hz"]), "db": list(hf["db"])}
     if aug["noise_alpha"] != augmentation.NOISE_ALPHA:
         out["noise_alpha"] = list(aug["noise_alpha"])
+    sp = aug.get("speaker") or augmentation.SPEAKER
+    if sp["p"] > 0:
+        out["speaker"] = {"p": sp["p"], "formant": list(sp["formant"]),
+                          "pitch_st": list(sp["pitch_st"])}
     if n_passages:
         out["synth_passages"] = n_passages
         out["synth_passage_hours"] = round(pass_hours, 3)
@@ -190,6 +194,14 @@ def new_card(wake_word: str, cfg: dict) -> str:
     if tuple(float(v) for v in aug["noise_alpha"]) != augmentation.NOISE_ALPHA:
         lo, hi = (float(v) for v in aug["noise_alpha"])
         clip += f", coloured noise 1/f^{lo:g} to 1/f^{hi:g}"
+    sp = aug.get("speaker", augmentation.SPEAKER)
+    if float(sp["p"]) > 0:
+        clip += (f", another speaker ({100 * float(sp['p']):g} %: formants x "
+                 f"{float(sp['formant'][0]):g}-{float(sp['formant'][1]):g}, pitch "
+                 f"{float(sp['pitch_st'][0]):+g} to {float(sp['pitch_st'][1]):+g} semitones)")
+    kokoro = {"ja": "Kokoro", "en": "Kokoro with the English voice tables of npm kokoro-js",
+              "ja+en": "Kokoro with its Japanese and English voice tables"}[
+        sc.get("kokoro_tables", "ja")]
     return f"""# Model card: Earshot "{wake_word}"
 
 | | |
@@ -204,7 +216,7 @@ def new_card(wake_word: str, cfg: dict) -> str:
 ## Training data
 
 - Positives: synthetic only, {sc['positives']} text-to-speech specs of "{wake_word}"
-  (espeak-ng, Festival, Flite, Kokoro; `earshot.train.synth`), filtered by the phrase-independent
+  (espeak-ng, Festival, Flite, {kokoro}; `earshot.train.synth`), filtered by the phrase-independent
   checks of `earshot.train.synth.check_positive` (level, clipping, duration); microWakeWord's check
   is used for "alexa" only.
 - Negatives: {sc['negatives']} synthetic confusable words and sentences, the training part of
@@ -235,13 +247,16 @@ def write_card_numbers(card: Path, man: dict) -> None:
     if t:
         passages = (f"{t['synth_passages']} TTS passages ({t['synth_passage_hours']:.2f} h), "
                     if t.get("synth_passages") else "")
+        voices = (f"{t['synthetic_voices']:,} distinct synthetic voices "
+                  f"(`earshot.train.voices.count_voices`), {t['synthetic_hours']:.2f} h of "
+                  "synthetic audio; " if "synthetic_voices" in t else "")
         rows += [
             ("training time", f"{t['train_seconds']:.0f} s fitting, {t['total_seconds']:.0f} s "
              f"in all (data, fit, mining, conversion), {t['threads']} "
              f"thread{'s' if t['threads'] != 1 else ''}; synthetic audio cached beforehand"),
             ("training data", f"{t['synthetic_positives']} synthetic positives "
              f"({t['synthetic_positives_dropped']} dropped by the sanity filter), "
-             f"{t['synthetic_negatives']} synthetic negatives, {passages}"
+             f"{t['synthetic_negatives']} synthetic negatives, {passages}{voices}"
              f"{t['real_negative_clips']} real negative clips "
              f"({t['real_negative_hours']:.2f} h), {t['windows']:,} windows"),
             ("validation (synthetic positives; real negatives not fitted, clean + noisy)",

@@ -55,11 +55,13 @@ class Context:
         try:
             hf = augmentation.check_hf_shelf(cfg["augment"]["hf_shelf"])
             alpha = augmentation.check_noise_alpha(cfg["augment"]["noise_alpha"])
+            speaker = augmentation.check_speaker(cfg["augment"].get("speaker",
+                                                                    augmentation.SPEAKER))
         except ValueError as exc:
             raise ValueError(f"config: augment.{exc}") from None
         rirs = augmentation.room_rirs(n_rirs, int(cfg["seed"])) if n_rirs else None
         self.aug = {"rirs": rirs, "clip_p": clip_p, "peak_dbfs": peak, "hf_shelf": hf,
-                    "noise_alpha": alpha}
+                    "noise_alpha": alpha, "speaker": speaker}
 
     def pre(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Audio to put before a clip: at least ``frames`` hops of silence or real speech."""
