@@ -70,3 +70,57 @@ def test_damaged_file_and_bad_model_are_reported(package, tmp_path, capsys):
     (tmp_path / "pkg").mkdir()
     assert cli.main(["score", "--model", str(tmp_path / "pkg"), str(good)]) == 1
     assert "manifest missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (44100, 2), (48000, 1), (8000, 2)])
+def test_blocks_equal_the_whole_file_bit_for_bit(tmp_path, rate, channels):
+    """Resampling block by block (with the filter's context) gives the whole-file samples."""
+    rng = np.random.default_rng(rate + channels)
+    x = rng.normal(0, 0.2, (int(rate * 3.7), channels)).clip(-1, 1).astype(np.float32)
+    path = tmp_path / f"x{rate}.wav"
+    sf.write(path, x, rate, subtype="FLOAT")
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    mono = x.mean(axis=1)
+    if rate != 16000:
+        g = gcd(rate, 16000)
+        mono = resample_poly(mono, 16000 // g, rate // g).astype(np.float32)
+    whole = audio.to_int16(mono)
+    assert np.array_equal(audio.load(path), whole)
+    for block_s in (1.0, 0.29):
+        parts = list(audio.blocks(path, block_s=block_s))
+        assert len(parts) > 3 and np.array_equal(np.concatenate(parts), whole)
+
+
+def test_scoring_block_by_block_equals_scoring_at_once(package):
+    x = audio.to_int16(np.concatenate([_speech_like(3.0, s) for s in range(4)]))
+    whole = score_samples(x, package)
+    assert whole["detections"]
+    from earshot.score import score_blocks
+
+    for cut in (997, 4800, 16000 + 37):
+        parts = [x[i : i + cut] for i in range(0, len(x), cut)]
+        assert score_blocks(parts, package) == whole
+
+
+def test_nan_samples_and_a_fifo_are_refused_naming_the_file(tmp_path, capsys):
+    x = np.zeros((1600, 2), np.float32)
+    x[1234, 1] = np.nan
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, x, 16000, subtype="FLOAT")
+    with pytest.raises(audio.AudioError, match=r"nan\.wav: sample 1234 .*NaN or infinite"):
+        audio.load(nan)
+    x[1234, 1] = np.inf
+    sf.write(nan, x, 16000, subtype="FLOAT")
+    assert cli.main(["score", str(nan)]) == 1
+    assert "nan.wav: sample 1234" in capsys.readouterr().err
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)  # no writer: opening it for reading would block for ever
+    with pytest.raises(audio.AudioError, match=r"pipe\.wav: a FIFO"):
+        audio.load(fifo)
+    with pytest.raises(audio.AudioError, match=r"missing\.wav: cannot read audio"):
+        audio.load(tmp_path / "missing.wav")

@@ -28,27 +28,48 @@ def score_samples(samples: np.ndarray, model_dir=None, *, vad: bool = True) -> d
     start to the end of the hop in which each detection fired), ``vad_duty`` (fraction of
     hops in which the model ran). Raises ValueError for a bad model package.
     """
+    return score_blocks([samples], model_dir, vad=vad)
+
+
+def score_blocks(blocks, model_dir=None, *, vad: bool = True) -> dict:
+    """:func:`score_samples` of the concatenation of ``blocks`` (an iterable of int16 mono
+    16 kHz arrays), one block at a time: memory holds one block plus the scores (4 bytes
+    of Python float per 60 ms step), whatever the length. A partial hop at the end of a
+    block carries over to the next; the result equals scoring the whole at once."""
     manifest, blob = modelpkg.load(model_dir or default_model_dir())
     model = Model(blob)
     det = core.Detector(model, vad=vad)
-    res = det.run(np.ascontiguousarray(samples, dtype=np.int16))
-    n_hops = len(res.probs)
     stride = int(model.info["output_stride"])
-    idx = np.arange(stride - 1, n_hops, stride)
+    scores, detections = [], []
+    hops = samples = 0
+    carry = np.zeros(0, np.int16)
+    for block in blocks:
+        x = np.concatenate([carry, np.ascontiguousarray(block, dtype=np.int16)])
+        samples += len(block)
+        n = len(x) // core.HOP_SAMPLES * core.HOP_SAMPLES
+        res = det.run(x[:n])
+        carry = x[n:]
+        # Scores after every stride-th hop of the whole stream (hop index h: (h + 1) % stride
+        # == 0), whichever block it falls in.
+        idx = np.arange((stride - 1 - hops) % stride, len(res.probs), stride)
+        scores += [round(float(p) / 255.0, 4) for p in res.probs[idx]]
+        detections += [round((hops + int(i) + 1) * HOP_S, 2) for i in res.detections]
+        hops += len(res.probs)
     stats = det.stats
     return {
-        "duration_s": round(len(samples) / core.SAMPLE_RATE_HZ, 4),
+        "duration_s": round(samples / core.SAMPLE_RATE_HZ, 4),
         "step_s": round(stride * HOP_S, 4),
-        "scores": [round(float(p) / 255.0, 4) for p in res.probs[idx]],
+        "scores": scores,
         "cutoff": round(float(manifest["cutoff"]), 4),
-        "detections": [round((int(i) + 1) * HOP_S, 2) for i in res.detections],
+        "detections": detections,
         "vad_duty": round(stats["model_hops"] / stats["hops"], 4) if stats["hops"] else 0.0,
     }
 
 
 def score_file(path, model_dir=None, *, vad: bool = True, notify=None) -> dict:
-    """Load ``path`` (any wav/flac; resampled to 16 kHz mono) and score it; adds ``file``."""
-    samples = audio.load(path, notify=notify)
+    """Score ``path`` (any wav/flac; resampled to 16 kHz mono) a block at a time
+    (:func:`earshot.audio.blocks`, :func:`score_blocks`): bounded memory for files of any
+    length. Adds ``file``. Raises AudioError for a bad file, ValueError for a bad model."""
     out = {"file": str(path)}
-    out.update(score_samples(samples, model_dir, vad=vad))
+    out.update(score_blocks(audio.blocks(path, notify=notify), model_dir, vad=vad))
     return out
