@@ -9,12 +9,14 @@ VENV=${VENV:-.venv}
 # Debian packages: the Xtensa cross compiler (build proof and code size), TTS engines for the
 # synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile), and the
 # real recordings of the data README's Debian packages and a few more (training negatives,
-# source "debian": earshot.train.dataset.DEBIAN_SPEECH).
+# source "debian": earshot.train.dataset.DEBIAN_SPEECH), and the English prose the long
+# synthetic passages read (earshot.train.texts: fortunes, man pages, Debian documents).
 APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festival \
-festvox-kallpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
+festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
 asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
-asterisk-moh-opsound-wav klettres-data codec2-examples fortunes fortunes-min"
+asterisk-moh-opsound-wav klettres-data codec2-examples fortunes fortunes-min \
+manpages manpages-dev debian-faq debian-reference-en doc-debian"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -38,4 +40,16 @@ fi
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[board,train,peers,bench,test]"
 # silero-vad without its torch requirement: bench/vad.py runs its bundled onnx model.
 "$VENV/bin/python" -m pip install -q --no-deps "silero-vad==6.2.3"
+# Kokoro's 28 English voice tables (earshot.train.voices): npm kokoro-js, pinned version and
+# sha256, unpacked once into ~/.cache/earshot/ (EARSHOT_KOKORO_TABLES overrides). npm comes
+# from Debian when missing. Without npm or the registry, setup still succeeds: the tables are
+# then unavailable, and a config that needs them (synth.kokoro_tables "en") fails naming this.
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing npm (Debian) for the Kokoro voice tables"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm) ||
+        echo "setup: could not install npm" >&2
+fi
+"$VENV/bin/python" -m earshot.train.voices install ||
+    echo "setup: English Kokoro voice tables unavailable (see above); configs with" \
+        "synth.kokoro_tables \"en\" will fail until \`python -m earshot.train.voices install\`" >&2
 echo "setup: done ($VENV)"
