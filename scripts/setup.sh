@@ -16,7 +16,7 @@ festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
 asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
 asterisk-moh-opsound-wav klettres-data codec2-examples fortunes fortunes-min \
-manpages manpages-dev debian-faq debian-reference-en doc-debian"
+manpages manpages-dev debian-faq debian-reference-en doc-debian clang libclang-rt-14-dev"
 
 missing=""
 for p in $APT_PACKAGES; do
