@@ -1,7 +1,8 @@
 """Detector settings chosen on validation data, and the choice between training runs.
 
 The validation data (:class:`earshot.train.data.ValidationSet`) are the synthetic validation
-positives and the validation part of the real negatives, which training never fits. They are
+positives, the real positives of ``real_positives.validation_folds`` (when a config names
+them) and the validation part of the real negatives, which training never fits. They are
 scored with the float Keras model and, by default (``detector.validation_model`` "int8"), with
 the int8 model through the C core as the device runs it (:class:`Int8Scorer`);
 :func:`choose_detector` then picks the posterior window and cutoff (config ``detector``), and
@@ -26,22 +27,29 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def validation_probs(model, cache, idx, frames, stride, ctx, seed, cfg,
-                     scorer=None) -> list[np.ndarray]:
+                     scorer=None, whole: bool = False, stream: int = 12) -> list[np.ndarray]:
     """Per validation positive: probabilities at the streaming outputs from 300 ms before to
-    400 ms after the end of the word (one augmented copy each, as in training).
+    400 ms after the end of the word (one augmented copy each, as in training, drawn from
+    ``[seed, stream, i]``). ``whole``: ``cache["end"]`` is each clip's length (a real
+    recording, whose word end is not known) and the outputs run from the clip's start (the
+    context before it left out) to 400 ms after its end.
 
     ``model``: the float Keras model, scored by :func:`predict`; or, with ``scorer`` (an
     :class:`Int8Scorer`), the int8 model as the device runs it (``model`` is then unused)."""
     out = []
     for i in idx:
-        rng = np.random.default_rng([seed, 12, int(i)])
+        rng = np.random.default_rng([seed, stream, int(i)])
         pre = ctx.pre(rng, frames)
         raw = np.concatenate([pre, cache["audio"][i], np.zeros(8000, np.int16)])
         aug, aug_end = augmentation.augment(raw, len(pre) + int(cache["end"][i]), rng,
                                             speech=ctx.clips)
         feats = inputs(aug, cfg)
         e = end_row(aug_end)
-        first = frames - 1 + ((max(frames - 1, e - 30) - (frames - 1)) // stride) * stride
+        if whole:  # the first output row after the clip's start (moved by the speed change)
+            lo = end_row(len(pre) * aug_end / (len(pre) + int(cache["end"][i])))
+            first = frames - 1 + -(-max(0, lo - (frames - 1)) // stride) * stride
+        else:
+            first = frames - 1 + ((max(frames - 1, e - 30) - (frames - 1)) // stride) * stride
         rows = np.arange(first, min(len(feats), e + 41), stride)
         if scorer is not None:
             out.append(scorer.at_rows(feats, rows))
@@ -148,6 +156,16 @@ def choose_cutoff(pos_probs, neg_stream_probs, hours: float, det: dict, stride: 
     return chosen, recall, fa
 
 
+def recall_at(pos_probs, cutoff: float, window: int, det: dict) -> float:
+    """Fraction of ``pos_probs`` (one array of probabilities per positive) with a detection
+    at ``cutoff`` and ``window`` (the cutoff as the device applies it when
+    ``det["validation_model"]`` is "int8"); 0.0 for no positive."""
+    c = round(float(cutoff) * 255) / 255.0 if validation_model(det) == "int8" else cutoff
+    if not len(pos_probs):
+        return 0.0
+    return float(np.mean([len(detections(p, c, window, 10**6)) > 0 for p in pos_probs]))
+
+
 def validation_model(det: dict) -> str:
     """``det["validation_model"]``: "float" (the Keras model) or "int8" (the packaged model
     through the C core, :class:`Int8Scorer`). Raises ValueError for anything else."""
@@ -213,11 +231,25 @@ def validate(model, tflite: bytes, val, cfg: dict, frames: int, stride: int, log
     (:class:`earshot.train.data.ValidationSet`): the Keras ``model`` scores it, and with
     ``detector.validation_model`` "int8" the int8 ``tflite`` through the C core
     (:class:`Int8Scorer`) scores it again and decides, the float model's choice kept for the
-    record. Returns {"pos_probs", "neg_probs" (the deciding probabilities), "window",
-    "cutoff", "validation_recall", "validation_false_accepts", "validation_within_budget",
-    "window_rows", "float_window_rows" (None unless int8 decided)}."""
+    record. The real validation positives (``val.real``, each scored whole, draws of stream
+    31) count in the recall as the synthetic ones do. Returns {"pos_probs", "neg_probs" (the
+    deciding probabilities), "window", "cutoff", "validation_recall",
+    "validation_false_accepts", "validation_within_budget", "window_rows",
+    "float_window_rows" (None unless int8 decided), "validation_real_recall" (their recall
+    at the chosen settings, None without them), "validation_real_positives" (their
+    number)}."""
     det, seed = cfg["detector"], int(cfg["seed"])
-    pos_probs = validation_probs(model, val.pos, val.idx, frames, stride, val.ctx, seed, cfg)
+    n_real = len(val.real["audio"]) if getattr(val, "real", None) else 0
+
+    def positives(scorer=None):
+        probs = validation_probs(model, val.pos, val.idx, frames, stride, val.ctx, seed, cfg,
+                                 scorer=scorer)
+        if n_real:
+            probs += validation_probs(model, val.real, range(n_real), frames, stride, val.ctx,
+                                      seed, cfg, scorer=scorer, whole=True, stream=31)
+        return probs
+
+    pos_probs = positives()
     neg_probs = [sigmoid(stream_logits(model, f, frames, stride)) for f in val.feats]
     float_rows = None
     if validation_model(det) == "int8":
@@ -227,8 +259,7 @@ def validate(model, tflite: bytes, val, cfg: dict, frames: int, stride: int, log
                                      {**det, "validation_model": "float"}, stride, log)[4]
         log("validation on the int8 model (the C core, as the device runs it):")
         scorer = Int8Scorer(tflite, cfg, frames, stride)
-        pos_probs = validation_probs(None, val.pos, val.idx, frames, stride, val.ctx, seed, cfg,
-                                     scorer=scorer)
+        pos_probs = positives(scorer)
         neg_probs = [scorer.stream(f) for f in val.feats]
     window, cutoff, val_recall, val_fa, window_rows = choose_detector(
         pos_probs, neg_probs, val.hours, det, stride, log)
@@ -236,4 +267,8 @@ def validate(model, tflite: bytes, val, cfg: dict, frames: int, stride: int, log
             "validation_recall": round(val_recall, 4), "validation_false_accepts": int(val_fa),
             "validation_within_budget": next(r["within_budget"] for r in window_rows
                                              if r["window"] == window),
-            "window_rows": window_rows, "float_window_rows": float_rows}
+            "window_rows": window_rows, "float_window_rows": float_rows,
+            "validation_real_recall": (round(recall_at(pos_probs[len(pos_probs) - n_real:],
+                                                       cutoff, window, det), 4)
+                                       if n_real else None),
+            "validation_real_positives": n_real}

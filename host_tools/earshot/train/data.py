@@ -6,15 +6,21 @@ Stages, in the order :func:`earshot.train.pipeline.train` runs them:
    :func:`earshot.train.synth.check_positive`), confusable words and sentences, and long TTS
    passages (config ``synth``, ``synth_passages``), cached under ``<cache_dir>``.
 2. :func:`real_negatives`: the training and validation parts of the real negative speech
-   (:func:`earshot.train.dataset.training_negatives`; config ``real_negatives``).
+   (:func:`earshot.train.dataset.training_negatives`; config ``real_negatives``) and, with
+   config ``real_positives``, the real wake-word clips of the chosen speaker folds
+   (:func:`real_positives`).
 3. :func:`split_positives`: synthetic positives into training and validation, by index.
-4. :func:`training_set`: the training windows (:mod:`earshot.train.windows`): positives,
-   synthetic negatives, the negative streams (:func:`negative_streams`) and noise, with
-   their labels and class weights.
-5. :func:`validation_set`: the validation positives and negative streams, never fitted.
+4. :func:`training_set`: the training windows (:mod:`earshot.train.windows`): positives
+   (synthetic, then the real clips of ``real_positives.train_folds``), synthetic negatives,
+   the negative streams (:func:`negative_streams`) and noise, with their labels and class
+   weights.
+5. :func:`validation_set`: the validation positives (synthetic, and the real clips of
+   ``real_positives.validation_folds``) and negative streams, never fitted.
 
 Every random draw comes from ``numpy.random.default_rng([seed, stream, ...])``, so the data
-follow ``seed`` alone. The development clips ``wake-word-benchmark/alexa`` are never read.
+follow ``seed`` alone. The development clips ``wake-word-benchmark/alexa`` are read only when
+``real_positives`` names folds, and then only the clips of those folds; without it the
+training windows are those of earlier versions.
 """
 
 from __future__ import annotations
@@ -58,7 +64,9 @@ class Speech:
 
 def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
     """Render (or read from ``cache_dir``) the synthetic speech of ``cfg``. Raises ValueError
-    when fewer than 2 positives pass the filter."""
+    when fewer than 2 positives pass the filter, or before any rendering for a bad
+    ``real_positives`` (:func:`check_real_positives`)."""
+    check_real_positives(cfg)
     sc, seed, word = cfg["synth"], int(cfg["seed"]), cfg["wake_word"]
     vs = voices.from_config(cfg)
     vs.check_available()  # a config that needs the English tables fails here, naming the fix
@@ -84,19 +92,74 @@ def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
                   _hours(sum(len(c) for c in clips)))
 
 
+def check_real_positives(cfg: dict) -> bool:
+    """Whether ``cfg`` trains or validates on real positives (``real_positives`` names a
+    fold), after checking its keys: fold indices (:func:`earshot.train.dataset.check_folds`)
+    and ``copies`` (None or an int >= 1). Raises ValueError naming the key."""
+    rc = cfg["real_positives"]
+    if not rc["train_folds"] and not rc["validation_folds"]:
+        return False
+    dataset.check_folds(rc["folds"], rc["train_folds"], rc["validation_folds"])
+    c = rc["copies"]
+    if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
+        raise ValueError(f"config: real_positives.copies must be null or an int >= 1, got {c!r}")
+    return True
+
+
+@dataclass
+class RealPositives:
+    """Real wake-word clips of the chosen speaker folds, int16 at 16 kHz, as caches like
+    :func:`earshot.train.synth.generate`'s: ``train`` {"audio": clips, "end": int64 (n,) the
+    word's estimated end, :func:`earshot.train.dataset.word_end`}; ``validation`` {"audio",
+    "end": int64 (n,) each clip's length, as it is scored whole}; ``record`` what the
+    manifest keeps (:func:`earshot.train.dataset.fold_record`, plus clip counts)."""
+
+    train: dict
+    validation: dict
+    record: dict
+
+
+def real_positives(cfg: dict, log) -> RealPositives | None:
+    """The clips of ``real_positives.train_folds`` and ``validation_folds`` (None when both
+    are empty: nothing is read). Undecodable files are skipped and counted. Raises
+    ValueError for a bad fold choice, FileNotFoundError (or DataMissing) when the
+    recordings are missing."""
+    if not check_real_positives(cfg):
+        return None
+    rc = cfg["real_positives"]
+    record = dataset.fold_record(rc, cfg["wake_word"])
+    folder, _ = dataset.source_name(rc["source"], None, cfg["wake_word"])
+    parts = {}
+    for part in ("train", "validation"):
+        names = [n for f in record[f"{part}_folds"] for n in record["fold_files"][f]]
+        clips, failed = dataset.load_clips([folder / n for n in names])
+        ends = [dataset.word_end(c) if part == "train" else len(c) for c in clips]
+        parts[part] = {"audio": clips, "end": np.asarray(ends, np.int64)}
+        record[f"{part}_clips"] = len(clips)
+        record[f"{part}_unreadable"] = len(failed)
+    log(f"real positives: {record['train_clips']} clips of folds {record['train_folds']} for "
+        f"training, {record['validation_clips']} of folds {record['validation_folds']} for "
+        f"validation; folds {record['unused_folds']} never read")
+    return RealPositives(parts["train"], parts["validation"], record)
+
+
 @dataclass
 class Negatives:
     """Real negative speech (int16 clips at 16 kHz): ``train`` for training windows, context
-    and babble, ``failed`` the unreadable training files, ``validation`` never fitted."""
+    and babble, ``failed`` the unreadable training files, ``validation`` never fitted; and
+    ``positives``, the real wake-word clips of the chosen folds (:func:`real_positives`), or
+    None."""
 
     train: list
     failed: list
     validation: list
+    positives: RealPositives | None = None
 
 
 def real_negatives(cfg: dict, log) -> Negatives:
-    """The real negative clips of ``real_negatives.sources``; with ``max_clips`` a seeded
-    choice of that many training clips and a quarter as many (at least 10) validation clips.
+    """The real recordings of a run: the negative clips of ``real_negatives.sources``; with
+    ``max_clips`` a seeded choice of that many training clips and a quarter as many (at least
+    10) validation clips; and the real positives of ``real_positives`` (:func:`real_positives`).
     Raises FileNotFoundError (or DataMissing) when the recordings are missing."""
     rc = cfg["real_negatives"]
     sources = dataset.training_negatives(sources=rc["sources"])
@@ -113,7 +176,7 @@ def real_negatives(cfg: dict, log) -> Negatives:
     val_real, _ = dataset.load_clips(val_paths)
     log(f"real negatives: {len(real)} clips for training ({len(failed)} unreadable), "
         f"{len(val_real)} for validation")
-    return Negatives(real, failed, val_real)
+    return Negatives(real, failed, val_real, real_positives(cfg, log))
 
 
 def split_positives(n_pos: int, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +217,18 @@ def negative_streams(cfg: dict, real: list, passages: list, ctx: Context):
     return streams, hours, pass_hours
 
 
+def real_positive_windows(cfg: dict, cache: dict, frames: int, ctx: Context, twins=None):
+    """Windows of the real training positives ``cache`` (:class:`RealPositives`' ``train``),
+    as :func:`earshot.train.windows.positive_windows` cuts synthetic ones, with
+    ``real_positives.copies`` copies (None: ``positives.copies``), no early negative (the
+    word's end is an estimate) and draws of their own (stream 30). Returns (xs, ys)."""
+    rc = cfg["real_positives"]
+    copies = cfg["positives"]["copies"] if rc["copies"] is None else int(rc["copies"])
+    rcfg = {**cfg, "positives": {**cfg["positives"], "copies": copies, "early_negative": False}}
+    return positive_windows(cache, range(len(cache["audio"])), rcfg, frames, ctx,
+                            int(cfg["seed"]), twins, stream=30)
+
+
 @dataclass
 class TrainingSet:
     """The training windows: ``x`` int8 (n, frames, 40), labels ``y`` uint8 (n,), weights
@@ -183,6 +258,10 @@ def training_set(cfg: dict, speech: Speech, negs: Negatives, ctx: Context, train
     t0 = time.monotonic()
     twins = [] if dc["width"] and dc["clean_targets"] else None
     xs, ys = positive_windows(speech.pos, train_idx, cfg, frames, ctx, seed, twins)
+    if negs.positives is not None and negs.positives.train["audio"]:
+        xs_real, ys_real = real_positive_windows(cfg, negs.positives.train, frames, ctx, twins)
+        xs += xs_real
+        ys += ys_real
     # x's first len(x_twin) rows are these windows; their clean twins give the teachers' targets
     x_twin = np.concatenate(twins) if twins else None
     xs_neg = synth_negative_windows(speech.neg, cfg, frames, ctx, seed)
@@ -214,7 +293,9 @@ class ValidationSet:
     """What detector settings are chosen on: the synthetic positives ``pos`` (a
     :func:`earshot.train.synth.generate` dict) at indices ``idx``, the context ``ctx`` their
     copies are augmented with, the model input ``feats`` (int8 (n, 40)) of each validation
-    negative stream, their length ``hours`` and the number of validation ``clips``."""
+    negative stream, their length ``hours`` and the number of validation ``clips``; ``real``
+    the real validation positives (:class:`RealPositives`' ``validation``, each scored whole)
+    or None."""
 
     pos: dict
     idx: np.ndarray
@@ -222,6 +303,7 @@ class ValidationSet:
     feats: list
     hours: float
     clips: int
+    real: dict | None = None
 
 
 def validation_set(cfg: dict, speech: Speech, negs: Negatives, ctx: Context,
@@ -239,15 +321,18 @@ def validation_set(cfg: dict, speech: Speech, negs: Negatives, ctx: Context,
         val_streams.append(noisy_stream(val_real, (snr, snr),
                                         np.random.default_rng([seed, 15, k])))
     hours = _hours(sum(len(s) for s in val_streams))
+    real = negs.positives.validation if negs.positives is not None else None
     return ValidationSet(speech.pos, val_idx, ctx, [inputs(s, cfg) for s in val_streams], hours,
-                         len(val_real))
+                         len(val_real), real if real and real["audio"] else None)
 
 
 def stats(cfg: dict, speech: Speech, negs: Negatives, ts: TrainingSet,
           val: ValidationSet) -> dict:
     """The run summary's data entries, in the summary's order (windows excluded: mining
-    adds to them)."""
-    return {
+    adds to them); with real positives, ``real_positives``: their record
+    (:class:`RealPositives`), so the manifest says which folds trained, validated and were
+    never used."""
+    out = {
         "synthetic_positives": len(speech.pos["audio"]),
         "synthetic_positives_dropped": len(speech.pos["dropped"]),
         "synthetic_negatives": len(speech.neg["audio"]),
@@ -260,3 +345,6 @@ def stats(cfg: dict, speech: Speech, negs: Negatives, ts: TrainingSet,
         "validation_negative_clips": val.clips,
         "validation_negative_hours": round(val.hours, 3),
     }
+    if negs.positives is not None:
+        out["real_positives"] = negs.positives.record
+    return out

@@ -119,6 +119,9 @@ def summarize(cfg: dict, arch_cfg: dict, head: dict, data_stats: dict, best: dic
     if len(best["window_rows"]) > 1:
         summary["window_search"] = best["window_rows"]
     summary["validation_model"] = validation_model(det)
+    if best.get("validation_real_recall") is not None:
+        summary["validation_real_recall"] = best["validation_real_recall"]
+        summary["validation_real_positives"] = best["validation_real_positives"]
     if best["float_window_rows"] is not None:
         summary["float_window_search"] = best["float_window_rows"]
     summary |= _students_entries(cfg, best, selection)
@@ -215,7 +218,7 @@ def new_card(wake_word: str, cfg: dict) -> str:
 
 ## Training data
 
-- Positives: synthetic only, {sc['positives']} text-to-speech specs of "{wake_word}"
+- Positives: {_real_note(cfg)}{sc['positives']} text-to-speech specs of "{wake_word}"
   (espeak-ng, Festival, Flite, {kokoro}; `earshot.train.synth`), filtered by the phrase-independent
   checks of `earshot.train.synth.check_positive` (level, clipping, duration); microWakeWord's check
   is used for "alexa" only.
@@ -229,6 +232,32 @@ def new_card(wake_word: str, cfg: dict) -> str:
 {CARD_BEGIN}
 {CARD_END}
 """
+
+
+def _real_note(cfg: dict) -> str:
+    """The card's words on real positives: "synthetic only, " without them, else which
+    speaker folds trained and validated and that only the others may be reported on."""
+    rc = cfg["real_positives"]
+    if not rc["train_folds"] and not rc["validation_folds"]:
+        return "synthetic only, "
+    src = rc["source"] or f"wake-word-benchmark/{cfg['wake_word']}"
+    return (f"real recordings of `{src}` in {rc['folds']} speaker folds "
+            f"(`earshot.train.dataset.speaker_folds`): folds {sorted(rc['train_folds'])} "
+            f"trained on, {sorted(rc['validation_folds'])} validated on, the rest never used "
+            "and the only ones reported on (`manifest.json`, `training.real_positives`); ")
+
+
+def _real_positive_rows(t: dict) -> list[tuple[str, str]]:
+    """Card rows of a run's real positives (manifest ``training``), none without them."""
+    rp = t.get("real_positives")
+    if not rp:
+        return []
+    val = (f", validation recall {100 * t['validation_real_recall']:.1f} %"
+           if t.get("validation_real_recall") is not None else "")
+    return [("real positives (speaker folds of " + rp["source"] + ")",
+             f"{rp['folds']} folds: {rp['train_folds']} trained on ({rp['train_clips']} clips), "
+             f"{rp['validation_folds']} validated on ({rp['validation_clips']} clips{val}), "
+             f"{rp['unused_folds']} never used: report on these only")]
 
 
 def write_card_numbers(card: Path, man: dict) -> None:
@@ -265,7 +294,7 @@ def write_card_numbers(card: Path, man: dict) -> None:
              f"{t.get('validation_negative_hours', 0):.2f} h"
              + (f", scored on the {t['validation_model']} model" if "validation_model" in t
                 else "")),
-        ]
+        ] + _real_positive_rows(t)
     body = "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
     text = card.read_text()
     if CARD_BEGIN not in text or CARD_END not in text:

@@ -83,9 +83,11 @@ def inputs(samples: np.ndarray, cfg: dict) -> np.ndarray:
 
 
 def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: Context, seed: int,
-                     twins: list | None = None):
+                     twins: list | None = None, stream: int = 3):
     """Windows of synthetic positives ``cache`` clips ``idx``; returns (xs, ys): lists of int8
-    (k, frames, 40) windows and their uint8 (k,) labels.
+    (k, frames, 40) windows and their uint8 (k,) labels. Copy c of clip i draws from
+    ``default_rng([seed, stream, i, c])`` (``stream`` 3 for the synthetic positives, another
+    for the real ones, :func:`earshot.train.data.real_positive_windows`).
 
     ``twins``: when a list, one int8 array per entry of xs is appended to it: the same
     windows computed before the broadband noise (the windows themselves when the copy got
@@ -96,7 +98,7 @@ def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: Context, see
     for i in idx:
         clip, end = cache["audio"][i], int(cache["end"][i])
         for c in range(pc["copies"]):
-            rng = np.random.default_rng([seed, 3, int(i), c])
+            rng = np.random.default_rng([seed, stream, int(i), c])
             pre = ctx.pre(rng, frames)
             post = np.zeros(int(rng.integers(3200, 8000)), np.int16)
             raw = np.concatenate([pre, clip, post])
