@@ -1,10 +1,14 @@
 """Accuracy bench: Earshot vs microWakeWord's "alexa" on the shared recordings, same run.
 
 Method (shared ``data/README.md``): each development positive
-(``wake-word-benchmark/alexa``, undecodable files reported and skipped) is padded with 1 s of
-silence on both sides and run on its own (a fresh detector); it counts when at least one
-detection fires. All negatives (wake-word-benchmark computer/jarvis/snowboy, precise-community,
-wuw-corpus-ii), resampled to 16 kHz, are shuffled with seed 0 and joined with 0.5 s of silence
+(``wake-word-benchmark/alexa``, undecodable files reported and skipped) of the speaker folds
+chosen by ``--folds`` is padded with 1 s of silence on both sides and run on its own (a fresh
+detector); it counts when at least one detection fires. ``--folds test`` (the default) takes
+only the folds the model neither trained nor validated on (its manifest's
+``training.real_positives``; a model without that record never read the clips, so every fold
+counts, and the table says so); a selection holding a fold the model trained or validated on
+is refused (``earshot.evaluate.fold_positives``). All negatives (wake-word-benchmark
+computer/jarvis/snowboy, precise-community, wuw-corpus-ii), resampled to 16 kHz, are shuffled with seed 0 and joined with 0.5 s of silence
 into one stream; detections closer than 1.5 s are merged into one false accept. The same is
 reported on the held-out negatives alone (never trained on, ``earshot.train.dataset``).
 
@@ -13,10 +17,14 @@ cutoff/window/refractory). microWakeWord runs through ``pymicro-wakeword`` 2.5.0
 defaults (cutoff 0.9, window 5); each 30 ms step whose window mean exceeds the cutoff is a
 detection, merged as above.
 
+Recall comes with its 95 % Wilson interval, false accepts per hour with the exact Poisson one
+(``earshot.evaluate.wilson``, ``earshot.evaluate.poisson_rate``).
+
 ``--snr DB`` adds seeded white Gaussian noise (seed 1) at that SNR to every clip, relative to
 the clip's own RMS over its samples (pads and gaps included in the noise), for both engines.
 
-    python bench/accuracy.py [--model models/alexa] [--snr 10] [--json] [--card README.md]
+    python bench/accuracy.py [--model models/alexa] [--folds test] [--clean --snr 10] [--json]
+                             [--card README.md]
 
 ``--card FILE`` rewrites the block between ``<!-- bench:accuracy:begin -->`` and
 ``<!-- bench:accuracy:end -->`` in FILE with the table of this run (numbers from the run only).
@@ -38,10 +46,12 @@ from earshot.evaluate import (
     NOISE_SEED,
     Earshot,
     MicroWakeWord,
+    fold_positives,
     load_positives,
     measure,
     merge,
     negative_stream,
+    poisson_rate,
     run_header,
 )
 
@@ -52,11 +62,14 @@ CARD_END = "<!-- bench:accuracy:end -->"
 # --- bench ------------------------------------------------------------------------------------
 
 
-def run(model_dir, snr_db=None, limit_negatives=None, log=print) -> dict:
-    """Measure every engine; returns a JSON-able dict of results."""
+def run(model_dir, snr_db=None, limit_negatives=None, log=print, folds="test") -> dict:
+    """Measure every engine on the development clips of speaker ``folds`` of the model
+    (:func:`earshot.evaluate.fold_positives`); returns a JSON-able dict of results, with
+    ``folds`` saying which. Raises UsedFolds (a ValueError) for a fold the model trained or
+    validated on."""
     engines = [Earshot(model_dir), MicroWakeWord()]
     root = dataset.data_dir()
-    pos_paths = dataset.dev_positives(root)
+    pos_paths, fold_info = fold_positives(engines[0].manifest, folds)
     rng = np.random.default_rng(NOISE_SEED)
     positives, failed = load_positives(pos_paths, snr_db, rng, log)
     neg_paths = dataset.all_negatives(root)
@@ -69,36 +82,59 @@ def run(model_dir, snr_db=None, limit_negatives=None, log=print) -> dict:
     hours = len(stream) / SAMPLE_RATE_HZ / 3600
     held_hours = len(held_stream) / SAMPLE_RATE_HZ / 3600
     results = run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours, digits=3)
-    results.update(heldout_clips=n_held, heldout_hours=round(held_hours, 3))
+    results.update(heldout_clips=n_held, heldout_hours=round(held_hours, 3), folds=fold_info)
     for eng in engines:
         t0 = time.monotonic()
         r = measure(eng, positives, stream, hours)
         fa_held = len(merge(eng.detect(held_stream)))
         r["heldout_false_accepts"] = fa_held
         r["heldout_fa_per_hour"] = round(fa_held / held_hours, 3) if held_hours else None
+        r["heldout_fa_per_hour_ci"] = (
+            [round(v, 3) for v in poisson_rate(fa_held, held_hours)] if held_hours else None
+        )
         r["seconds"] = round(time.monotonic() - t0, 1)
         results["engines"][eng.name] = r
         log(f"{eng.name}: done in {time.monotonic() - t0:.0f} s")
     return results
 
 
+def folds_text(info: dict) -> str:
+    """Which speaker folds a run measured, for the table's heading."""
+    unused = f"folds {info['selected']} of {info['folds']}"
+    if not info["recorded"]:
+        return (f"{unused}, all of them: the model's manifest records no fold use (it never "
+                f"read these clips; choices made with them in view are not recorded)")
+    left = (f"; {info['left_out']} files left out for sharing a speaker with those"
+            if info["left_out"] else "")
+    return (f"{unused}, never trained or validated on (folds {info['train_folds']} trained "
+            f"on, {info['validation_folds']} validated on{left})")
+
+
+def _rate(r: dict, key: str) -> str:
+    """False accepts with FA/h and its 95 % interval, e.g. "1 (0.26; 0.01-1.47)"."""
+    fa, rate, ci = r[key.replace("fa_per_hour", "false_accepts")], r[key], r[f"{key}_ci"]
+    return f"{fa} ({rate:.2f}; {ci[0]:.2f}-{ci[1]:.2f})"
+
+
 def table(results: dict) -> str:
-    """Markdown table of one run."""
+    """Markdown table of one run: recall and FA/h with their 95 % intervals."""
     snr = "clean" if results["snr_db"] is None else f"{results['snr_db']:g} dB SNR"
     lines = [
-        f"Dev split, {snr}: {results['positives']} positives, {results['negative_clips']} "
-        f"negative clips ({results['negative_hours']:.2f} h); held-out negatives "
-        f"{results['heldout_clips']} clips ({results['heldout_hours']:.2f} h).",
+        f"Dev split, {folds_text(results['folds'])}, {snr}: {results['positives']} positives, "
+        f"{results['negative_clips']} negative clips ({results['negative_hours']:.2f} h); "
+        f"held-out negatives {results['heldout_clips']} clips "
+        f"({results['heldout_hours']:.2f} h).",
         "",
-        "| engine | settings | recall | first 20 | false accepts (FA/h) | held-out FA (FA/h) |",
-        "|---|---|---|---|---|---|",
+        "| engine | settings | recall (95 % CI) | false accepts (FA/h; 95 % CI) "
+        "| held-out FA (FA/h; 95 % CI) |",
+        "|---|---|---|---|---|",
     ]
     for name, r in results["engines"].items():
+        lo, hi = r["recall_ci"]
         lines.append(
             f"| {name} | {r['settings']} | {100 * r['recall']:.1f} % "
-            f"({r['detected']}/{results['positives']}) | {r['first20_detected']}/20 | "
-            f"{r['false_accepts']} ({r['fa_per_hour']:.2f}) | {r['heldout_false_accepts']} "
-            f"({r['heldout_fa_per_hour']:.2f}) |"
+            f"({r['detected']}/{results['positives']}; {100 * lo:.1f}-{100 * hi:.1f}) | "
+            f"{_rate(r, 'fa_per_hour')} | {_rate(r, 'heldout_fa_per_hour')} |"
         )
     return "\n".join(lines)
 
@@ -124,13 +160,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ap.add_argument("--card", type=Path, help="write the tables into this model card")
     ap.add_argument("--limit-negatives", type=int, help="use only the first N negatives (quick)")
+    ap.add_argument("--folds", default="test",
+                    help="speaker folds of the positives: test (never trained or validated "
+                    "on, default), all, or indices such as 3,4; used folds are refused")
     args = ap.parse_args(argv)
     snrs = args.snr or [None]
     if args.snr and args.clean:
         snrs = [None] + snrs
     log = (lambda m: print(m, file=sys.stderr))
     try:
-        runs = [run(args.model, s, args.limit_negatives, log) for s in snrs]
+        runs = [run(args.model, s, args.limit_negatives, log, args.folds) for s in snrs]
     except (ValueError, FileNotFoundError) as exc:
         print(f"accuracy: {exc}", file=sys.stderr)
         return 2

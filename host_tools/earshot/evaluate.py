@@ -10,6 +10,13 @@ Method (shared ``data/README.md``, also used by ``bench/accuracy.py``):
 - ``snr_db``: seeded white Gaussian noise (``numpy.random.default_rng(1)``) at that SNR relative
   to each clip's own RMS (pads and gaps included in the noise), identical for both engines.
 
+Real positives of the wake word that a model may have trained on (config ``real_positives``)
+are grouped into speaker folds (:mod:`earshot.train.dataset`); its manifest records which folds
+it trained and validated on. :func:`fold_positives` gives the clips of the folds it never
+used, and a measurement that would include a used fold raises :class:`UsedFolds`. Rates come
+with 95 % intervals: Wilson's for recall (:func:`wilson`), the exact Poisson one for FA/h
+(:func:`poisson_rate`).
+
 Undecodable files are reported and skipped, never fatal. Earshot runs through the C core
 (:class:`earshot.core.Detector`, VAD gate on, the model's cutoff/window/refractory).
 microWakeWord runs through ``pymicro-wakeword`` 2.5.0 with its defaults (cutoff 0.9, window 5):
@@ -180,6 +187,132 @@ class MicroWakeWord:
         return [[float(t) for t in times[probs > c]] for c in cutoffs]
 
 
+# --- speaker folds of the real positives ------------------------------------------------------
+
+
+class UsedFolds(ValueError):
+    """A dev-split measurement would include clips of folds the model trained or validated on."""
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval (fractions) of a proportion ``k`` of ``n``, at ``z`` standard
+    errors (1.96: 95 %); (0.0, 1.0) for n = 0. E. B. Wilson, "Probable inference, the law of
+    succession, and statistical inference", JASA 22, 1927."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(mid - half)), min(1.0, float(mid + half))
+
+
+def poisson_rate(k: int, hours: float, conf: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval of a Poisson rate, per hour, for ``k`` events in ``hours``:
+    chi-square quantiles; the lower end is 0 for k = 0. Raises ValueError for hours <= 0."""
+    from scipy.stats import chi2
+
+    if hours <= 0:
+        raise ValueError("poisson_rate: hours must be > 0")
+    a = (1 - conf) / 2
+    lo = chi2.ppf(a, 2 * k) / 2 if k > 0 else 0.0
+    return float(lo / hours), float(chi2.ppf(1 - a, 2 * k + 2) / 2 / hours)
+
+
+def _fold_folder(source: str) -> Path:
+    """The folder a manifest's ``real_positives.source`` names: absolute, or relative to the
+    data folder (:func:`earshot.paths.data_dir`)."""
+    p = Path(source)
+    return p if p.is_absolute() else dataset.data_dir() / p
+
+
+def _touched(folder: Path, used: set, groups) -> set:
+    """File names (relative to ``folder``) of every speaker group holding a ``used`` name."""
+    out = set()
+    for g in groups:
+        names = {p.resolve().relative_to(folder.resolve()).as_posix() for p in g}
+        if names & used:
+            out |= names
+    return out
+
+
+def fold_positives(manifest: dict, folds="test") -> tuple[list[Path], dict]:
+    """The real positives of a model's speaker folds that it may be reported on, and what was
+    chosen. ``folds``: "test" (every fold the model neither trained nor validated on), "all",
+    or fold indices (ints, or a string such as "3,4").
+
+    With ``training.real_positives`` in ``manifest`` (:func:`earshot.train.dataset.fold_record`)
+    the folds and their files are the recorded ones; every file that shares a speaker group
+    (today's :func:`earshot.train.dataset.speakers`) with a used file is left out as well.
+    Without it the model never read real positives: the folds are those of the development
+    clips of its wake word (``dataset.DEFAULT_FOLDS``), all unused, and ``recorded`` is False
+    (selection done with the dev split in view is not recorded anywhere).
+
+    Returns (paths in fold order, info: ``source``, ``folds`` (k), ``selected``,
+    ``train_folds``, ``validation_folds``, ``unused_folds``, ``recorded``, ``left_out``
+    (files left out for sharing a speaker with a used file)). Raises :class:`UsedFolds` when
+    the selection holds a trained or validated fold, ValueError for an unknown selection,
+    FileNotFoundError / DataMissing when the clips are missing."""
+    rec = manifest.get("training", {}).get("real_positives")
+    if rec is None:
+        folder, source = dataset.source_name(None, None, manifest["wake_word"])
+        groups = dataset.dev_speakers(None, manifest["wake_word"])
+        fold_paths = dataset.speaker_folds(groups, dataset.DEFAULT_FOLDS)
+        rec = {"source": source, "folds": len(fold_paths), "train_folds": [],
+               "validation_folds": [], "unused_folds": list(range(len(fold_paths))),
+               "fold_files": [[p.relative_to(folder).as_posix() for p in f]
+                              for f in fold_paths]}
+        recorded = False
+    else:
+        folder, recorded = _fold_folder(rec["source"]), True
+    k, used_folds = rec["folds"], set(rec["train_folds"]) | set(rec["validation_folds"])
+    if folds == "test":
+        selected = list(rec["unused_folds"])
+    elif folds == "all":
+        selected = list(range(k))
+    else:
+        items = folds.split(",") if isinstance(folds, str) else folds
+        try:
+            selected = sorted({int(f) for f in items})
+        except ValueError:
+            raise ValueError(f"folds: 'test', 'all' or fold indices, got {folds!r}") from None
+        if any(not 0 <= f < k for f in selected):
+            raise ValueError(f"folds: indices 0..{k - 1}, got {selected}")
+    if set(selected) & used_folds:
+        raise UsedFolds(
+            f"folds {sorted(set(selected) & used_folds)} were trained on "
+            f"({rec['train_folds']}) or validated on ({rec['validation_folds']}): a number "
+            f"on them says nothing about unseen speakers; use the folds never used "
+            f"({rec['unused_folds']}, --folds test)")
+    used = {n for f in sorted(used_folds) for n in rec["fold_files"][f]}
+    left_out = set()
+    if used:
+        source = None if rec["source"] == f"{dataset.WWB}/{manifest['wake_word']}" else folder
+        left_out = _touched(folder, used, dataset.speakers(source, None, manifest["wake_word"]))
+    names = [n for f in selected for n in rec["fold_files"][f] if n not in left_out]
+    info = {"source": rec["source"], "folds": k, "selected": selected,
+            "train_folds": rec["train_folds"], "validation_folds": rec["validation_folds"],
+            "unused_folds": rec["unused_folds"], "recorded": recorded,
+            "left_out": len([n for f in selected for n in rec["fold_files"][f]]) - len(names)}
+    return [folder / n for n in names], info
+
+
+def check_not_trained_on(manifest: dict, paths) -> None:
+    """Raise :class:`UsedFolds` when any of ``paths`` is a file of a fold the model (its
+    ``manifest``) trained or validated on; nothing without a fold record."""
+    rec = manifest.get("training", {}).get("real_positives")
+    if rec is None:
+        return
+    folder = _fold_folder(rec["source"]).resolve()
+    used = {n for f in rec["train_folds"] + rec["validation_folds"] for n in rec["fold_files"][f]}
+    hit = [p for p in paths if Path(p).resolve().is_relative_to(folder)
+           and Path(p).resolve().relative_to(folder).as_posix() in used]
+    if hit:
+        raise UsedFolds(
+            f"{len(hit)} positive files ({Path(hit[0]).name}, ...) belong to folds the model "
+            f"trained or validated on ({rec['train_folds']}, {rec['validation_folds']} of "
+            f"{rec['source']}): report on the unused folds with --folds test")
+
+
 # --- evaluation -------------------------------------------------------------------------------
 
 
@@ -216,6 +349,7 @@ def evaluate(
     cutoffs=DET_CUTOFFS,
     mww=True,
     log=print,
+    folds=None,
 ) -> dict:
     """Measure Earshot (``model_dir``) and, when ``mww``, microWakeWord's alexa on the audio
     files under ``positives_dir`` and ``negatives_dir``; returns a JSON-able dict:
@@ -226,14 +360,28 @@ def evaluate(
     ``recall`` (fraction, detected / positives), ``first20_detected`` (of the first 20
     positives), ``missed`` (file names), ``false_accepts``
     (merged detections in the stream), ``fa_per_hour`` (1/h), ``seconds`` (wall time); with
-    ``det`` also ``det``: a list of ``{"cutoff", "frr", "fa_per_hour"}`` over ``cutoffs``.
+    ``det`` also ``det``: a list of ``{"cutoff", "frr", "fa_per_hour"}`` over ``cutoffs``;
+    ``recall_ci`` and ``fa_per_hour_ci``: 95 % intervals (:func:`wilson`,
+    :func:`poisson_rate`).
+
+    ``folds`` ("test", "all" or fold indices; :func:`fold_positives`): the positives are the
+    development clips of those speaker folds of the model (``positives_dir`` is then unused)
+    and the results get ``folds`` (what was chosen). Without it, positive files of folds the
+    model trained or validated on are refused (:func:`check_not_trained_on`).
 
     Raises FileNotFoundError / ValueError for a missing folder, a folder without audio or with
-    no readable clip.
+    no readable clip; :class:`UsedFolds` (a ValueError) for clips the model trained or
+    validated on.
     """
-    pos_paths = audio_files(positives_dir)
     neg_paths = audio_files(negatives_dir)
     engines = [Earshot(model_dir)] + ([MicroWakeWord()] if mww else [])
+    fold_info = None
+    if folds is not None:
+        pos_paths, fold_info = fold_positives(engines[0].manifest, folds)
+        positives_dir = fold_info["source"]
+    else:
+        pos_paths = audio_files(positives_dir)
+        check_not_trained_on(engines[0].manifest, pos_paths)
     rng = np.random.default_rng(NOISE_SEED)
     positives, failed = load_positives(pos_paths, snr_db, rng, log)
     stream, n_neg, n_neg_failed = negative_stream(neg_paths, snr_db, rng, log)
@@ -243,6 +391,8 @@ def evaluate(
         raise ValueError(f"{negatives_dir}: no readable audio file")
     hours = len(stream) / SAMPLE_RATE_HZ / 3600
     results = run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours)
+    if fold_info is not None:
+        results["folds"] = fold_info
     for eng in engines:
         t0 = time.monotonic()
         r = measure(eng, positives, stream, hours)
@@ -272,18 +422,21 @@ def run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours, digits=4) 
 def measure(engine, positives, stream, hours: float) -> dict:
     """Recall on ``positives`` (list of (name, int16 samples), one detector run per clip) and
     false accepts on the negative ``stream`` (detections within MERGE_S merged) of ``hours``
-    hours. Returns settings, detected, recall (0..1), first20_detected, missed (names),
-    false_accepts and fa_per_hour (None when ``hours`` is 0)."""
+    hours. Returns settings, detected, recall (0..1), recall_ci (95 %, :func:`wilson`),
+    first20_detected, missed (names), false_accepts, fa_per_hour and fa_per_hour_ci (95 %,
+    :func:`poisson_rate`; both None when ``hours`` is 0)."""
     hits = [len(engine.detect(x)) > 0 for _, x in positives]
     fa = len(merge(engine.detect(stream)))
     return {
         "settings": engine.settings(),
         "detected": int(sum(hits)),
         "recall": round(sum(hits) / max(1, len(hits)), 4),
+        "recall_ci": [round(v, 4) for v in wilson(int(sum(hits)), len(hits))],
         "first20_detected": int(sum(hits[:20])),
         "missed": [name for (name, _), h in zip(positives, hits) if not h],
         "false_accepts": fa,
         "fa_per_hour": round(fa / hours, 3) if hours else None,
+        "fa_per_hour_ci": [round(v, 3) for v in poisson_rate(fa, hours)] if hours else None,
     }
 
 

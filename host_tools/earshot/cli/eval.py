@@ -14,11 +14,19 @@ audio for both engines. Unreadable files are reported on stderr and skipped.
 Earshot runs through the C core at the model's own cutoff/window (VAD gate on); microWakeWord's
 alexa (pymicro-wakeword) at its defaults, cutoff 0.9 and window 5.
 
+--folds test takes the positives from the development clips of the model's wake word
+($EARSHOT_DATA/wake-word-benchmark/<word>, or the folder its manifest names), only the speaker
+folds the model neither trained nor validated on (manifest training.real_positives; a model
+without that record never read them, and every fold counts). Any positive file of a fold the
+model trained or validated on is refused, with --folds and with --positives alike.
+
 --json prints one object: snr_db, positives, positives_unreadable, negative_clips,
-negative_unreadable, negative_hours (h), and per engine under "engines": settings, cutoff,
-detected, recall (fraction), first20_detected, missed (file names), false_accepts, fa_per_hour,
-seconds, and with
---det the sweep "det": [{cutoff, frr (fraction), fa_per_hour}, ...].
+negative_unreadable, negative_hours (h), with --folds "folds" (source, folds, selected,
+train_folds, validation_folds, unused_folds, recorded, left_out), and per engine under
+"engines": settings, cutoff, detected, recall (fraction), recall_ci (95 %, Wilson),
+first20_detected, missed (file names), false_accepts, fa_per_hour, fa_per_hour_ci (95 %,
+exact Poisson), seconds, and with --det the sweep "det": [{cutoff, frr (fraction),
+fa_per_hour}, ...].
 """
 
 
@@ -30,7 +38,14 @@ def register(sub):
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--positives", required=True, metavar="DIR", help="wake-word clips")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--positives", metavar="DIR", help="wake-word clips")
+    src.add_argument(
+        "--folds",
+        metavar="WHICH",
+        help="the model's speaker folds of the development clips: test (never used), "
+        "all, or indices such as 3,4 (refused if trained or validated on)",
+    )
     p.add_argument("--negatives", required=True, metavar="DIR", help="clips without it")
     p.add_argument("--model", metavar="DIR", help="model package folder (default models/alexa)")
     p.add_argument("--snr", type=float, metavar="DB", help="mix seeded noise at this SNR")
@@ -40,11 +55,22 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def folds_line(info: dict) -> str:
+    """One line on the folds a run measured (``evaluate.fold_positives``'s info)."""
+    used = (
+        f"folds {info['train_folds']} trained on, {info['validation_folds']} validated on"
+        if info["recorded"]
+        else "no fold use recorded (the model never read these clips)"
+    )
+    left = f", {info['left_out']} files left out for sharing a speaker" if info["left_out"] else ""
+    return f"{info['source']}: folds {info['selected']} of {info['folds']} ({used}{left})"
+
+
 def run(args) -> int:
     from rich.console import Console
 
     from earshot import evaluate
-    from earshot.paths import MODELS
+    from earshot.paths import MODELS, DataMissing
 
     err = Console(stderr=True, soft_wrap=True)
     model = args.model or MODELS / "alexa"
@@ -57,11 +83,12 @@ def run(args) -> int:
             det=bool(args.det),
             mww=not args.no_mww,
             log=lambda m: err.print(m, highlight=False, markup=False),
+            folds=args.folds,
         )
         if args.det:
             evaluate.plot_det(res, args.det)
             err.print(f"DET curve written to {args.det}", highlight=False)
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, FileNotFoundError, OSError, DataMissing) as exc:
         err.print(f"earshot eval: {exc}", highlight=False, markup=False, style="red")
         return 2
     if args.json:
@@ -69,14 +96,19 @@ def run(args) -> int:
         print()
         return 0
     snr = "clean" if res["snr_db"] is None else f"{res['snr_db']:g} dB SNR"
+    if "folds" in res:
+        print(folds_line(res["folds"]))
     print(
         f"{snr}: {res['positives']} positives, {res['negative_clips']} negative clips "
         f"({res['negative_hours']:.2f} h)"
     )
     for name, r in res["engines"].items():
+        lo, hi = r["recall_ci"]
+        fa_lo, fa_hi = r["fa_per_hour_ci"]
         print(
             f"  {name:<14} {r['settings']:<32} recall {100 * r['recall']:5.1f} % "
-            f"({r['detected']}/{res['positives']})  false accepts {r['false_accepts']} "
-            f"({r['fa_per_hour']:.2f}/h)"
+            f"({r['detected']}/{res['positives']}; 95 % CI {100 * lo:.1f}-{100 * hi:.1f})  "
+            f"false accepts {r['false_accepts']} ({r['fa_per_hour']:.2f}/h; 95 % CI "
+            f"{fa_lo:.2f}-{fa_hi:.2f})"
         )
     return 0
