@@ -8,6 +8,7 @@ keeps alive as long as the Model (the parsed model points into it); ``Engine(mod
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 
 import numpy as np
 
@@ -59,16 +60,18 @@ def _lib() -> ctypes.CDLL:
 class Model:
     """A validated model blob.
 
-    ``Model(blob)``: ``blob`` is bytes-like (the file ``models/<word>/model.bin``; TypeError
-    otherwise). Raises ValueError with the C parser's reason ("bad magic", "payload CRC
-    mismatch", ...) for a bad blob. Attributes: ``blob`` (bytes), ``info`` (dict of every es_model_info_t field:
+    ``Model(blob, name=None)``: ``blob`` is bytes-like (the file ``models/<word>/model.bin``;
+    TypeError otherwise); ``name``, where it came from (a file path), starts the message of
+    a refusal. Raises ValueError ``"[<name>: ]bad model blob: <reason>"`` with the C parser's
+    reason ("bad magic", "payload CRC mismatch", "blob truncated ...") for a bad blob; see
+    also :meth:`from_file`. Attributes: ``blob`` (bytes), ``info`` (dict of every es_model_info_t field:
     format_version, n_layers, input_frames [hops], input_bins, output_stride [hops], cutoff
     [probability * 255], window [outputs], refractory [outputs], macs_per_output,
     engine_bytes, payload_bytes, input_norm [0, or 1/2: es_norm first, 2 with its noise gate]), ``handle`` (the es_model_t* as ctypes.c_void_p, for other
     ctypes wrappers such as earshot.core; valid while this object lives).
     """
 
-    def __init__(self, blob):
+    def __init__(self, blob, name: str | None = None):
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"blob must be bytes-like, got {type(blob).__name__}")
         self.blob = bytes(blob)
@@ -87,11 +90,17 @@ class Model:
         )
         if not handle:
             reason = why.value.decode() if why.value else "unknown error"
-            raise ValueError(f"bad model blob: {reason}")
+            raise ValueError(f"{name + ': ' if name else ''}bad model blob: {reason}")
         self.handle = ctypes.c_void_p(handle)
         info = es_model_info_t()
         so.es_model_get_info(self.handle, ctypes.byref(info))
         self.info = {n: int(getattr(info, n)) for n, _ in _INFO_FIELDS if n != "reserved"}
+
+    @classmethod
+    def from_file(cls, path) -> "Model":
+        """The blob in file ``path``, parsed; ValueError ``"<path>: bad model blob: ..."``
+        when the C parser refuses it, OSError when the file cannot be read."""
+        return cls(Path(path).read_bytes(), name=str(path))
 
     def probability(self, logit: int) -> int:
         """uint8 probability (0..255) of an int8 logit, from the blob's logistic table."""

@@ -25,15 +25,22 @@
       "training": {...}               # optional: measured numbers from the training run
     }
 
-:func:`load` checks a package without the C core (pure Python, usable on any host) and raises
-one specific ``ValueError`` per problem, in the spirit of ESPHome's micro_wake_word manifest check.
+:func:`load` is the one place a package is checked (``earshot score``, ``eval``, ``export``,
+``adapt`` and ``deploy`` all go through it): the manifest's keys and ranges, the ``blob`` and
+``tflite`` paths (inside the package folder), the blob's size and CRC-32, the blob itself
+(parsed by the C parser, as the device parses it) and the manifest's numbers against the
+blob's header (cutoff, window, refractory, frames, stride, bins, sizes, MACs, input_norm):
+**the blob is the truth**, since it is what the device runs. Each problem is one specific
+``ValueError`` naming the file, in the spirit of ESPHome's micro_wake_word manifest check.
+:func:`load_blob` does the same for a path that is a package folder or a blob file (inside a
+package or alone: then only the C parser's checks apply).
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 SCHEMA = 1
 FEATURE_STEP_MS = 10  # ES_HOP_SAMPLES (160) / ES_SAMPLE_RATE_HZ (16000)
@@ -76,17 +83,44 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 def load(model_dir) -> tuple[dict, bytes]:
     """Read and check a package: returns (manifest dict, blob bytes).
 
-    Raises ValueError naming the problem: missing folder, manifest or blob file; manifest not
-    JSON; a missing key or wrong type; unsupported schema; mel_bins or feature_step_ms not the
-    frontend's; cutoff outside 0..1; window outside 1..32; blob size or CRC-32 different from
-    the manifest; min_earshot_version newer than this package.
+    Raises ValueError naming the file and the problem: missing folder, manifest or blob
+    file; manifest not JSON; a missing key or wrong type; unsupported schema; mel_bins or
+    feature_step_ms not the frontend's; cutoff outside 0..1; window outside 1..32;
+    min_earshot_version newer than this package; a ``blob``/``tflite`` path leaving the
+    folder; blob size or CRC-32 different from the manifest; a blob the C parser refuses
+    (``<blob>: bad model blob: <reason>``); a manifest number that disagrees with the blob
+    header (see :func:`check_agrees`).
     """
-    from earshot import __version__
-
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ValueError(f"{model_dir}: model folder not found")
     path = model_dir / MANIFEST
+    man = read_manifest(path)
+    blob_path = member(model_dir, man["blob"], path, "blob")
+    if not blob_path.is_file():
+        raise ValueError(f"{blob_path}: blob file missing")
+    data = blob_path.read_bytes()
+    if len(data) != man["blob_bytes"]:
+        raise ValueError(
+            f"{blob_path}: size {len(data)} B, manifest says {man['blob_bytes']} B"
+        )
+    crc = zlib.crc32(data)
+    if crc != man["blob_crc32"]:
+        raise ValueError(
+            f"{blob_path}: CRC-32 {crc:#010x}, manifest says {man['blob_crc32']:#010x}"
+        )
+    check_agrees(man, check_blob(data, blob_path), path)
+    return man, data
+
+
+def read_manifest(path) -> dict:
+    """The manifest at ``path``, its keys, types and ranges checked (not the blob). Raises
+    ValueError naming ``path``: missing, not JSON, not an object, unsupported schema, a
+    missing key or wrong type, frontend numbers not this build's, cutoff or window out of
+    range, min_earshot_version newer than this package."""
+    from earshot import __version__
+
+    path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: manifest missing")
     try:
@@ -121,27 +155,117 @@ def load(model_dir) -> tuple[dict, bytes]:
         raise ValueError(
             f"{path}: needs earshot >= {man['min_earshot_version']}, this is {__version__}"
         )
-    blob_path = model_dir / man["blob"]
-    if not blob_path.is_file():
-        raise ValueError(f"{blob_path}: blob file missing")
-    data = blob_path.read_bytes()
-    if len(data) != man["blob_bytes"]:
-        raise ValueError(
-            f"{blob_path}: size {len(data)} B, manifest says {man['blob_bytes']} B"
-        )
-    crc = zlib.crc32(data)
-    if crc != man["blob_crc32"]:
-        raise ValueError(
-            f"{blob_path}: CRC-32 {crc:#010x}, manifest says {man['blob_crc32']:#010x}"
-        )
-    return man, data
+    return man
+
+
+def member(model_dir, name: str, manifest_path, key: str) -> Path:
+    """``model_dir / name`` for the manifest's ``key`` ("blob", "tflite"): a relative path
+    that stays inside the package folder. Raises ValueError naming the manifest when
+    ``name`` is empty, absolute, has a drive or a ``..`` part, or resolves outside (through
+    a symlinked folder)."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if (not name or pure.is_absolute() or PureWindowsPath(name).drive
+            or ".." in pure.parts or pure == PurePosixPath(".")):
+        raise ValueError(f"{manifest_path}: {key!r} path {name!r} must stay inside the package "
+                         "folder (a relative path without '..')")
+    root = Path(model_dir).resolve()
+    path = Path(model_dir) / pure
+    if root not in path.parent.resolve().parents and path.parent.resolve() != root:
+        raise ValueError(f"{manifest_path}: {key!r} path {name!r} leaves the package folder")
+    return path
+
+
+def check_blob(data: bytes, path) -> dict:
+    """Parse ``data`` (the bytes of the blob file ``path``) with the C parser, as the
+    device does (magic, version, frontend constants, every offset and size, the payload
+    CRC-32). Returns its header (``earshot.model.Model.info``). Raises ValueError
+    ``"<path>: bad model blob: <reason>"``."""
+    from earshot.model import Model
+
+    return Model(data, name=str(path)).info
+
+
+#: Manifest keys that restate a blob header field: key -> (info key, unit for messages).
+AGREES = {
+    "window": ("window", "outputs"),
+    "refractory": ("refractory", "outputs"),
+    "input_frames": ("input_frames", "hops"),
+    "output_stride": ("output_stride", "hops"),
+    "mel_bins": ("input_bins", "bins"),
+    "engine_bytes": ("engine_bytes", "B"),
+}
+
+
+def check_agrees(man: dict, info: dict, path) -> None:
+    """Check that the manifest ``man`` (file ``path``) says what its blob's header ``info``
+    says: cutoff (the blob's uint8 cutoff / 255, to 4 decimals), window, refractory,
+    input_frames, output_stride, mel_bins, engine_bytes, macs_per_30ms, input_norm (0 when
+    absent) and a min_earshot_version no older than the blob's format needs. The blob is
+    the truth: a mismatch raises ValueError naming the manifest, the key and both values.
+    """
+    blob = man.get("blob", BLOB_NAME)
+    c = info["cutoff"]
+    if round(float(man["cutoff"]) * 255) != c:
+        raise ValueError(f"{path}: cutoff {man['cutoff']} disagrees with {blob} "
+                         f"({c}/255 = {c / 255:.4f}); the blob is what the device runs")
+    for key, (field, unit) in AGREES.items():
+        if man[key] != info[field]:
+            raise ValueError(f"{path}: {key} {man[key]} disagrees with {blob} "
+                             f"({info[field]} {unit})")
+    macs = int(round(info["macs_per_output"] * 3 / info["output_stride"]))
+    if man["macs_per_30ms"] != macs:
+        raise ValueError(f"{path}: macs_per_30ms {man['macs_per_30ms']} disagrees with "
+                         f"{blob} ({macs})")
+    norm = man.get("input_norm", 0)
+    if norm != info["input_norm"]:
+        raise ValueError(f"{path}: input_norm {norm!r} disagrees with {blob} "
+                         f"({info['input_norm']})")
+    need = min_version(info)
+    if _version_tuple(man["min_earshot_version"]) < _version_tuple(need):
+        raise ValueError(f"{path}: min_earshot_version {man['min_earshot_version']} is older "
+                         f"than {blob} needs ({need}: input_norm {info['input_norm']})")
+
+
+def min_version(info: dict) -> str:
+    """The oldest earshot that runs a blob with header ``info`` (its input_norm)."""
+    norm = info.get("input_norm", 0)
+    if norm >= 2:
+        return MIN_EARSHOT_VERSION_GATE
+    return MIN_EARSHOT_VERSION_NORM if norm else MIN_EARSHOT_VERSION
+
+
+def load_blob(path) -> tuple[dict | None, bytes, Path]:
+    """A model to deploy or flash, checked before anything touches a board.
+
+    ``path`` is a package folder (checked by :func:`load`), or a blob file: inside a
+    package (a ``manifest.json`` beside it whose ``blob`` names this file: the package is
+    checked by :func:`load`), or alone (parsed by the C parser: magic, sizes, offsets,
+    payload CRC-32). Returns (manifest or None, blob bytes, blob path). Raises ValueError
+    naming the file and the problem (a missing file too).
+    """
+    path = Path(path)
+    if path.is_dir():
+        man, data = load(path)
+        return man, data, path / man["blob"]
+    if not path.is_file():
+        raise ValueError(f"{path}: model file not found")
+    beside = path.parent / MANIFEST
+    if beside.is_file():
+        man = read_manifest(beside)
+        named = member(path.parent, man["blob"], beside, "blob")
+        if named.resolve() == path.resolve():
+            man, data = load(path.parent)
+            return man, data, path
+    data = path.read_bytes()
+    check_blob(data, path)
+    return None, data, path
 
 
 def tflite_path(model_dir) -> Path:
     """Path of the package's int8 .tflite (manifest checked with :func:`load`); ValueError if
     the file is missing."""
     man, _ = load(model_dir)
-    path = Path(model_dir) / man["tflite"]
+    path = member(model_dir, man["tflite"], Path(model_dir) / MANIFEST, "tflite")
     if not path.is_file():
         raise ValueError(f"{path}: tflite file missing")
     return path
@@ -169,9 +293,7 @@ def manifest_for(wake_word: str, blob: bytes, info, cutoff: float, window: int,
         "engine_bytes": int(info["engine_bytes"]),
         "macs_per_30ms": int(round(info["macs_per_output"] * 3 / info["output_stride"])),
         "input_norm": int(info.get("input_norm", 0)),
-        "min_earshot_version": (
-            MIN_EARSHOT_VERSION_GATE if info.get("input_norm", 0) >= 2
-            else MIN_EARSHOT_VERSION_NORM if info.get("input_norm") else MIN_EARSHOT_VERSION),
+        "min_earshot_version": min_version(info),
     }
 
 
