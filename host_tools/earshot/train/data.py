@@ -68,19 +68,20 @@ def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
     ``real_positives`` (:func:`check_real_positives`)."""
     check_real_positives(cfg)
     sc, seed, word = cfg["synth"], int(cfg["seed"]), cfg["wake_word"]
-    vs = voices.from_config(cfg)
+    vs, tag = voices.from_config(cfg), voices.cache_tag(cfg)  # tag "" for default voices
     vs.check_available()  # a config that needs the English tables fails here, naming the fix
     log(f"synthesising {sc['positives']} positives and {sc['negatives']} negatives")
     pos = synth.generate(synth.positive_specs(sc["positives"], seed, word, vs),
-                         cache_dir / f"{word.replace(' ', '_')}-pos-s{seed}", check=sc["check"],
-                         workers=sc["workers"], progress="positives", log=log)
+                         cache_dir / f"{word.replace(' ', '_')}-pos-s{seed}{tag}",
+                         check=sc["check"], workers=sc["workers"], progress="positives",
+                         log=log)
     neg = synth.generate(synth.negative_specs(sc["negatives"], seed, vs),
-                         cache_dir / f"neg-s{seed}", check=False, workers=sc["workers"],
+                         cache_dir / f"neg-s{seed}{tag}", check=False, workers=sc["workers"],
                          progress="negatives", log=log)
     n_pass = int(cfg["synth_passages"]["count"])
     pas = synth.generate(
         synth.passage_specs(n_pass, seed, word, vs, texts.for_config(cfg)) if n_pass else [],
-        cache_dir / f"passages-{word.replace(' ', '_')}-s{seed}",
+        cache_dir / f"passages-{word.replace(' ', '_')}-s{seed}{tag}",
         check=False, workers=sc["workers"], progress="passages", log=log,
     )
     log(f"positives kept {len(pos['audio'])}, dropped {len(pos['dropped'])}")

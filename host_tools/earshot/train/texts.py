@@ -144,13 +144,14 @@ def speakable(text: str) -> bool:
 
 
 def forbidden(wake_word: str) -> re.Pattern:
-    """What no passage may contain (case-insensitive): ``wake_word`` anywhere (as
-    specs.passage_texts), and for "alexa" every phrase of specs.CONFUSABLES as whole words."""
-    word = re.escape(wake_word.lower())
-    alts = [word]
+    """What no passage may contain, a pattern to search in *lowercased* text: ``wake_word``
+    anywhere (as specs.passage_texts), and for "alexa" every phrase of specs.CONFUSABLES as
+    whole words (one alternation after a word boundary: 10x faster than one per phrase)."""
+    pattern = re.escape(wake_word.lower())
     if wake_word.lower() == "alexa":
-        alts += [r"\b" + re.escape(c.lower()) + r"\b" for c in CONFUSABLES]
-    return re.compile("|".join(alts), re.IGNORECASE)
+        alts = sorted({re.escape(c.lower()) for c in CONFUSABLES}, key=len, reverse=True)
+        pattern += r"|\b(?:" + "|".join(alts) + r")\b"
+    return re.compile(pattern)
 
 
 def heldout(text: str) -> bool:
@@ -180,6 +181,14 @@ def _source_passages(source: str, wake_word: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=8)
+def _filtered(source: str, wake_word: str) -> tuple[str, ...]:
+    """The passages of one source without any :func:`forbidden` match (cached per process:
+    the parts of :func:`passage_pool` share it)."""
+    rule = forbidden(wake_word)
+    return tuple(p for p in _source_passages(source, wake_word) if not rule.search(p.lower()))
+
+
+@functools.lru_cache(maxsize=8)
 def passage_pool(sources: tuple = ("fortunes",), wake_word: str = "alexa",
                  part: str = "all") -> tuple[str, ...]:
     """The passages of ``sources`` (names of TEXT_SOURCES, read in that order) for
@@ -191,13 +200,12 @@ def passage_pool(sources: tuple = ("fortunes",), wake_word: str = "alexa",
     if bad or not sources or part not in PARTS:
         raise ValueError(f"synth_passages.texts: sources must be some of {TEXT_SOURCES} "
                          f"(got {list(sources)}), part one of {PARTS} (got {part!r})")
-    rule = forbidden(wake_word)
     seen, out = set(), []
     for source in TEXT_SOURCES:
         if source not in sources:
             continue
-        for p in _source_passages(source, wake_word):
-            if p in seen or rule.search(p):
+        for p in _filtered(source, wake_word):
+            if p in seen:
                 continue
             seen.add(p)
             if part == "all" or heldout(p) == (part == "heldout"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -109,7 +110,8 @@ def _npm_pack(folder: Path) -> Path:
     TablesMissing when npm is missing or fails (no network, no registry)."""
     npm = shutil.which("npm")
     if npm is None:
-        raise TablesMissing("npm not found (Debian package npm): " + _missing_message(tables_dir()))
+        raise TablesMissing("npm not found (Debian package npm): "
+                            + _missing_message(tables_dir()))
     try:
         subprocess.run([npm, "pack", f"{KOKORO_JS}@{KOKORO_JS_VERSION}", "--silent",
                         "--pack-destination", str(folder)], check=True, capture_output=True,
@@ -279,6 +281,23 @@ def from_config(cfg: dict) -> VoiceSet:
                     festival=FESTIVAL_VOICES if fest is None else tuple(fest),
                     pool=sc.get("pool", "all"), engine_weights=sc.get("engine_weights"),
                     passage_engine_weights=pc.get("engine_weights"))
+
+
+def cache_tag(cfg: dict) -> str:
+    """A suffix for the synthesis cache file names of ``cfg``: "" when its voice and passage
+    text keys are the defaults (the names of earlier versions), else "-v" and 8 hex digits
+    of their hash, so data sets of other voices keep their own files instead of overwriting
+    each other's in turn."""
+    keys = {"synth": {k: cfg["synth"].get(k, d) for k, d in (
+                ("kokoro_tables", "ja"), ("festival_voices", None), ("pool", "all"),
+                ("engine_weights", None))},
+            "synth_passages": {k: cfg["synth_passages"].get(k, d) for k, d in (
+                ("texts", ["fortunes"]), ("engine_weights", None))}}
+    if keys == {"synth": {"kokoro_tables": "ja", "festival_voices": None, "pool": "all",
+                          "engine_weights": None},
+                "synth_passages": {"texts": ["fortunes"], "engine_weights": None}}:
+        return ""
+    return "-v" + hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def english_blend(rng: np.random.Generator, tables: tuple) -> dict:
