@@ -86,6 +86,10 @@ def test_bad_fold_choices_fail_before_any_work(tmp_path):
                         ({"train_folds": [5]}, "0..4")):
         with pytest.raises(ValueError, match=match):
             data.synthesize(_cfg(**real), tmp_path, lambda m: None)
+    cfg = _cfg(train_folds=[0])
+    cfg["wake_word"] = "hey earshot"
+    with pytest.raises(ValueError, match="no speaker rule"):
+        data.synthesize(cfg, tmp_path, lambda m: None)
 
 
 def _fake_data(tmp_path, monkeypatch):

@@ -96,11 +96,17 @@ def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
 def check_real_positives(cfg: dict) -> bool:
     """Whether ``cfg`` trains or validates on real positives (``real_positives`` names a
     fold), after checking its keys: fold indices (:func:`earshot.train.dataset.check_folds`)
-    and ``copies`` (None or an int >= 1). Raises ValueError naming the key."""
+    and ``copies`` (None or an int >= 1), and that a wake word without a speaker rule
+    (:data:`earshot.train.dataset.SPEAKER_RULES`) names a ``source`` folder. Raises ValueError
+    naming the key."""
     rc = cfg["real_positives"]
     if not rc["train_folds"] and not rc["validation_folds"]:
         return False
     dataset.check_folds(rc["folds"], rc["train_folds"], rc["validation_folds"])
+    if rc["source"] is None and cfg["wake_word"] not in dataset.SPEAKER_RULES:
+        raise ValueError(f"config: real_positives.source: the development clips of "
+                         f"{cfg['wake_word']!r} have no speaker rule; give a folder with one "
+                         f"subfolder per speaker")
     c = rc["copies"]
     if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
         raise ValueError(f"config: real_positives.copies must be null or an int >= 1, got {c!r}")
