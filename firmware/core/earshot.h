@@ -2,8 +2,9 @@
 //
 // Portable C99, no malloc, no mutable globals. Every object lives in memory the
 // caller owns: ask for its size with es_*_mem_size(), hand over a buffer of at
-// least that many bytes (any alignment; the core aligns internally to 4 bytes),
-// and get back a handle that points into that buffer (or NULL on error).
+// least that many bytes (any alignment; the core aligns internally to 4 bytes, or
+// to 8 on 64-bit hosts, where handles hold 8-byte pointers), and get back a handle
+// that points into that buffer (or NULL on error).
 //
 // Data flow per 10 ms hop (see shared DESIGN.md):
 //   int16 PCM (ES_HOP_SAMPLES) -> frontend -> int8 log-mel (ES_MEL_BINS)

@@ -28,15 +28,6 @@ struct es_engine_t {
     es_engine_layer_t layers[ES_MODEL_MAX_LAYERS];
 };
 
-// es_engine_t holds pointers: it is placed at a multiple of their size (4 bytes on the
-// ESP32-S3, 8 on 64-bit hosts), so a caller's buffer may lose up to ES_ENGINE_ALIGN - 1 bytes.
-#define ES_ENGINE_ALIGN (sizeof(void *) > 4u ? sizeof(void *) : 4u)
-
-static es_engine_t *es_engine_align(void *mem) {
-    const size_t pad = (ES_ENGINE_ALIGN - (uintptr_t)mem % ES_ENGINE_ALIGN) % ES_ENGINE_ALIGN;
-    return (es_engine_t *)((uint8_t *)mem + pad);
-}
-
 static size_t es_engine_ring_bytes(const es_model_t *m) {
     size_t bytes = 0;
     for (uint16_t i = 0; i < m->info.n_layers; i++) {
@@ -49,7 +40,7 @@ size_t es_engine_mem_size(const es_model_t *m) {
     if (m == NULL) {
         return 0;
     }
-    return (ES_ENGINE_ALIGN - 1u) + ES_ALIGN4(sizeof(es_engine_t)) + es_engine_ring_bytes(m)
+    return ES_ALIGN_SLACK + ES_ALIGN4(sizeof(es_engine_t)) + es_engine_ring_bytes(m)
            + ES_ALIGN4(m->layers[m->info.n_layers - 1].out_ch);
 }
 
@@ -68,7 +59,7 @@ es_engine_t *es_engine_init(void *mem, size_t mem_len, const es_model_t *m) {
     if (mem == NULL || m == NULL || mem_len < es_engine_mem_size(m)) {
         return NULL;
     }
-    es_engine_t *e = es_engine_align(mem);
+    es_engine_t *e = es_align_ptr(mem);  // it holds pointers: ES_HANDLE_ALIGN
     memset(e, 0, sizeof(*e));
     e->m = m;
     e->ring_bytes = es_engine_ring_bytes(m);

@@ -20,17 +20,23 @@
 // Round a byte count up to a multiple of 4, the core's internal alignment.
 #define ES_ALIGN4(n) (((size_t)(n) + 3u) & ~(size_t)3u)
 
-// Align a pointer up to 4 bytes; returns NULL if p is NULL.
+// Alignment of a handle placed in a caller's buffer: 4 bytes, or a pointer's size where that
+// is larger (8 on 64-bit hosts; 4 on the ESP32-S3), since handles hold pointers (es_model_t,
+// es_detector_t, es_engine_t, the adaptation handles) and a pointer read at an address that
+// is not a multiple of its size is undefined behaviour (found by bench/fuzz.py).
+#define ES_HANDLE_ALIGN (sizeof(void *) > 4u ? sizeof(void *) : 4u)
+
+// Align a pointer up to ES_HANDLE_ALIGN bytes; returns NULL if p is NULL.
 static inline void *es_align_ptr(void *p) {
     if (p == NULL) {
         return NULL;
     }
     uintptr_t a = (uintptr_t)p;
-    return (uint8_t *)p + ((4u - (a & 3u)) & 3u);
+    return (uint8_t *)p + (ES_HANDLE_ALIGN - a % ES_HANDLE_ALIGN) % ES_HANDLE_ALIGN;
 }
 
-// Bytes lost at most when a caller's buffer is aligned up to 4 bytes.
-#define ES_ALIGN_SLACK (3u)
+// Bytes lost at most when a caller's buffer is aligned up to ES_HANDLE_ALIGN bytes.
+#define ES_ALIGN_SLACK (ES_HANDLE_ALIGN - 1u)
 
 // floor(x / 2^s) for 0 <= s <= 31, without relying on implementation-defined
 // shifts: for x < 0, ~x = -x - 1 >= 0 and ~(~x >> s) = floor(x / 2^s).

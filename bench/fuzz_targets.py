@@ -1,0 +1,259 @@
+"""Atheris harnesses for the host's parsers, and the seed inputs of every fuzz target.
+
+``bench/fuzz.py`` runs each Python target in a child process::
+
+    python bench/fuzz_targets.py TARGET [libFuzzer flags] [CORPUS_DIR ...]
+
+A *crash* is any exception other than the error types the API documents, or a broken
+invariant (AssertionError). Targets:
+
+- ``py_telemetry``: :class:`earshot.board.telemetry.Decoder` (documented: never raises). Input:
+  byte 0 picks a chunk size (0: the whole stream at once), the rest is the byte stream.
+  Invariants: the frames, counters and text do not depend on the chunking; ``frames`` counts
+  the frames returned; every frame re-encodes (``encode_fields``) to bytes that decode to it.
+- ``py_recording``: :func:`earshot.board.monitor.read_recording` (documented: RecordError, a
+  ValueError). Byte 0 picks ``.csv`` (odd) or ``.jsonl`` (even), the rest is the file. Every
+  row it returns is a dict with a known ``kind``.
+- ``py_blob``: :func:`earshot.model.blob.describe` (documented: ValueError), on the input as
+  it is and with its CRC-32 recomputed (as ``fuzz_blob.h``). Differential: a blob the C
+  parser (``earshot.model.Model``) accepts, ``describe`` accepts with the same header numbers.
+- ``py_package``: :func:`earshot.model.package.load` (documented: ValueError) on a package
+  folder whose ``manifest.json`` is the input (up to ``BLOB_SEP``; after it, the bytes of
+  ``model.bin``). On success the blob came from a file inside the folder.
+
+Seeds (:func:`seeds`): the committed models' blobs and manifests (``models/*/``), telemetry
+streams as the device module frames them, and recordings as ``earshot monitor`` writes them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+BLOB_SEP = b"\0BLOB\0"  # py_package: manifest bytes, BLOB_SEP, blob bytes
+C_TARGETS = ("c_model", "c_adapt")
+PY_TARGETS = ("py_telemetry", "py_recording", "py_blob", "py_package")
+
+
+def model_blobs() -> list[bytes]:
+    """The committed models' blobs (models/*/model.bin), sorted by folder."""
+    return [p.read_bytes() for p in sorted(MODELS.glob("*/model.bin"))]
+
+
+def fix_crc(blob: bytes) -> bytes:
+    """``blob`` with the CRC-32 at bytes 8..12 recomputed over [12, total_bytes), when
+    total_bytes lies inside it (es_model.h); else unchanged."""
+    if len(blob) < 48:
+        return blob
+    total = int.from_bytes(blob[12:16], "little")
+    if not 12 <= total <= len(blob):
+        return blob
+    return blob[:8] + zlib.crc32(blob[12:total]).to_bytes(4, "little") + blob[12:]
+
+
+# --- seeds ------------------------------------------------------------------------------------
+
+
+def _telemetry_stream() -> bytes:
+    """A session as a board sends it: HELLO, STATS, DETECT, TEXT, END frames (sequence
+    numbers wrapping past 65535) between REPL text, every stuffed byte value present."""
+    from earshot.board import telemetry as T
+
+    out = [b"MicroPython v1.29 on unix\r\n>>> ",
+           T.encode_fields(T.HELLO, 65534, stream=1, hop_samples=160, rate_hz=16000,
+                           cutoff=247, window=3, refractory=25, vad=1, stats_every=100)]
+    for i in range(1, 6):
+        out.append(T.encode_fields(T.STATS, (65534 + 2 * i - 1) & 0xFFFF, hop=100 * i,
+                                   hops=100, vad_hops=0x0A, model_hops=0x0D, detections=i,
+                                   us_sum=0xA57D0D04, us_max=0x7D, mem_free=2_000_000))
+        out.append(T.encode_fields(T.DETECT, (65534 + 2 * i) & 0xFFFF, hop=0x04A5 * i,
+                                   score=0xA5))
+    out += [b"print\r\n", T.encode(T.TEXT, 9, "adapt: kept 3\r\n".encode()),
+            T.encode_fields(T.END, 10, stream=1, hops=500, detections=5)]
+    return b"".join(out)
+
+
+def _recordings() -> list[bytes]:
+    """The seed session recorded by earshot.board.monitor.Recorder as .jsonl and .csv,
+    each prefixed with the py_recording selector byte."""
+    from earshot.board import monitor, telemetry
+
+    frames = telemetry.Decoder().feed(_telemetry_stream())
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for selector, suffix in ((0, ".jsonl"), (1, ".csv")):
+            rec = monitor.Recorder(Path(tmp) / f"r{suffix}")
+            rec.write({"t": 0.0, "kind": "port", "event": "open"})
+            for i, f in enumerate(frames):
+                rec.write({"t": 0.01 * i, "kind": f.name, "seq": f.seq, **f.fields})
+            rec.close()
+            out.append(bytes([selector]) + rec.path.read_bytes())
+    return out
+
+
+def seeds(target: str) -> list[bytes]:
+    """Seed inputs of ``target`` (every name in C_TARGETS and PY_TARGETS)."""
+    if target in C_TARGETS or target == "py_blob":
+        from earshot.model import blob
+
+        made = [blob.random_model(seed=1), blob.random_model(seed=2, input_norm=2)]
+        return model_blobs() + made
+    if target == "py_telemetry":
+        stream = _telemetry_stream()
+        return [bytes([0]) + stream, bytes([7]) + stream, bytes([1]) + stream[:40]]
+    if target == "py_recording":
+        return _recordings()
+    if target == "py_package":
+        out = []
+        for man in sorted(MODELS.glob("*/manifest.json")):
+            out.append(man.read_bytes())
+            out.append(man.read_bytes() + BLOB_SEP + (man.parent / "model.bin").read_bytes())
+        return out
+    raise ValueError(f"unknown target {target!r}")
+
+
+# --- harnesses --------------------------------------------------------------------------------
+
+
+def _telemetry_harness():
+    from earshot.board import telemetry as T
+
+    def decode(stream: bytes, chunk: int):
+        dec = T.Decoder()
+        frames = []
+        step = chunk or max(len(stream), 1)
+        for i in range(0, len(stream), step):
+            frames += dec.feed(stream[i : i + step])
+        return dec, frames
+
+    def one(data: bytes) -> None:
+        if not data:
+            return
+        whole, frames = decode(data[1:], 0)
+        dec, chunked = decode(data[1:], data[0])
+        key = [(f.kind, f.seq, f.fields) for f in frames]
+        assert [(f.kind, f.seq, f.fields) for f in chunked] == key, "chunking changed frames"
+        assert (dec.frames, dec.corrupt, dec.dropped) == (whole.frames, whole.corrupt,
+                                                         whole.dropped), "chunking: counters"
+        assert dec.take_text() == whole.take_text(), "chunking changed the text"
+        assert whole.frames == len(frames) and whole.corrupt >= 0 and whole.dropped >= 0
+        for f in frames:
+            assert f.kind in T.NAMES and isinstance(f.name, str)
+            wire = (T.encode(f.kind, f.seq, f["text"].encode()) if f.kind == T.TEXT
+                    else T.encode_fields(f.kind, f.seq, **f.fields))  # fmt: skip
+            again = T.Decoder().feed(wire)
+            assert len(again) == 1 and again[0].fields == f.fields, "re-encoding changed it"
+
+    return one
+
+
+def _recording_harness(tmp: Path):
+    from earshot.board import monitor
+
+    kinds = set(monitor.NAMES.values()) | {"port"}
+
+    def one(data: bytes) -> None:
+        path = tmp / ("rec.csv" if data[:1] and data[0] & 1 else "rec.jsonl")
+        path.write_bytes(data[1:])
+        try:
+            rows = monitor.read_recording(path)
+        except monitor.RecordError:
+            return
+        for row in rows:
+            assert isinstance(row, dict) and row.get("kind") in kinds, row
+
+    return one
+
+
+HEADER_KEYS = {"n_layers": "n_layers", "input_frames": "input_frames", "cutoff": "cutoff",
+               "output_stride": "output_stride", "window": "window", "input_norm": "input_norm",
+               "refractory": "refractory", "macs_per_output": "macs_per_output"}
+
+
+def _blob_harness():
+    from earshot.model import Model, blob
+
+    def one(data: bytes) -> None:
+        for b in {data, fix_crc(data)}:
+            try:
+                desc = blob.describe(b)
+            except ValueError:
+                desc = None
+            try:
+                info = Model(b).info
+            except ValueError:
+                continue
+            assert desc is not None, "describe refused a blob the C parser accepts"
+            for d_key, c_key in HEADER_KEYS.items():
+                assert desc[d_key] == info[c_key], (d_key, desc[d_key], info[c_key])
+
+    return one
+
+
+def _package_harness(tmp: Path):
+    from earshot.model import package
+
+    folder = tmp / "pkg"
+    folder.mkdir()
+    default = (MODELS / "alexa" / "model.bin").read_bytes()
+    (folder / "model.tflite").write_bytes((MODELS / "alexa" / "model.tflite").read_bytes())
+    state = {"blob": None}
+
+    def one(data: bytes) -> None:
+        manifest, sep, blob_bytes = data.partition(BLOB_SEP)
+        want = blob_bytes if sep else default
+        if state["blob"] != want:
+            (folder / "model.bin").write_bytes(want)
+            state["blob"] = want
+        (folder / "manifest.json").write_bytes(manifest)
+        try:
+            man, got = package.load(folder)
+        except ValueError:
+            return
+        inside = (folder / man["blob"]).resolve()
+        assert folder.resolve() in inside.parents, f"blob {man['blob']!r} outside the folder"
+        assert got == inside.read_bytes()
+
+    return one
+
+
+def harness(target: str, tmp: Path):
+    """The TestOneInput function of a Python target (its modules imported instrumented)."""
+    import atheris
+
+    with atheris.instrument_imports(include=["earshot"]):
+        if target == "py_telemetry":
+            return _telemetry_harness()
+        if target == "py_recording":
+            return _recording_harness(tmp)
+        if target == "py_blob":
+            return _blob_harness()
+        if target == "py_package":
+            return _package_harness(tmp)
+    raise ValueError(f"unknown Python target {target!r}; choose from {PY_TARGETS}")
+
+
+def main(argv: list[str]) -> None:
+    """Run one Python target under atheris: ``argv`` = [prog, TARGET, libFuzzer args...]."""
+    import atheris
+
+    if len(argv) < 2 or argv[1] not in PY_TARGETS:
+        sys.exit(f"usage: fuzz_targets.py {{{','.join(PY_TARGETS)}}} [libFuzzer flags]")
+    # libFuzzer ends the process itself: scratch files go to a folder under build/fuzz/.
+    tmp = ROOT / "build" / "fuzz" / "work" / argv[1]
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    one = harness(argv[1], tmp)
+    atheris.Setup([argv[0], *argv[2:]], one)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main(sys.argv)
