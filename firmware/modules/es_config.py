@@ -47,11 +47,89 @@ DEFAULTS = {
 }
 
 
+# What check() accepts besides DEFAULTS' keys: the microphone keys (es_audio.I2SSource), the
+# file source's keys (es_audio.FileSource) and the "adapt" keys es_loop.py handles itself
+# (the rest are es_adapt.DEFAULTS keys, checked by es_loop when adaptation starts, and by
+# the host's `earshot deploy`, which passes them as `adapt_keys`).
+I2S_KEYS = ("kind", "id", "sck", "ws", "sd", "mck", "bits", "shift", "ibuf")
+FILE_KEYS = ("path", "realtime")
+ADAPT_OWN = {"enabled": bool, "save_to": str, "reload": bool}  # es_loop.ADAPT_KEYS
+# Integer keys: (lowest, highest, None allowed): the binding's ranges for the posterior.
+INTS = {"cutoff": (1, 255, True), "window": (1, 32, True), "refractory": (0, 65535, True),
+        "block_hops": (1, 1 << 20, False), "stats_every": (1, 1 << 20, False)}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _sub(key, value, known, out):
+    # Problems of a nested object (i2s, file): unknown keys, non-objects.
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        out.append("%s must be an object, got %r" % (key, value))
+        return {}
+    for k in value:
+        if known is not None and k not in known:
+            out.append("unknown %s key %r (known: %s)" % (key, k, ", ".join(known)))
+    return value
+
+
+def check(overrides, adapt_keys=None):
+    """The problems (a list of strings, empty when fine) of a configuration object
+    `overrides` (what earshot.json holds): not an object, unknown keys (also inside i2s,
+    file and adapt), wrong types, integers out of range (cutoff 1..255 as probability * 255,
+    window 1..32, refractory 0..65535, block_hops and stats_every >= 1), source not "i2s" or
+    "file". `adapt_keys`: the es_adapt.DEFAULTS keys an "adapt" object may also hold (None:
+    not checked here; es_loop checks them when adaptation starts). Touches no file."""
+    if not isinstance(overrides, dict):
+        return ["top level must be an object, got %s" % type(overrides).__name__]
+    out = []
+    for k in overrides:
+        if k not in DEFAULTS:
+            out.append("unknown key %r (known: %s)" % (k, ", ".join(sorted(DEFAULTS))))
+    for k, (lo, hi, none_ok) in INTS.items():
+        if k in overrides:
+            v = overrides[k]
+            if not ((v is None and none_ok) or (_is_int(v) and lo <= v <= hi)):
+                out.append("%s must be an integer in %d..%d%s, got %r"
+                           % (k, lo, hi, " or null" if none_ok else "", v))
+    for k in ("vad", "autostart"):
+        if k in overrides and not isinstance(overrides[k], bool):
+            out.append("%s must be true or false, got %r" % (k, overrides[k]))
+    m = overrides.get("model", "model.bin")
+    if not ((isinstance(m, str) and m) or isinstance(m, (bytes, bytearray, memoryview))):
+        out.append("model must be a file path or \"partition:<label>\", got %r" % (m,))
+    if overrides.get("source", "i2s") not in ("i2s", "file"):
+        out.append("source must be \"i2s\" or \"file\", got %r" % (overrides["source"],))
+    for k, v in _sub("i2s", overrides.get("i2s"), I2S_KEYS, out).items():
+        if k in I2S_KEYS and not (_is_int(v) or (k == "kind" and isinstance(v, str))):
+            out.append("i2s.%s must be %s, got %r" % (k, "a string" if k == "kind"
+                                                      else "an integer", v))
+    f = _sub("file", overrides.get("file"), FILE_KEYS, out)
+    if "path" in f and not isinstance(f["path"], str):
+        out.append("file.path must be a string, got %r" % (f["path"],))
+    if "realtime" in f and not isinstance(f["realtime"], bool):
+        out.append("file.realtime must be true or false, got %r" % (f["realtime"],))
+    known = ("enabled", "save_to", "reload") + tuple(adapt_keys or ())
+    for k, v in _sub("adapt", overrides.get("adapt"), known if adapt_keys else None, out).items():
+        typ = ADAPT_OWN.get(k)
+        if typ is not None and not isinstance(v, typ):
+            out.append("adapt.%s must be %s, got %r" % (k, "a string" if typ is str
+                                                        else "true or false", v))
+        elif typ is None and adapt_keys and (isinstance(v, bool) or
+                                             not isinstance(v, (int, float))):
+            out.append("adapt.%s must be a number, got %r" % (k, v))
+    return out
+
+
 def merge(overrides):
-    """DEFAULTS updated with `overrides` (a dict). Raises ValueError naming unknown keys."""
-    unknown = [k for k in overrides if k not in DEFAULTS]
-    if unknown:
-        raise ValueError("unknown config keys: " + ", ".join(sorted(unknown)))
+    """DEFAULTS updated with `overrides` (a dict). Raises ValueError listing the problems
+    check() finds (unknown keys, wrong types, out of range)."""
+    bad = check(overrides)
+    if bad:
+        raise ValueError("config: " + "; ".join(bad))
     cfg = {}
     for key, value in DEFAULTS.items():
         if isinstance(value, dict):
@@ -60,9 +138,6 @@ def merge(overrides):
         elif key in overrides:
             value = overrides[key]
         cfg[key] = value
-    for key in ("block_hops", "stats_every"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError("%s must be a positive integer, got %r" % (key, cfg[key]))
     cfg["model"] = model_source(cfg["model"])
     return cfg
 

@@ -18,6 +18,13 @@
 # is used at boot when its file is valid; adaptation only runs on the configured model (call
 # es_adapt.restore(), or `earshot adapt --rollback`, to start over).
 #
+# Which model: load_model() tries the adapted model (config adapt.save_to), then the
+# configured factory model (config "model", "model.bin"), then its backup ("model.bin.bak",
+# the previous model, kept by `earshot deploy`, which writes the factory model through
+# "model.bin.tmp": verify, move the old one to the backup, rename; see docs/boards.md). The
+# first that parses is used. When none does, start() says so on the console and in a TEXT
+# telemetry frame and returns, so the board stays at the REPL for a new deploy.
+#
 # Entry points: start() (config from earshot.json; what main.py calls) and run_files()
 # (a list of recordings as separate streams, for tests and the demo).
 
@@ -28,6 +35,8 @@ from es_const import FLAG_DETECT, HOP_SAMPLES
 from es_telemetry import Telemetry
 
 HOP_BYTES = HOP_SAMPLES * 2  # int16 samples
+BACKUP_SUFFIX = ".bak"  # the factory model's backup: "model.bin.bak" (earshot deploy)
+TEMP_SUFFIX = ".tmp"  # where earshot deploy writes the factory model before the rename
 LAST = None  # the Loop of the last run_files() call (tests read its adaptation results)
 
 
@@ -159,20 +168,46 @@ def _make_detector(model, cfg):
                             refractory=cfg.get("refractory"), vad=cfg.get("vad", True))
 
 
-def _detector(cfg):
-    # (detector, params, model, adapted): the adapted model (config adapt.save_to) when its
-    # file is valid, else the configured one.
+class NoModelError(ValueError):
+    """No candidate model parses; the message names each one tried and why."""
+
+
+def load_model(cfg):
+    """(model, name, adapted) for the merged config `cfg`: the first that parses of the
+    adapted model (cfg adapt.save_to, adapted True), the configured model (cfg["model"]: a
+    path, or a buffer from a partition or a frozen module) and, when that is a path, its
+    backup (path + BACKUP_SUFFIX). Raises NoModelError naming every candidate and why it
+    failed (missing file, "blob truncated", CRC mismatch, ...)."""
     import earshot
 
-    model, adapted = None, False
     path = (cfg.get("adapt") or {}).get("save_to")
-    if path:
+    src = cfg["model"]
+    tries = [(path, True)] if path else []
+    tries.append((src, False))
+    if isinstance(src, str):
+        tries.append((src + BACKUP_SUFFIX, False))
+    why = []
+    for source, adapted in tries:
+        name = source if isinstance(source, str) else "built-in model"
         try:
-            model, adapted = earshot.load_model(path), True
-        except (OSError, ValueError):
-            pass
-    if model is None:
-        model = earshot.load_model(cfg["model"])
+            return earshot.load_model(source), name, adapted
+        except (OSError, ValueError) as exc:
+            missing = isinstance(exc, OSError) and exc.args and exc.args[0] == 2  # ENOENT
+            why.append("%s: %s" % (name, "missing" if missing else exc))
+    raise NoModelError("no valid model (" + "; ".join(why) + ")")
+
+
+def say(message, telemetry=None):
+    """Tell the user: `message` on the console (the REPL) and, with `telemetry`, in a TEXT
+    frame (what `earshot monitor` shows)."""
+    print(message)
+    if telemetry is not None:
+        telemetry.text(message)
+
+
+def _detector(cfg):
+    # (detector, params, model, adapted); NoModelError when no model parses.
+    model, _, adapted = load_model(cfg)
     return _make_detector(model, cfg), _params(model, cfg), model, adapted
 
 
@@ -210,15 +245,21 @@ def _adaptation(cfg, model, adapted):
 
 def start(cfg=None, telemetry=None):
     """Run the detector on the configured source (es_config.load() when cfg is None) until
-    the source ends or Ctrl-C. Returns (hops, detections)."""
+    the source ends or Ctrl-C. Returns (hops, detections), or None when no model parses
+    (load_model): then it says so (say(): console and a TEXT frame) instead of raising, so
+    main.py returns to the REPL and a new `earshot deploy` can fix the board."""
     import es_audio
     import es_config
 
     cfg = es_config.load() if cfg is None else es_config.merge(cfg)
-    det, params, model, adapted = _detector(cfg)
+    tel = telemetry or Telemetry()
+    try:
+        det, params, model, adapted = _detector(cfg)
+    except NoModelError as exc:
+        say("earshot: not listening: %s; deploy a model (earshot deploy)" % exc, tel)
+        return None
     adapter, on_adapted = _adaptation(cfg, model, adapted)
     source = es_audio.make_source(cfg)
-    tel = telemetry or Telemetry()
     try:
         loop = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted)
         return loop.run(source, 0, params)
