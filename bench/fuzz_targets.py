@@ -12,14 +12,20 @@ invariant (AssertionError). Targets:
   Invariants: the frames, counters and text do not depend on the chunking; ``frames`` counts
   the frames returned; every frame re-encodes (``encode_fields``) to bytes that decode to it.
 - ``py_recording``: :func:`earshot.board.monitor.read_recording` (documented: RecordError, a
-  ValueError). Byte 0 picks ``.csv`` (odd) or ``.jsonl`` (even), the rest is the file. Every
-  row it returns is a dict with a known ``kind``.
+  ValueError). Byte 0 picks ``.csv`` (bit 0 set) or ``.jsonl``, and with bit 1 set a
+  *structured* input: the rest drives an atheris FuzzedDataProvider that writes rows of
+  recording shape whose values come from :func:`json_value` (integers of up to 1,000
+  bytes, inf and nan, long strings, deeply nested arrays), which byte mutations rarely
+  build; else the rest is the file. Every row it returns is a dict with a known ``kind``, and
+  ``earshot.board.plot.timeline`` takes them.
 - ``py_blob``: :func:`earshot.model.blob.describe` (documented: ValueError), on the input as
   it is and with its CRC-32 recomputed (as ``fuzz_blob.h``). Differential: a blob the C
   parser (``earshot.model.Model``) accepts, ``describe`` accepts with the same header numbers.
 - ``py_package``: :func:`earshot.model.package.load` (documented: ValueError) on a package
   folder whose ``manifest.json`` is the input (up to ``BLOB_SEP``; after it, the bytes of
-  ``model.bin``). On success the blob came from a file inside the folder.
+  ``model.bin``), or, for an input starting with ``STRUCTURED``, the committed manifest with
+  a few values replaced by :func:`json_value`. On success the blob came from a file inside
+  the folder.
 
 Seeds (:func:`seeds`): the committed models' blobs and manifests (``models/*/``), telemetry
 streams as the device module frames them, and recordings as ``earshot monitor`` writes them.
@@ -27,6 +33,9 @@ streams as the device module frames them, and recordings as ``earshot monitor`` 
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import shutil
 import sys
@@ -37,6 +46,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 BLOB_SEP = b"\0BLOB\0"  # py_package: manifest bytes, BLOB_SEP, blob bytes
+STRUCTURED = b"\0S"  # py_package: the rest drives json_value replacements
+MAX_INT_BYTES = 1000  # json_value: longest integer (about 2,400 digits, < int's str limit)
+MAX_NEST = 5000  # json_value: deepest array nesting
+MAX_STR = 200_000  # json_value: longest string (past the csv module's 131,072 field limit)
 C_TARGETS = ("c_model", "c_adapt")
 PY_TARGETS = ("py_telemetry", "py_recording", "py_blob", "py_package")
 
@@ -55,6 +68,54 @@ def fix_crc(blob: bytes) -> bytes:
     if not 12 <= total <= len(blob):
         return blob
     return blob[:8] + zlib.crc32(blob[12:total]).to_bytes(4, "little") + blob[12:]
+
+
+def json_value(fdp) -> str:
+    """JSON text of one value drawn by ``fdp`` (an atheris FuzzedDataProvider): an integer
+    of 0..MAX_INT_BYTES bytes, a float (inf, nan and subnormals included), a string (short,
+    or one character repeated up to MAX_STR times), a bool, null, or arrays nested up to
+    MAX_NEST deep."""
+    kind = fdp.ConsumeIntInRange(0, 5)
+    if kind == 0:
+        return str(fdp.ConsumeInt(fdp.ConsumeIntInRange(0, MAX_INT_BYTES)))
+    if kind == 1:
+        x = fdp.ConsumeFloat()
+        return "NaN" if x != x else "Infinity" if x == float("inf") else \
+            "-Infinity" if x == float("-inf") else repr(x)
+    if kind == 2:
+        if fdp.ConsumeBool():
+            return json.dumps(fdp.ConsumeUnicode(1) * fdp.ConsumeIntInRange(0, MAX_STR))
+        return json.dumps(fdp.ConsumeUnicode(fdp.ConsumeIntInRange(0, 16)))
+    if kind == 3:
+        return "true" if fdp.ConsumeBool() else "false"
+    if kind == 4:
+        return "null"
+    depth = fdp.ConsumeIntInRange(1, MAX_NEST)
+    return "[" * depth + "]" * depth
+
+
+def _structured_recording(body: bytes, as_csv: bool) -> bytes:
+    """A recording of 1..4 rows of a recording's shape (a kind, ``t``, that kind's fields)
+    with values from :func:`json_value` (CSV: the values' JSON text as cells)."""
+    import atheris
+    from earshot.board import monitor
+
+    fdp = atheris.FuzzedDataProvider(body)
+    names = sorted(monitor._FIELD_MAX) + ["text", "port"]
+    rows = []
+    for _ in range(fdp.ConsumeIntInRange(1, 4)):
+        kind = names[fdp.ConsumeIntInRange(0, len(names) - 1)]
+        keys = ["t", *monitor._FIELD_MAX.get(kind, {"text": 0, "event": 0})]
+        rows.append([("kind", json.dumps(kind))] + [(k, json_value(fdp)) for k in keys])
+    if not as_csv:
+        lines = ["{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in r) + "}" for r in rows]
+        return "\n".join(lines).encode("utf-8", "surrogatepass")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, monitor.CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: v.strip('"') for k, v in r})
+    return out.getvalue().encode("utf-8", "surrogatepass")
 
 
 # --- seeds ------------------------------------------------------------------------------------
@@ -94,6 +155,8 @@ def _recordings() -> list[bytes]:
                 rec.write({"t": 0.01 * i, "kind": f.name, "seq": f.seq, **f.fields})
             rec.close()
             out.append(bytes([selector]) + rec.path.read_bytes())
+    # Structured inputs (py_recording byte 0 bit 1): any bytes make rows.
+    out += [bytes([2]) + bytes(range(64)), bytes([3]) + bytes(range(64, 160))]
     return out
 
 
@@ -114,7 +177,7 @@ def seeds(target: str) -> list[bytes]:
         for man in sorted(MODELS.glob("*/manifest.json")):
             out.append(man.read_bytes())
             out.append(man.read_bytes() + BLOB_SEP + (man.parent / "model.bin").read_bytes())
-        return out
+        return out + [STRUCTURED + bytes(range(48))]
     raise ValueError(f"unknown target {target!r}")
 
 
@@ -154,19 +217,23 @@ def _telemetry_harness():
 
 
 def _recording_harness(tmp: Path):
-    from earshot.board import monitor
+    from earshot.board import monitor, plot
 
     kinds = set(monitor.NAMES.values()) | {"port"}
 
     def one(data: bytes) -> None:
-        path = tmp / ("rec.csv" if data[:1] and data[0] & 1 else "rec.jsonl")
-        path.write_bytes(data[1:])
+        if not data:
+            return
+        path = tmp / ("rec.csv" if data[0] & 1 else "rec.jsonl")
+        path.write_bytes(_structured_recording(data[1:], bool(data[0] & 1)) if data[0] & 2
+                         else data[1:])  # fmt: skip
         try:
             rows = monitor.read_recording(path)
         except monitor.RecordError:
             return
         for row in rows:
             assert isinstance(row, dict) and row.get("kind") in kinds, row
+        plot.timeline(rows)  # what `earshot plot` draws from them
 
     return one
 
@@ -205,7 +272,23 @@ def _package_harness(tmp: Path):
     (folder / "model.tflite").write_bytes((MODELS / "alexa" / "model.tflite").read_bytes())
     state = {"blob": None}
 
+    manifest_text = (MODELS / "alexa" / "manifest.json").read_text()
+    keys = sorted(json.loads(manifest_text))
+
+    def structured(body: bytes) -> bytes:
+        """The committed manifest with 1..3 values replaced by json_value draws."""
+        import atheris
+
+        fdp = atheris.FuzzedDataProvider(body)
+        man = {k: json.dumps(v) for k, v in json.loads(manifest_text).items()}
+        for _ in range(fdp.ConsumeIntInRange(1, 3)):
+            man[keys[fdp.ConsumeIntInRange(0, len(keys) - 1)]] = json_value(fdp)
+        text = "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in man.items()) + "}"
+        return text.encode("utf-8", "surrogatepass")
+
     def one(data: bytes) -> None:
+        if data.startswith(STRUCTURED):
+            data = structured(data[len(STRUCTURED) :])
         manifest, sep, blob_bytes = data.partition(BLOB_SEP)
         want = blob_bytes if sep else default
         if state["blob"] != want:

@@ -137,3 +137,26 @@ def test_driver_reports_a_crash_and_its_reproducer(tmp_path, monkeypatch):
     with open(repro, "rb") as f:
         assert f.read() == b"boom!"
     assert "reproducer: " + repro in fuzz.table([r])
+
+
+# ---------------------------------------------------------------------------------------
+# Regressions: inputs that made read_recording raise something other than RecordError (the
+# structured mode of py_recording, bench/fuzz_targets.py, and the inputs it was built from).
+
+BAD_RECORDINGS = {
+    "nested.jsonl": "[" * 100_000 + "]" * 100_000,  # RecursionError
+    "huge-t.jsonl": '{"t": 1' + "0" * 400 + ', "kind": "port", "event": "open"}',  # Overflow
+    "nan-t.jsonl": '{"t": NaN, "kind": "port", "event": "open"}',
+    "big-cell.csv": 'kind,text\ntext,"' + "x" * 200_000 + '"\n',  # csv.Error: field limit
+    "huge-t.csv": "kind,t,event\nport,1e999,open\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RECORDINGS))
+def test_read_recording_refuses_hostile_files_with_record_error(name, tmp_path):
+    from earshot.board.monitor import RecordError, read_recording
+
+    path = tmp_path / name
+    path.write_text(BAD_RECORDINGS[name])
+    with pytest.raises(RecordError, match=name.replace(".", r"\.") + ":[12]: "):
+        read_recording(path)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import struct
 import threading
 import time
@@ -31,6 +30,8 @@ CSV_COLUMNS = ["t", "kind", "seq"]
 for _st, _names in PAYLOADS.values():
     CSV_COLUMNS += [n for n in _names if n not in CSV_COLUMNS]
 CSV_COLUMNS += ["text", "event"]
+#: Largest row time read back, s (``t``; about 31,700 years of monitoring).
+MAX_T_S = 1e12
 #: Integer CSV columns (converted back by read_recording).
 _INT_COLUMNS = set(CSV_COLUMNS) - {"t", "kind", "text", "event"}
 
@@ -80,14 +81,16 @@ _FIELD_MAX = {
 def _check_row(row, where: str) -> dict:
     """``row`` if it is a recording row :func:`read_recording` can hand to a plot: a JSON
     object whose ``kind`` is a frame (every payload field an integer within its width),
-    ``text`` (a string ``text``) or ``port`` (a string ``event``), with a finite, non-negative
-    ``t`` when present. Raises RecordError naming ``where`` (file:line) and the problem."""
+    ``text`` (a string ``text``) or ``port`` (a string ``event``), with a ``t`` in
+    0..MAX_T_S seconds when present. Raises RecordError naming ``where`` (file:line) and the
+    problem."""
     if not isinstance(row, dict):
         raise RecordError(f"{where}: a row is a JSON object, not {type(row).__name__}")
     kind = row.get("kind")
     t = row.get("t")
+    # A range check, not math.isfinite (OverflowError for an int beyond a float); nan fails.
     if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
-                          or not math.isfinite(t) or t < 0):  # fmt: skip
+                          or not 0 <= t <= MAX_T_S):  # fmt: skip
         raise RecordError(f"{where}: t={t!r} is not a time in seconds")
     if kind in _FIELD_MAX:
         for name, top in _FIELD_MAX[kind].items():
@@ -113,6 +116,25 @@ def _read_text(path: Path) -> str:
         raise RecordError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
 
 
+def _read_csv_rows(reader: csv.DictReader, path: Path) -> list[dict]:
+    """The rows of a monitor CSV (empty cells dropped, numbers converted), each checked by
+    :func:`_check_row`. Raises RecordError naming the line, csv.Error from the reader."""
+    if reader.fieldnames is None or "kind" not in reader.fieldnames:
+        raise RecordError(f"{path}: not an earshot monitor CSV (no 'kind' column)")
+    rows = []
+    for i, raw in enumerate(reader, 2):
+        row = {}
+        for k, v in raw.items():
+            if v in ("", None) or k is None:
+                continue
+            try:
+                row[k] = float(v) if k == "t" else int(v) if k in _INT_COLUMNS else v
+            except ValueError as exc:
+                raise RecordError(f"{path}:{i}: {k}={v!r} is not a number") from exc
+        rows.append(_check_row(row, f"{path}:{i}"))
+    return rows
+
+
 def read_recording(path) -> list[dict]:
     """Rows of a ``.jsonl`` or ``.csv`` recording, as dicts (CSV: empty cells dropped,
     numbers converted), each checked by :func:`_check_row`. Raises RecordError naming the
@@ -125,23 +147,16 @@ def read_recording(path) -> list[dict]:
             if line.strip():
                 try:
                     row = json.loads(line)
-                except json.JSONDecodeError as exc:
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    # RecursionError: arrays or objects nested too deeply for the parser.
                     raise RecordError(f"{path}:{i}: not JSON ({exc})") from exc
                 rows.append(_check_row(row, f"{path}:{i}"))
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-        if reader.fieldnames is None or "kind" not in reader.fieldnames:
-            raise RecordError(f"{path}: not an earshot monitor CSV (no 'kind' column)")
-        for i, raw in enumerate(reader, 2):
-            row = {}
-            for k, v in raw.items():
-                if v in ("", None) or k is None:
-                    continue
-                try:
-                    row[k] = float(v) if k == "t" else int(v) if k in _INT_COLUMNS else v
-                except ValueError as exc:
-                    raise RecordError(f"{path}:{i}: {k}={v!r} is not a number") from exc
-            rows.append(_check_row(row, f"{path}:{i}"))
+        try:
+            rows = _read_csv_rows(reader, path)
+        except csv.Error as exc:  # e.g. a cell beyond csv.field_size_limit()
+            raise RecordError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
     else:
         raise RecordError(f"{path}: expected a .jsonl or .csv recording")
     return rows
