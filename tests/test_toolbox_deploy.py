@@ -1,5 +1,9 @@
 """`earshot deploy` on the virtual board: mpremote and ampy, hash-skip on the second deploy,
-architecture / ABI mismatches refused before anything is copied."""
+`--force` writes every file, architecture / ABI mismatches refused before anything is copied,
+bad models and configurations refused before the board is even opened."""
+
+import json
+import os
 
 import pytest
 
@@ -125,4 +129,127 @@ def test_cli_deploy(board, capsys):
     assert cli.main(["deploy", "--port", board.port, "--tool", "ampy"]) == 0
     assert f"unchanged ({len(everything)}, by sha256)" in capsys.readouterr().out
     assert cli.main(["deploy", "--port", board.port, "--board", "NOPE"]) == 1
-    assert "unknown board 'NOPE'" in capsys.readouterr().out
+    assert "unknown board 'NOPE'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_force_writes_every_file_and_says_so(board, capsys):
+    """--force used to report "copied (N)" while mpremote's own cp skipped every file whose
+    sha256 matched: now mpremote gets -f, and the board's files are really rewritten."""
+    first = deploy.sync(board.port)
+    names = first.copied
+    for name in names:  # mark the board's copies: a rewrite gives them a new mtime
+        os.utime(board.flash_dir / name, (0, 0))
+    assert cli.main(["deploy", "--port", board.port, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert f"copied ({len(names)}, forced)" in out and "unchanged (0," in out
+    assert "model.bin: written through model.bin.tmp, checked on the board; previous model kept" in out
+    rewritten = [n for n in names if (board.flash_dir / n).stat().st_mtime > 0]
+    assert sorted(rewritten) == sorted(names)
+    assert (board.flash_dir / "model.bin.bak").read_bytes() == deploy.DEFAULT_MODEL.read_bytes()
+
+
+# -- inputs checked before the board is opened -----------------------------------------------
+GOOD = deploy.DEFAULT_MODEL.read_bytes()
+
+
+def _flipped(data):
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0x10
+    return bytes(out)
+
+
+@pytest.fixture
+def no_board(monkeypatch, tmp_path):
+    """A port that does not exist, and a deploy tool that fails the test if it is opened."""
+
+    def opened(*args, **kwargs):
+        raise AssertionError("the board was opened")
+
+    monkeypatch.setattr(deploy, "_tool", opened)
+    monkeypatch.setattr(deploy, "mpremote", opened)
+    return str(tmp_path / "no-such-port")
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "bad model blob: blob shorter than its header"),
+    (GOOD[:100], "bad model blob: blob truncated"),
+    (_flipped(GOOD), "bad model blob: payload CRC mismatch"),
+])  # fmt: skip
+def test_a_bad_blob_is_refused_before_connecting(no_board, tmp_path, capsys, data, reason):
+    model = tmp_path / "model.bin"
+    model.write_bytes(data)
+    with pytest.raises(deploy.InputError, match=reason):
+        deploy.sync(no_board, model=model)
+    assert cli.main(["deploy", "--port", no_board, "--model", str(model)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"earshot deploy: {model}: {reason}\n" and captured.out == ""
+
+
+def test_a_packaged_blob_is_checked_against_its_manifest(no_board, tmp_path, capsys):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for name in ("model.bin", "model.tflite", "manifest.json"):
+        (pkg / name).write_bytes((deploy.DEFAULT_MODEL.parent / name).read_bytes())
+    (pkg / "model.bin").write_bytes(_flipped(GOOD))  # the manifest's CRC-32 catches it first
+    assert cli.main(["deploy", "--port", no_board, "--model", str(pkg / "model.bin")]) == 1
+    assert f"{pkg / 'model.bin'}: CRC-32 " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"bogus": 1}', "unknown key 'bogus' (known: adapt, autostart,"),
+    ("[1, 2]", "top level must be an object, got list"),
+    ('"autostart"', "top level must be an object, got str"),
+    ('{"autostart": tr', "not valid JSON"),
+    ('{"cutoff": 300}', "cutoff must be an integer in 1..255 or null, got 300"),
+    ('{"window": 0, "vad": "yes"}', "window must be an integer in 1..32 or null, got 0; vad "
+                                    "must be true or false, got 'yes'"),
+    ('{"source": "mic"}', "source must be \"i2s\" or \"file\", got 'mic'"),
+    ('{"i2s": {"sck": 5, "pin": 3}}', "unknown i2s key 'pin'"),
+    ('{"file": {"path": 3}}', "file.path must be a string, got 3"),
+    ('{"adapt": {"enabled": true, "slice_mac": 1}}', "unknown adapt key 'slice_mac'"),
+    ('{"adapt": {"lr": "fast"}}', "adapt.lr must be a number, got 'fast'"),
+    ('{"block_hops": 0}', "block_hops must be an integer in 1..1048576, got 0"),
+])  # fmt: skip
+def test_a_bad_config_is_refused_before_connecting(no_board, tmp_path, capsys, text, problem):
+    cfg = tmp_path / "earshot.json"
+    cfg.write_text(text)
+    assert cli.main(["deploy", "--port", no_board, "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"earshot deploy: {cfg}: ") and problem in err, err
+    assert err.count("\n") == 1
+    if text.startswith("{") and text.endswith("}"):
+        with pytest.raises(deploy.InputError, match="^config: "):
+            deploy.sync(no_board, config=json.loads(text))
+
+
+def test_good_configs_pass_and_usage_errors_exit_2(no_board, tmp_path, capsys):
+    ok = {"autostart": True, "cutoff": None, "window": 3, "source": "file",
+          "file": {"path": "mic.raw", "realtime": False}, "i2s": {"kind": "i2s", "sck": 5},
+          "adapt": {"enabled": True, "slice_macs": 50000, "lr": 0.001, "save_to": "a.bin"}}  # fmt: skip
+    assert deploy.check_config(ok) == ok
+    missing = tmp_path / "none.json"
+    assert cli.main(["deploy", "--port", no_board, "--config", str(missing)]) == 1
+    assert f"{missing}: cannot read" in capsys.readouterr().err
+    for argv in (["deploy"], ["deploy", "--port", no_board, "--tool", "rshell"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2
+    assert cli.main(["deploy", "--port", no_board, "--mpy", str(tmp_path / "x.mpy")]) == 1
+    assert "missing: " in capsys.readouterr().err
+    bad_mpy = tmp_path / "bad.mpy"
+    bad_mpy.write_bytes(b"not an mpy")
+    assert cli.main(["deploy", "--port", no_board, "--mpy", str(bad_mpy)]) == 1
+    assert f"{bad_mpy}: not a .mpy file" in capsys.readouterr().err
+
+
+def test_the_host_checks_configs_with_the_boards_own_schema():
+    """deploy reads es_config.check from firmware/modules and es_adapt.DEFAULTS' keys."""
+    from earshot import adapt
+
+    assert set(deploy.adapt_keys()) == set(adapt.DEFAULTS)
+    es_config = deploy._es_module("es_config")
+    assert set(es_config.DEFAULTS) == {"model", "cutoff", "window", "refractory", "vad",
+                                       "source", "i2s", "file", "block_hops", "stats_every",
+                                       "autostart", "adapt"}  # fmt: skip
+    assert es_config.check(es_config.DEFAULTS) == []

@@ -15,7 +15,20 @@ each file already on the flash: ``sha256:<hex>`` when the board has ``hashlib.sh
   version and sub-version, the header bytes 1 and 2 described in MicroPython's
   ``docs/reference/mpyfiles.rst``) differ from what the board's ``_mpy`` says it loads;
   firmware with ``_earshot`` built in gets no ``.mpy`` at all;
-* files whose digest matches the host's copy are skipped.
+* files whose digest matches the host's copy are skipped (``skip_unchanged=False``, the CLI's
+  ``--force``: every file is written, mpremote's ``cp`` gets its own ``-f``).
+
+Nothing reaches the board before every input is checked (:func:`check_inputs`, before
+connecting; :class:`InputError` names the file and the problem): the model through
+:func:`earshot.model.package.load_blob` (the C parser; a package's manifest cross-checked
+with its blob), the configuration through ``es_config.check`` (the board's own schema, read
+from ``firmware/modules/es_config.py``; adaptation keys from ``es_adapt.DEFAULTS``), a given
+``.mpy``'s header, the board definition.
+
+The factory model is written power-safely (:mod:`earshot.board.install`): copied to
+``model.bin.tmp``, checked on the board (size, CRC-32, a whole blob), the current whole
+``model.bin`` kept as ``model.bin.bak``, then renamed; no rename replaces a file (FAT), so at
+every instant a whole model is under a name the boot code tries.
 
 mpremote runs as a subprocess (``python -m mpremote connect PORT ...``), one connection for
 all copies (commands chained with ``+``), so it behaves exactly as from a shell. ampy is used
@@ -33,6 +46,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from earshot.board import install
+from earshot.board.install import FACTORY
 from earshot.paths import BUILD, FIRMWARE, MODELS
 
 MODULES_DIR = FIRMWARE / "modules"
@@ -109,6 +124,11 @@ class DeployError(RuntimeError):
     tool failed; the message says which, with the tool's output."""
 
 
+class InputError(DeployError):
+    """A file to deploy is bad (model, configuration, .mpy, board definition); raised
+    before any connection to the board. The message is one line: the file, the problem."""
+
+
 def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> bytes:
     """Run ``python -m mpremote connect PORT ARGS...`` and return its stdout (bytes).
 
@@ -133,15 +153,6 @@ def module_files() -> list[tuple[Path, str]]:
 def mpy_path(arch: str) -> Path:
     """Where ``python -m earshot.board.natmod --arch ARCH`` puts ``_earshot.mpy``."""
     return BUILD / arch / "_earshot.mpy"
-
-
-def files(model=DEFAULT_MODEL, arch: str = "x64") -> list[tuple[Path, str]]:
-    """The (host path, board path) pairs to copy. Raises DeployError naming missing files."""
-    pairs = module_files()
-    pairs.append((mpy_path(arch), "_earshot.mpy"))
-    pairs.append((Path(model), "model.bin"))
-    _check_exist(pairs, arch)
-    return pairs
 
 
 def _check_exist(pairs, arch):
@@ -248,14 +259,17 @@ class _Mpremote:
     def run(self, code: str) -> bytes:
         return mpremote(self.port, "exec", code)
 
-    def put(self, pairs) -> None:
+    def put(self, pairs, force: bool = False, then: str | None = None) -> bytes:
+        """Copy (host path, board path) ``pairs`` with ``mpremote fs cp`` (``-f`` with
+        ``force``: mpremote itself skips a file whose sha256 matches), then run ``then``,
+        in one connection; returns what it printed."""
         args: list[str] = []
         for src, dest in pairs:
-            if args:
-                args.append("+")
-            args += ["fs", "cp", str(src), ":" + dest]
-        if args:
-            mpremote(self.port, *args)
+            args += ["+"] if args else []
+            args += ["fs", "cp", *(["-f"] if force else []), str(src), ":" + dest]
+        if then is not None:
+            args += (["+"] if args else []) + ["exec", then]
+        return mpremote(self.port, *args) if args else b""
 
     def close(self) -> None:
         pass
@@ -283,12 +297,15 @@ class _Ampy:
         finally:
             Path(f.name).unlink()
 
-    def put(self, pairs) -> None:
+    def put(self, pairs, force: bool = False, then: str | None = None) -> bytes:
+        """Write each pair (ampy always writes: ``force`` changes nothing), then run
+        ``then``; returns what it printed."""
         for src, dest in pairs:
             try:
                 self.files.put(dest, Path(src).read_bytes())
             except self._error as exc:
                 raise DeployError(f"ampy put {src} -> {dest} failed: {exc}") from exc
+        return self.run(then) if then is not None else b""
 
     def close(self) -> None:
         self.board.close()
@@ -319,19 +336,118 @@ def probe_code(paths, force_crc: bool = False) -> str:
 @dataclass
 class DeployReport:
     """What a deploy did: board paths ``copied`` and ``skipped`` (unchanged), the board's
-    ``device`` info, and ``mpy`` (the native module used, None when built in)."""
+    ``device`` info, ``mpy`` (the native module used, None when built in), ``forced``
+    (every file written) and ``model`` (how the factory model was installed: "" when
+    unchanged; else "ok none|backup|damaged": the previous model.bin was absent, kept as
+    model.bin.bak, or damaged and removed)."""
 
     copied: list
     skipped: list
     device: DeviceInfo
     mpy: Path | None
+    forced: bool = False
+    model: str = ""
+
+
+@dataclass
+class Inputs:
+    """The checked inputs of a deploy (:func:`check_inputs`): (host path, board path)
+    ``pairs`` (the factory model last), the ``model`` blob path and its ``blob`` bytes, the
+    ``config`` object (None: not deployed)."""
+
+    pairs: list
+    model: Path
+    blob: bytes
+    config: dict | None
+
+
+def _es_module(name: str):
+    """firmware/modules/<name>.py imported on the host (es_config is plain Python)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_host_{name}", MODULES_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def adapt_keys() -> tuple:
+    """The keys of ``es_adapt.DEFAULTS`` (read from the board's file: it imports _earshot)."""
+    import ast
+
+    tree = ast.parse((MODULES_DIR / "es_adapt.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "DEFAULTS" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    raise DeployError("es_adapt.py has no DEFAULTS")  # pragma: no cover - the file is ours
+
+
+def check_config(config, name: str = "config") -> dict:
+    """The configuration object ``config``, or the JSON file it names (a Path), checked
+    with the board's own ``es_config.check`` (unknown keys, types, ranges, not an object).
+    Raises InputError, one line: ``name`` (or the file) and every problem."""
+    if isinstance(config, (str, Path)):
+        name = str(config)
+        try:
+            config = json.loads(Path(config).read_text())
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{name}: not valid JSON ({exc})") from exc
+    problems = _es_module("es_config").check(config, adapt_keys())
+    if problems:
+        raise InputError(f"{name}: " + "; ".join(problems))
+    return config
+
+
+def check_inputs(model=DEFAULT_MODEL, config=None, extra=(), board=None, mpy=None,
+                 arch: str | None = None) -> Inputs:  # fmt: skip
+    """Check everything a deploy sends, without touching the board: the modules and
+    ``extra`` files exist; ``model`` (a blob file or a package folder) passes
+    :func:`earshot.model.package.load_blob`; ``config`` (a dict, or a JSON file path)
+    passes :func:`check_config`; ``board`` names a board folder; ``mpy`` is a .mpy file.
+    Raises InputError naming the file and the problem (DeployError for a missing module)."""
+    from earshot.model import package
+
+    try:
+        _, blob, model_path = package.load_blob(model)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    cfg = None if config is None else check_config(config)
+    pairs = module_files() + [(Path(s), d) for s, d in extra]
+    if board is not None:
+        from earshot.board import boards
+
+        try:
+            pairs.append((boards.load(board).path / "es_board.py", "es_board.py"))
+        except boards.BoardError as exc:
+            raise InputError(str(exc)) from exc
+    _check_exist(pairs, arch or "x64")
+    if mpy is not None:
+        _check_exist([(Path(mpy), "_earshot.mpy")], arch or "x64")
+        try:
+            mpy_header(Path(mpy))
+        except DeployError as exc:
+            raise InputError(str(exc)) from exc
+    pairs.append((model_path, FACTORY))
+    return Inputs(pairs, model_path, blob, cfg)
+
+
+def _committed(output: bytes) -> str:
+    what = install.result(output)
+    if what is None:
+        text = output.decode(errors="replace").strip()
+        raise DeployError(f"the board did not confirm the model install; it printed:\n{text}")
+    return what
 
 
 def sync(
     port: str,
     model=DEFAULT_MODEL,
     arch: str | None = None,
-    config: dict | None = None,
+    config=None,
     extra=(),
     tool: str = "mpremote",
     skip_unchanged: bool = True,
@@ -341,26 +457,24 @@ def sync(
 ) -> DeployReport:
     """Deploy to the board on ``port`` and report what was done.
 
-    ``arch``: the natmod architecture expected (None: whatever the board reports);
-    ``mpy``: a ``.mpy`` to use instead of ``build/<arch>/_earshot.mpy``; ``board``: a board
-    folder name whose ``es_board.py`` is copied too; ``tool``: "mpremote" or "ampy";
-    ``force_crc``: compare with size + CRC-32 even when the board has hashlib.sha256.
+    ``model``: a blob file or a package folder; ``config``: a dict or a JSON file (Path),
+    written as ``earshot.json``; ``arch``: the natmod architecture expected (None: whatever
+    the board reports); ``mpy``: a ``.mpy`` to use instead of ``build/<arch>/_earshot.mpy``;
+    ``board``: a board folder name whose ``es_board.py`` is copied too; ``tool``: "mpremote"
+    or "ampy"; ``skip_unchanged=False`` writes every file; ``force_crc``: compare with size +
+    CRC-32 even when the board has hashlib.sha256. Every input is checked first
+    (:func:`check_inputs`); the factory model goes through ``model.bin.tmp``
+    (:mod:`earshot.board.install`).
 
-    Raises DeployError: missing file, architecture/ABI mismatch, tool failure.
+    Raises InputError (a bad input, before connecting), DeployError: architecture/ABI
+    mismatch, tool failure, the board refusing the copied model.
     """
-    pairs = module_files() + [(Path(model), "model.bin")] + [(Path(s), d) for s, d in extra]
-    if board is not None:
-        from earshot.board import boards
-
-        try:
-            pairs.append((boards.load(board).path / "es_board.py", "es_board.py"))
-        except boards.BoardError as exc:
-            raise DeployError(str(exc)) from exc
-    _check_exist(pairs, arch or "x64")
+    inputs = check_inputs(model, config, extra, board, mpy, arch)
+    pairs = inputs.pairs
     with tempfile.TemporaryDirectory() as tmp:
-        if config is not None:
+        if inputs.config is not None:
             cfg = Path(tmp) / "earshot.json"
-            cfg.write_text(json.dumps(config))
+            cfg.write_text(json.dumps(inputs.config))
             pairs.append((cfg, "earshot.json"))
         t = _tool(tool, port)
         try:
@@ -377,17 +491,22 @@ def sync(
             for src, dest in pairs:
                 same = skip_unchanged and device.files.get(dest) == digest(src, device.hash)
                 (skipped if same else copy).append((src, dest))
-            t.put(copy)
+            files = [(s, d if d != FACTORY else install.TEMP) for s, d in copy]
+            new = any(d == FACTORY for _, d in copy)
+            out = t.put(files, force=not skip_unchanged,
+                        then=install.commit_code(inputs.blob) if new else None)  # fmt: skip
         finally:
             t.close()
-    return DeployReport([d for _, d in copy], [d for _, d in skipped], device, native)
+    note = _committed(out) if new else ""
+    return DeployReport([d for _, d in copy], [d for _, d in skipped], device, native,
+                        not skip_unchanged, note)  # fmt: skip
 
 
 def deploy(
     port: str,
     model=DEFAULT_MODEL,
     arch: str | None = None,
-    config: dict | None = None,
+    config=None,
     extra: list[tuple[Path, str]] = (),
     **kwargs,
 ) -> list[str]:
@@ -397,7 +516,8 @@ def deploy(
     (``tool``, ``skip_unchanged``, ``mpy``, ``board``, ``force_crc``). Files whose digest on
     the board matches are skipped. Returns the board paths written.
 
-    Raises DeployError (missing file, architecture/ABI mismatch, tool failure).
+    Raises InputError (a bad input, before connecting) or DeployError (architecture/ABI
+    mismatch, tool failure).
     """
     return sync(port, model, arch, config, extra, **kwargs).copied
 

@@ -1,6 +1,5 @@
 """``earshot deploy``: copy the on-device modules, ``_earshot.mpy`` and a model to a board."""
 
-import json
 from pathlib import Path
 
 
@@ -11,11 +10,18 @@ def register(sub) -> None:
         description="Copy firmware/modules/*.py, the _earshot.mpy matching the board "
         "(sys.implementation._mpy is read first; a mismatched architecture or ABI is "
         "refused) and the model to the board's flash. Files whose hash on the board "
-        "(sha256, or size + CRC-32 without hashlib) matches are skipped.",
+        "(sha256, or size + CRC-32 without hashlib) matches are skipped. Every input is "
+        "checked before connecting (the model by the C parser and against its package's "
+        "manifest, the config against es_config's keys); the model is written to "
+        "model.bin.tmp, checked on the board, and renamed (the previous one kept as "
+        "model.bin.bak), so a power cut never leaves the board without a model. Exit 1: "
+        "a bad input or a failed deploy (one line on stderr naming the file); 2: usage.",
     )
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
     p.add_argument("--tool", choices=["mpremote", "ampy"], default="mpremote")
-    p.add_argument("--model", type=Path, help="model blob (default: models/alexa/model.bin)")
+    p.add_argument(
+        "--model", type=Path, help="model blob or package folder (default: models/alexa)"
+    )
     p.add_argument("--board", help="also copy boards/BOARD/es_board.py (microphone pins)")
     p.add_argument("--config", type=Path, help="JSON file copied as earshot.json")
     p.add_argument("--mpy", type=Path, help="native module to use instead of build/<arch>/")
@@ -27,24 +33,20 @@ def register(sub) -> None:
 
 
 def handler(args) -> int:
+    import functools
+    import sys
+
     from rich.console import Console
 
     from earshot.board import deploy
 
     console = Console()
-    config = None
-    if args.config is not None:
-        try:
-            config = json.loads(args.config.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            console.print(f"[red]error:[/] --config {args.config}: {exc}")
-            return 2
     try:
         with console.status(f"deploying to {args.port} with {args.tool}"):
             report = deploy.sync(
                 args.port,
                 model=args.model or deploy.DEFAULT_MODEL,
-                config=config,
+                config=args.config,
                 tool=args.tool,
                 skip_unchanged=not args.force,
                 mpy=args.mpy,
@@ -52,16 +54,23 @@ def handler(args) -> int:
                 force_crc=args.crc,
             )
     except deploy.DeployError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print(f"earshot deploy: {exc}", file=sys.stderr)
         return 1
     dev = report.device
     native = "built into the firmware" if report.mpy is None else str(report.mpy)
-    console.print(
+    say = functools.partial(console.print, soft_wrap=True)  # one line each, for scripts too
+    say(
         f"board: {dev.platform}, MicroPython {'.'.join(map(str, dev.version))}, "
         f"arch {dev.arch}, .mpy v{dev.mpy_version}.{dev.mpy_sub_version}; _earshot: {native}"
     )
-    console.print(f"copied ({len(report.copied)}): {', '.join(report.copied) or '-'}")
-    console.print(
+    how = ", forced" if report.forced else ""
+    say(f"copied ({len(report.copied)}{how}): {', '.join(report.copied) or '-'}")
+    say(
         f"unchanged ({len(report.skipped)}, by {dev.hash}): {', '.join(report.skipped) or '-'}"
     )
+    if report.model:
+        was = {"ok none": "no previous model", "ok backup": "previous model kept as "
+               "model.bin.bak", "ok damaged": "damaged previous model removed"}  # fmt: skip
+        say("model.bin: written through model.bin.tmp, checked on the board; "
+            + was.get(report.model, report.model))
     return 0
