@@ -19,7 +19,7 @@ def images(tmp_path):
     fw = tmp_path / "firmware.bin"
     fw.write_bytes(bytes(range(256)) * 64)  # 16 KiB dummy image
     model = tmp_path / "model.bin"
-    model.write_bytes(b"ESMB" + bytes(1000))
+    model.write_bytes(DEFAULT_MODEL.read_bytes())  # a blob alone (checked by the C parser)
     return fw, model
 
 
@@ -54,6 +54,48 @@ def test_flash_refuses_missing_and_oversized_images(images, tmp_path):
     huge.write_bytes(bytes(0x200000 + 1))
     with pytest.raises(flash.FlashError, match="runs past the end of the factory app"):
         flash.steps(board, "p", huge)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda b: b"", "bad model blob: blob shorter than its header"),
+    (lambda b: b[:100], "bad model blob: blob truncated"),
+    (lambda b: b[:9000] + bytes([b[9000] ^ 4]) + b[9001:], "bad model blob: payload CRC mismatch"),
+])  # fmt: skip
+def test_flash_refuses_a_bad_model_before_esptool_runs(images, tmp_path, monkeypatch, capsys,
+                                                        damage, reason):  # fmt: skip
+    fw, model = images
+    model.write_bytes(damage(model.read_bytes()))
+
+    def esptool_ran(*args, **kwargs):
+        raise AssertionError("esptool ran")
+
+    monkeypatch.setattr(flash, "run", esptool_ran)
+    board = boards.load("ESP32_S3_DEVKITC_INMP441")
+    with pytest.raises(flash.FlashError, match=f"^{model}: {reason}$"):
+        flash.steps(board, "/dev/ttyNOPE", fw, model)
+    for extra in ([], ["--merge", str(tmp_path / "m.bin")], ["--dry-run"]):
+        argv = ["flash", "--port", "/dev/ttyNOPE", "--board", board.name, "--firmware", str(fw),
+                "--model", str(model), *extra]  # fmt: skip
+        assert cli.main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.err == f"earshot flash: {model}: {reason}\n", captured
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_flash_takes_a_package_folder_checked_against_its_manifest(images, tmp_path):
+    fw, _ = images
+    board = boards.load("ESP32_S3_DEVKITC_INMP441")
+    pkg = DEFAULT_MODEL.parent
+    assert flash.images(board, fw, pkg)[1] == (0x200000, pkg / "model.bin")
+    bad = tmp_path / "pkg"
+    bad.mkdir()
+    for name in ("manifest.json", "model.bin", "model.tflite"):
+        (bad / name).write_bytes((pkg / name).read_bytes())
+    (bad / "manifest.json").write_text((pkg / "manifest.json").read_text().replace(
+        '"output_stride": 6', '"output_stride": 3'))
+    for model in (bad, bad / "model.bin"):
+        with pytest.raises(flash.FlashError, match="output_stride 3 disagrees with model.bin"):
+            flash.images(board, fw, model)
 
 
 def test_esptool_merge_bin_places_the_images(images, tmp_path):

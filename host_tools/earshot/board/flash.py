@@ -7,7 +7,8 @@ is), so they can be checked without hardware and printed with ``--dry-run``:
 
 1. ``erase-flash`` (unless ``erase=False``),
 2. ``write-flash`` of ``firmware.bin`` at the firmware offset and, when given, the model blob
-   at the ``model`` partition (esptool checks each region's MD5 after writing),
+   at the ``model`` partition (esptool checks each region's MD5 after writing); the blob is
+   checked first, before esptool runs (:func:`check_model`),
 3. ``verify-flash`` of the same regions (reads them back and compares), then a hard reset.
 
 Images keep their flash mode, frequency and size headers (``keep``): the firmware build
@@ -26,10 +27,24 @@ class FlashError(RuntimeError):
     """An image is missing or too big for its partition, or esptool failed."""
 
 
+def check_model(model) -> Path:
+    """The blob file to write for ``model`` (a blob file or a package folder), checked as
+    ``earshot deploy`` checks it (:func:`earshot.model.package.load_blob`: the C parser, and
+    a package's manifest against its blob). Raises FlashError naming the file and the
+    problem."""
+    from earshot.model import package
+
+    try:
+        return package.load_blob(model)[2]
+    except ValueError as exc:
+        raise FlashError(str(exc)) from exc
+
+
 def images(board: Board, firmware, model=None) -> list[tuple[int, Path]]:
-    """(flash offset, file) pairs to write. Raises FlashError for a missing file or one
-    that does not fit (the firmware must end before the ``model`` partition, the model
-    must fit in it)."""
+    """(flash offset, file) pairs to write; ``model``: a blob file or a package folder.
+    Raises FlashError for a missing file, a model that is not a valid blob
+    (:func:`check_model`) or an image that does not fit (the firmware must end before the
+    ``model`` partition, the model must fit in it). Nothing here touches the board."""
     firmware = Path(firmware)
     if not firmware.is_file():
         raise FlashError(f"no firmware image at {firmware} (earshot firmware build --board "
@@ -45,10 +60,10 @@ def images(board: Board, firmware, model=None) -> list[tuple[int, Path]]:
         )
     out = [(board.firmware_offset, firmware)]
     if model is not None:
-        model = Path(model)
-        if not model.is_file():
-            raise FlashError(f"no model blob at {model}")
         part = board.partition(MODEL_PARTITION)
+        if not (Path(model).is_file() and Path(model).stat().st_size > part.size):
+            model = check_model(model)  # a file too big is refused for its size, below
+        model = Path(model)
         if model.stat().st_size > part.size:
             raise FlashError(f"{model} ({model.stat().st_size} B) does not fit the "
                              f"{part.size} B '{part.name}' partition of {board.name}")  # fmt: skip

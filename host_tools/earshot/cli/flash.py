@@ -1,6 +1,7 @@
 """``earshot flash``: erase, write and verify Earshot firmware (and a model) with esptool."""
 
 import shlex
+import sys
 from pathlib import Path
 
 from earshot.paths import BUILD
@@ -13,14 +14,19 @@ def register(sub) -> None:
         description="Flash build/firmware/BOARD/firmware.bin (from `earshot firmware build`) "
         "at the board's offset and, with --model, the model blob into the 'model' data "
         "partition, then read both back to verify. Put the board in download mode first "
-        "if it does not enter it by itself (hold BOOT, tap RESET).",
+        "if it does not enter it by itself (hold BOOT, tap RESET). The model is checked "
+        "before esptool runs (the C parser; a package's manifest against its blob). Exit 1: "
+        "a bad input or a failed step (on stderr); 2: usage.",
     )
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
     p.add_argument("--board", required=True, help="board folder name under boards/")
     p.add_argument(
         "--firmware", type=Path, help="image (default: build/firmware/BOARD/firmware.bin)"
     )
-    p.add_argument("--model", type=Path, help="model blob to write to the 'model' partition")
+    p.add_argument(
+        "--model", type=Path,
+        help="model blob or package folder for the 'model' partition (checked first)",
+    )  # fmt: skip
     p.add_argument("--baud", type=int, help="default: the board's (board.json)")
     p.add_argument("--no-erase", action="store_true", help="keep the rest of the flash")
     p.add_argument("--no-verify", action="store_true", help="skip the read-back")
@@ -51,7 +57,7 @@ def handler(args) -> int:
             return 0
         flash.run(argv_list, console)
     except (boards.BoardError, flash.FlashError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        print(f"earshot flash: {exc}", file=sys.stderr)
         return 1
     console.print("[green]done[/]")
     return 0
