@@ -135,13 +135,14 @@ def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> byte
     Raises DeployError with the command and its stderr when it exits non-zero or times out.
     """
     cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
+    shown = " ".join("<program>" if "\n" in a else a for a in cmd)  # exec code: not in full
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise DeployError(f"mpremote timed out after {timeout} s: {' '.join(cmd)}") from exc
+        raise DeployError(f"mpremote timed out after {timeout} s: {shown}") from exc
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip() or proc.stdout.decode(errors="replace")
-        raise DeployError(f"mpremote failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
+        raise DeployError(f"mpremote failed ({proc.returncode}): {shown}\n{err}")
     return proc.stdout
 
 

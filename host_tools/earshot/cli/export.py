@@ -9,7 +9,9 @@ def register(sub):
         "export",
         help="export a model as int8 .tflite or Earshot blob",
         description="Copy a checked model out of its package: --format tflite gives the int8 "
-        "TFLite flatbuffer (runs in TFLite / TFLite Micro), --format blob the Earshot blob.",
+        "TFLite flatbuffer (runs in TFLite / TFLite Micro), --format blob the Earshot blob. "
+        "The package is checked first (manifest against blob, as deploy and score do). "
+        "Exit 1: a bad package (stderr names the file); 2: usage.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--format", choices=("tflite", "blob"), default="tflite")
@@ -33,8 +35,8 @@ def run(args) -> int:
             with open(args.out, "wb") as f:
                 f.write(blob)
             n = len(blob)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # a bad package (package.load names the file)
         print(f"earshot export: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(f"wrote {args.out} ({n} B, {args.format})")
     return 0
