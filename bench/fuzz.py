@@ -24,10 +24,14 @@ Python targets, an exception other than the documented ones; its reproducer is s
 
 Reported per target: executions, executions per second, coverage (libFuzzer's ``cov``: edges
 or Python branches reached, and ``ft``: features, which also count hit-count buckets), the
-corpus size and the crashes. Exit status: 0 clean, 1 on any crash, 2 if a target cannot be
-built or run (clang, its libFuzzer runtime or atheris missing: ``scripts/setup.sh``).
+corpus size and the crashes. ``--tolerate TARGET:Exception`` (Python targets) lets a run go on
+past an exception class already found and reported: its first input is saved and listed
+(``tolerated``), and it does not count as a crash. Exit status: 0 clean, 1 on any crash, 2 if
+a target cannot be built or run (clang, its libFuzzer runtime or atheris missing:
+``scripts/setup.sh``).
 
     python bench/fuzz.py --seconds N [--target NAME] [--json] [--fresh]
+                         [--tolerate TARGET:Exception]
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ def write_seeds(target: str) -> tuple[Path, int]:
 _PROGRESS = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/", re.M)
 _STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.M)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
+_TOLERATED = re.compile(r"^TOLERATED (\w+): (.*) \(input: (\S+)\)$", re.M)
 _REASON = re.compile(r"(ERROR: \w+Sanitizer: .*|runtime error: .*|FUZZ_CHECK failed: .*|"
                      r"ERROR: libFuzzer: .*)")
 _PY_EXC = re.compile(r"=== Uncaught Python exception: ===\n(?:.*\n)*?(\S.*)\n(?:\n|==)")
@@ -148,11 +153,14 @@ def parse_log(log: str) -> dict:
         "crashes": len(artifacts),
         "reproducers": artifacts,
         "reason": crash_reason(log),
+        "tolerated": [{"exception": e, "message": m, "input": p}
+                      for e, m, p in _TOLERATED.findall(log)],
     }
 
 
-def run_target(target: str, seconds: float, fresh: bool) -> dict:
+def run_target(target: str, seconds: float, fresh: bool, tolerate: tuple = ()) -> dict:
     """Fuzz one target for ``seconds`` s; the log goes to build/fuzz/logs/<target>.log.
+    ``tolerate``: exception class names (Python targets; see fuzz_targets.tolerant).
     Raises Unavailable."""
     cmd = command(target)
     seed_dir, largest = write_seeds(target)
@@ -167,7 +175,8 @@ def run_target(target: str, seconds: float, fresh: bool) -> dict:
              f"-timeout={TIMEOUT_S}", f"-rss_limit_mb={RSS_LIMIT_MB}", str(corpus),
              str(seed_dir)]
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+               FUZZ_TOLERATE=",".join(tolerate), FUZZ_TOLERATE_DIR=str(crashes))
     t0 = time.monotonic()
     proc = subprocess.run(cmd + flags, capture_output=True, text=True, errors="replace",
                           env=env, timeout=seconds + 600, check=False)
@@ -196,6 +205,8 @@ def table(results: list[dict]) -> str:
             lines.append(f"  reproducer: {path}")
         if r["crashes"]:
             lines.append(f"  reason: {r['reason']}  (log: {r['log']})")
+        for t in r["tolerated"]:
+            lines.append(f"  tolerated {t['exception']}: {t['message']} (input: {t['input']})")
     return "\n".join(lines)
 
 
@@ -207,12 +218,21 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     ap.add_argument("--fresh", action="store_true", help="start from the seeds alone "
                     "(empty the kept corpus first)")
+    ap.add_argument("--tolerate", action="append", default=[], metavar="TARGET:EXCEPTION",
+                    help="go on past this exception class of a Python target (repeatable)")
     args = ap.parse_args(argv)
+    tolerate = {}
+    for item in args.tolerate:
+        target, _, exc = item.partition(":")
+        if target not in fuzz_targets.PY_TARGETS or not exc.isidentifier():
+            ap.error(f"--tolerate {item!r}: expected PYTHON_TARGET:ExceptionName")
+        tolerate.setdefault(target, []).append(exc)
     results, status = [], 0
     for target in args.target or TARGETS:
         print(f"fuzz: {target} for {args.seconds:g} s", file=sys.stderr)
         try:
-            results.append(run_target(target, args.seconds, args.fresh))
+            results.append(run_target(target, args.seconds, args.fresh,
+                                      tuple(tolerate.get(target, ()))))
         except Unavailable as exc:
             results.append({"target": target, "unavailable": str(exc)})
             status = max(status, 2)

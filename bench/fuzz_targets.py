@@ -34,6 +34,7 @@ streams as the device module frames them, and recordings as ``earshot monitor`` 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -322,8 +323,34 @@ def harness(target: str, tmp: Path):
     raise ValueError(f"unknown Python target {target!r}; choose from {PY_TARGETS}")
 
 
+def tolerant(one, names: set[str], folder: Path):
+    """``one`` with exceptions whose class name is in ``names`` caught: the first input of
+    each such class is saved to ``folder`` and reported on stderr as ``TOLERATED <class>:
+    <message> (input: <path>)``, then fuzzing goes on (a finding already reported, so that the
+    rest of the target is still explored; bench/fuzz.py --tolerate)."""
+    seen = set()
+
+    def run(data: bytes) -> None:
+        try:
+            one(data)
+        except Exception as exc:
+            name = type(exc).__name__
+            if name not in names:
+                raise
+            if name not in seen:
+                seen.add(name)
+                path = folder / f"tolerated-{name}-{hashlib.sha1(data).hexdigest()}"
+                path.write_bytes(data)
+                print(f"TOLERATED {name}: {str(exc)[:200]!r} (input: {path})", file=sys.stderr,
+                      flush=True)
+
+    return run
+
+
 def main(argv: list[str]) -> None:
-    """Run one Python target under atheris: ``argv`` = [prog, TARGET, libFuzzer args...]."""
+    """Run one Python target under atheris: ``argv`` = [prog, TARGET, libFuzzer args...].
+    Environment: FUZZ_TOLERATE (comma-separated exception class names, see
+    :func:`tolerant`) and FUZZ_TOLERATE_DIR (where their inputs go)."""
     import atheris
 
     if len(argv) < 2 or argv[1] not in PY_TARGETS:
@@ -333,6 +360,9 @@ def main(argv: list[str]) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     one = harness(argv[1], tmp)
+    names = {n for n in os.environ.get("FUZZ_TOLERATE", "").split(",") if n}
+    if names:
+        one = tolerant(one, names, Path(os.environ.get("FUZZ_TOLERATE_DIR", tmp)))
     atheris.Setup([argv[0], *argv[2:]], one)
     atheris.Fuzz()
 

@@ -79,9 +79,9 @@ def test_seeds_are_accepted_inputs():
     for data in fuzz_targets.seeds("py_telemetry")[:2]:
         dec = telemetry.Decoder()
         assert len(dec.feed(data[1:])) == 13 and dec.corrupt == 0 and dec.dropped == 0
-    assert sorted(s[0] for s in fuzz_targets.seeds("py_recording")) == [0, 1]
+    assert sorted(s[0] for s in fuzz_targets.seeds("py_recording")) == [0, 1, 2, 3]
     assert len(fuzz_targets.seeds("py_package")) >= 2
-    for rec in fuzz_targets.seeds("py_recording"):
+    for rec in fuzz_targets.seeds("py_recording")[:2]:  # the monitor's own files
         path = fuzz.OUT.parent / ("seed-check" + (".csv" if rec[0] else ".jsonl"))
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(rec[1:])
@@ -160,3 +160,27 @@ def test_read_recording_refuses_hostile_files_with_record_error(name, tmp_path):
     path.write_text(BAD_RECORDINGS[name])
     with pytest.raises(RecordError, match=name.replace(".", r"\.") + ":[12]: "):
         read_recording(path)
+
+
+def test_tolerated_exception_is_saved_once_and_reported(tmp_path, capsys):
+    """--tolerate: the first input of the class is saved and listed, fuzzing goes on; any
+    other exception still ends the run."""
+
+    def one(data):
+        if data.startswith(b"r"):
+            raise RecursionError("deep")
+        if data.startswith(b"k"):
+            raise KeyError(data)
+
+    run = fuzz_targets.tolerant(one, {"RecursionError"}, tmp_path)
+    for data in (b"ok", b"r1", b"r2", b"fine"):
+        run(data)
+    with pytest.raises(KeyError):
+        run(b"k")
+    (saved,) = tmp_path.iterdir()
+    assert saved.read_bytes() == b"r1"
+    log = capsys.readouterr().err
+    res = fuzz.parse_log(log)
+    assert res["tolerated"] == [{"exception": "RecursionError", "message": "'deep'",
+                                 "input": str(saved)}]
+    assert res["crashes"] == 0
