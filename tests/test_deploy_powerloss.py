@@ -43,7 +43,8 @@ def test_the_names_agree_with_the_boot_code():
 
     tree = ast.parse((FIRMWARE / "modules" / "es_loop.py").read_text())
     consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-              for t in n.targets if isinstance(t, ast.Name) and t.id.endswith("_SUFFIX")}  # fmt: skip
+              for t in n.targets
+              if isinstance(t, ast.Name) and t.id.endswith("_SUFFIX")}  # fmt: skip
     assert install.TEMP == install.FACTORY + consts["TEMP_SUFFIX"]
     assert install.BACKUP == install.FACTORY + consts["BACKUP_SUFFIX"]
     assert len({CUTOFF[OLD], CUTOFF[NEW], CUTOFF[BAK]}) == 3  # HELLO tells them apart
@@ -137,8 +138,10 @@ def test_a_first_deploy_cut_before_its_rename_says_there_is_no_model(tmp_path):
     assert rc == -signal.SIGKILL
     kind, said = _boot(d)
     assert kind == "text"
-    msg = ("earshot: not listening: no valid model (adapted.bin: missing; model.bin: missing; "
-           "model.bin.bak: missing); deploy a model (earshot deploy)")
+    msg = (
+        "earshot: not listening: no valid model (adapted.bin: missing; model.bin: missing; "
+        "model.bin.bak: missing); deploy a model (earshot deploy)"
+    )
     assert said.count(msg) == 2  # in a TEXT frame and on the REPL
     # A damaged model and backup are named with the parser's reason.
     _flash(d, model=NEW[:100], bak=NEW[:-1])

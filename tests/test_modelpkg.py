@@ -63,12 +63,18 @@ def test_mismatch_errors(tmp_path, changes, message):
         ({"cutoff": 0.1}, "cutoff 0.1 disagrees with model.bin (204/255 = 0.8000)"),
         ({"window": 5}, "window 5 disagrees with model.bin (3 outputs)"),
         ({"refractory": 9}, "refractory 9 disagrees with model.bin (25 outputs)"),
-        ({"input_frames": 50}, f"input_frames 50 disagrees with model.bin "
-                               f"({INFO['input_frames']} hops)"),
-        ({"output_stride": 3}, f"output_stride 3 disagrees with model.bin "
-                               f"({INFO['output_stride']} hops)"),
-        ({"engine_bytes": 1}, f"engine_bytes 1 disagrees with model.bin "
-                              f"({INFO['engine_bytes']} B)"),
+        (
+            {"input_frames": 50},
+            f"input_frames 50 disagrees with model.bin ({INFO['input_frames']} hops)",
+        ),
+        (
+            {"output_stride": 3},
+            f"output_stride 3 disagrees with model.bin ({INFO['output_stride']} hops)",
+        ),
+        (
+            {"engine_bytes": 1},
+            f"engine_bytes 1 disagrees with model.bin ({INFO['engine_bytes']} B)",
+        ),
         ({"macs_per_30ms": 2}, "macs_per_30ms 2 disagrees with model.bin"),
         ({"input_norm": 1}, "input_norm 1 disagrees with model.bin (0)"),
     ],
@@ -100,7 +106,8 @@ def test_blob_path_stays_inside_the_package(tmp_path, blob):
     pkg.mkdir()
     (tmp_path / "outside.bin").write_bytes(BLOB)  # a valid blob, but not the package's
     make(pkg, blob=blob)
-    with pytest.raises(ValueError, match=r"manifest\.json: 'blob' path .* (must stay inside|leaves)"):
+    escape = r"manifest\.json: 'blob' path .* (must stay inside|leaves)"
+    with pytest.raises(ValueError, match=escape):
         modelpkg.load(pkg)
 
 

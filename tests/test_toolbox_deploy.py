@@ -38,8 +38,11 @@ def test_deploy_then_skip_unchanged_then_copy_only_the_changed(board, tmp_path, 
     assert set(first.copied) == everything | {"es_board.py"} and first.skipped == []
     assert first.device.arch == "x64" and first.device.hash == "sha256"
     for name in everything:
-        src = deploy.mpy_path("x64") if name == "_earshot.mpy" else (
-            deploy.DEFAULT_MODEL if name == "model.bin" else deploy.MODULES_DIR / name)
+        src = (
+            deploy.mpy_path("x64")
+            if name == "_earshot.mpy"
+            else (deploy.DEFAULT_MODEL if name == "model.bin" else deploy.MODULES_DIR / name)
+        )
         assert (board.flash_dir / name).read_bytes() == src.read_bytes(), name
     # The deployed modules work: the board imports the native module and parses the model.
     code = "import earshot\nprint(earshot.load_model('model.bin').info()['window'] > 0)"
@@ -143,7 +146,8 @@ def test_force_writes_every_file_and_says_so(board, capsys):
     assert cli.main(["deploy", "--port", board.port, "--force"]) == 0
     out = capsys.readouterr().out
     assert f"copied ({len(names)}, forced)" in out and "unchanged (0," in out
-    assert "model.bin: written through model.bin.tmp, checked on the board; previous model kept" in out
+    said = "model.bin: written through model.bin.tmp, checked on the board; previous model kept"
+    assert said in out
     rewritten = [n for n in names if (board.flash_dir / n).stat().st_mtime > 0]
     assert sorted(rewritten) == sorted(names)
     assert (board.flash_dir / "model.bin.bak").read_bytes() == deploy.DEFAULT_MODEL.read_bytes()
@@ -202,8 +206,8 @@ def test_a_packaged_blob_is_checked_against_its_manifest(no_board, tmp_path, cap
     ('"autostart"', "top level must be an object, got str"),
     ('{"autostart": tr', "not valid JSON"),
     ('{"cutoff": 300}', "cutoff must be an integer in 1..255 or null, got 300"),
-    ('{"window": 0, "vad": "yes"}', "window must be an integer in 1..32 or null, got 0; vad "
-                                    "must be true or false, got 'yes'"),
+    ('{"window": 0, "vad": "yes"}', ("window must be an integer in 1..32 or null, got 0; "
+                                     "vad must be true or false, got 'yes'")),
     ('{"source": "mic"}', "source must be \"i2s\" or \"file\", got 'mic'"),
     ('{"i2s": {"sck": 5, "pin": 3}}', "unknown i2s key 'pin'"),
     ('{"file": {"path": 3}}', "file.path must be a string, got 3"),
@@ -226,7 +230,8 @@ def test_a_bad_config_is_refused_before_connecting(no_board, tmp_path, capsys, t
 def test_good_configs_pass_and_usage_errors_exit_2(no_board, tmp_path, capsys):
     ok = {"autostart": True, "cutoff": None, "window": 3, "source": "file",
           "file": {"path": "mic.raw", "realtime": False}, "i2s": {"kind": "i2s", "sck": 5},
-          "adapt": {"enabled": True, "slice_macs": 50000, "lr": 0.001, "save_to": "a.bin"}}  # fmt: skip
+          "adapt": {"enabled": True, "slice_macs": 50000, "lr": 0.001,
+                    "save_to": "a.bin"}}  # fmt: skip
     assert deploy.check_config(ok) == ok
     missing = tmp_path / "none.json"
     assert cli.main(["deploy", "--port", no_board, "--config", str(missing)]) == 1

@@ -7,7 +7,11 @@
 # then fault.json is removed (the fault fires once), "fault.hit" is created and the
 # interpreter waits to be killed: the test SIGKILLs it, a power cut. Names start with _fault_
 # (the virtual board runs boot.py in its own namespace and deletes its _os, _sys...).
-import builtins, json, os, sys, time
+import builtins
+import json
+import os
+import sys
+import time
 
 try:
     with open("fault.json") as _f:

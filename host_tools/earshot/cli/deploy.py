@@ -65,12 +65,12 @@ def handler(args) -> int:
     )
     how = ", forced" if report.forced else ""
     say(f"copied ({len(report.copied)}{how}): {', '.join(report.copied) or '-'}")
-    say(
-        f"unchanged ({len(report.skipped)}, by {dev.hash}): {', '.join(report.skipped) or '-'}"
-    )
+    say(f"unchanged ({len(report.skipped)}, by {dev.hash}): {', '.join(report.skipped) or '-'}")
     if report.model:
         was = {"ok none": "no previous model", "ok backup": "previous model kept as "
                "model.bin.bak", "ok damaged": "damaged previous model removed"}  # fmt: skip
-        say("model.bin: written through model.bin.tmp, checked on the board; "
-            + was.get(report.model, report.model))
+        say(
+            "model.bin: written through model.bin.tmp, checked on the board; "
+            + was.get(report.model, report.model)
+        )
     return 0

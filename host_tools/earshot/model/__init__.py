@@ -64,11 +64,12 @@ class Model:
     TypeError otherwise); ``name``, where it came from (a file path), starts the message of
     a refusal. Raises ValueError ``"[<name>: ]bad model blob: <reason>"`` with the C parser's
     reason ("bad magic", "payload CRC mismatch", "blob truncated ...") for a bad blob; see
-    also :meth:`from_file`. Attributes: ``blob`` (bytes), ``info`` (dict of every es_model_info_t field:
-    format_version, n_layers, input_frames [hops], input_bins, output_stride [hops], cutoff
-    [probability * 255], window [outputs], refractory [outputs], macs_per_output,
-    engine_bytes, payload_bytes, input_norm [0, or 1/2: es_norm first, 2 with its noise gate]), ``handle`` (the es_model_t* as ctypes.c_void_p, for other
-    ctypes wrappers such as earshot.core; valid while this object lives).
+    also :meth:`from_file`. Attributes: ``blob`` (bytes), ``info`` (dict of every
+    es_model_info_t field: format_version, n_layers, input_frames [hops], input_bins,
+    output_stride [hops], cutoff [probability * 255], window [outputs], refractory
+    [outputs], macs_per_output, engine_bytes, payload_bytes, input_norm [0, or 1/2: es_norm
+    first, 2 with its noise gate]), ``handle`` (the es_model_t* as ctypes.c_void_p, for
+    other ctypes wrappers such as earshot.core; valid while this object lives).
     """
 
     def __init__(self, blob, name: str | None = None):

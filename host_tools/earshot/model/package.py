@@ -101,9 +101,7 @@ def load(model_dir) -> tuple[dict, bytes]:
         raise ValueError(f"{blob_path}: blob file missing")
     data = blob_path.read_bytes()
     if len(data) != man["blob_bytes"]:
-        raise ValueError(
-            f"{blob_path}: size {len(data)} B, manifest says {man['blob_bytes']} B"
-        )
+        raise ValueError(f"{blob_path}: size {len(data)} B, manifest says {man['blob_bytes']} B")
     crc = zlib.crc32(data)
     if crc != man["blob_crc32"]:
         raise ValueError(
@@ -164,10 +162,17 @@ def member(model_dir, name: str, manifest_path, key: str) -> Path:
     ``name`` is empty, absolute, has a drive or a ``..`` part, or resolves outside (through
     a symlinked folder)."""
     pure = PurePosixPath(name.replace("\\", "/"))
-    if (not name or pure.is_absolute() or PureWindowsPath(name).drive
-            or ".." in pure.parts or pure == PurePosixPath(".")):
-        raise ValueError(f"{manifest_path}: {key!r} path {name!r} must stay inside the package "
-                         "folder (a relative path without '..')")
+    if (
+        not name
+        or pure.is_absolute()
+        or PureWindowsPath(name).drive
+        or ".." in pure.parts
+        or pure == PurePosixPath(".")
+    ):
+        raise ValueError(
+            f"{manifest_path}: {key!r} path {name!r} must stay inside the package "
+            "folder (a relative path without '..')"
+        )
     root = Path(model_dir).resolve()
     path = Path(model_dir) / pure
     if root not in path.parent.resolve().parents and path.parent.resolve() != root:
@@ -206,24 +211,31 @@ def check_agrees(man: dict, info: dict, path) -> None:
     blob = man.get("blob", BLOB_NAME)
     c = info["cutoff"]
     if round(float(man["cutoff"]) * 255) != c:
-        raise ValueError(f"{path}: cutoff {man['cutoff']} disagrees with {blob} "
-                         f"({c}/255 = {c / 255:.4f}); the blob is what the device runs")
+        raise ValueError(
+            f"{path}: cutoff {man['cutoff']} disagrees with {blob} "
+            f"({c}/255 = {c / 255:.4f}); the blob is what the device runs"
+        )
     for key, (field, unit) in AGREES.items():
         if man[key] != info[field]:
-            raise ValueError(f"{path}: {key} {man[key]} disagrees with {blob} "
-                             f"({info[field]} {unit})")
-    macs = int(round(info["macs_per_output"] * 3 / info["output_stride"]))
+            raise ValueError(
+                f"{path}: {key} {man[key]} disagrees with {blob} ({info[field]} {unit})"
+            )
+    macs = round(info["macs_per_output"] * 3 / info["output_stride"])
     if man["macs_per_30ms"] != macs:
-        raise ValueError(f"{path}: macs_per_30ms {man['macs_per_30ms']} disagrees with "
-                         f"{blob} ({macs})")
+        raise ValueError(
+            f"{path}: macs_per_30ms {man['macs_per_30ms']} disagrees with {blob} ({macs})"
+        )
     norm = man.get("input_norm", 0)
     if norm != info["input_norm"]:
-        raise ValueError(f"{path}: input_norm {norm!r} disagrees with {blob} "
-                         f"({info['input_norm']})")
+        raise ValueError(
+            f"{path}: input_norm {norm!r} disagrees with {blob} ({info['input_norm']})"
+        )
     need = min_version(info)
     if _version_tuple(man["min_earshot_version"]) < _version_tuple(need):
-        raise ValueError(f"{path}: min_earshot_version {man['min_earshot_version']} is older "
-                         f"than {blob} needs ({need}: input_norm {info['input_norm']})")
+        raise ValueError(
+            f"{path}: min_earshot_version {man['min_earshot_version']} is older "
+            f"than {blob} needs ({need}: input_norm {info['input_norm']})"
+        )
 
 
 def min_version(info: dict) -> str:
@@ -271,8 +283,9 @@ def tflite_path(model_dir) -> Path:
     return path
 
 
-def manifest_for(wake_word: str, blob: bytes, info, cutoff: float, window: int,
-                 refractory: int) -> dict:
+def manifest_for(
+    wake_word: str, blob: bytes, info, cutoff: float, window: int, refractory: int
+) -> dict:
     """The schema-1 manifest of ``blob``; ``info`` is its parsed header, the dict
     ``earshot.model.Model(blob).info`` (input_frames, output_stride, macs_per_output,
     engine_bytes are used)."""
