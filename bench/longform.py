@@ -18,10 +18,12 @@ through ``earshot.core.Detector`` with the model package's own cutoff, window an
 accept. Every rate has an exact 95 % Poisson confidence interval (Garwood 1936: chi-square
 quantiles of 2k and 2k + 2 degrees of freedom, halved, over the hours).
 
-Rendering speed, measured on this 2-core machine with 2 workers: about 7 minutes of wall time
-per hour of audio (Kokoro-82M int8 on onnxruntime renders about 2x real time on one core,
-espeak-ng about 170x), so 10 h take about 70 minutes once; the detectors then need about 1 min
-per hour. A cached block is read, not rendered.
+Rendering speed, measured on this 2-core machine with 2 workers (Kokoro-82M int8 on
+onnxruntime renders about 2x real time on one core, espeak-ng about 170x): 568 s of wall time
+per hour of audio with the machine otherwise idle (block 0: 158 s for 16.7 min), 1,069 s per
+hour while another benchmark kept one core busy (blocks 1-3: 979 s for 55 min). So 10 h take
+about 1.6 h once (up to 3 h on a shared machine); each detector then needs about 9 s per hour.
+A cached block is read, not rendered.
 
     python bench/longform.py [--hours 10] [--model models/alexa] [--workers 2] [--seed 1] [--json]
 """
