@@ -6,7 +6,8 @@ another speaker (:func:`change_speaker`: formants and pitch), and :func:`augment
 draws all of them for one clip. The training config's ``augment`` keys (``room_rirs``,
 ``clip_fraction``, ``peak_dbfs``, ``hf_shelf``, ``noise_alpha``, ``speaker``) and
 ``broadband_*`` keys act here; :func:`check_peak_dbfs`, :func:`check_hf_shelf`,
-:func:`check_noise_alpha` and :func:`check_speaker` check them. Samples are at ``earshot.core.SAMPLE_RATE_HZ`` (16 kHz).
+:func:`check_noise_alpha` and :func:`check_speaker` check them. Samples are at
+``earshot.core.SAMPLE_RATE_HZ`` (16 kHz).
 """
 
 from __future__ import annotations
@@ -249,7 +250,8 @@ def augment(
 
     In order: with probability ``speaker["p"]`` another speaker (:func:`change_speaker`,
     formant ratio uniform in ``speaker["formant"]``, pitch shift uniform in
-    ``speaker["pitch_st"]``; the duration and ``end`` are kept), speed change 0.9..1.1 (tempo and pitch, resampling; ``end`` follows), reverb
+    ``speaker["pitch_st"]``; the duration and ``end`` are kept), speed change 0.9..1.1
+    (tempo and pitch, resampling; ``end`` follows), reverb
     (p 0.5: one of ``rirs``, e.g. :func:`room_rirs`, or without them :func:`exp_rir` with RT60
     0.1..0.8 s), band-limit (Butterworth high-pass 40..300 Hz and low-pass 3.4..7.8 kHz, p
     0.4), with probability ``hf_shelf["p"]`` a high-shelf cut (:func:`high_shelf_sos`; corner
