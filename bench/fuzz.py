@@ -24,13 +24,14 @@ Python targets, an exception other than the documented ones; its reproducer is s
 
 Reported per target: executions, executions per second, coverage (libFuzzer's ``cov``: edges
 or Python branches reached, and ``ft``: features, which also count hit-count buckets), the
-corpus size and the crashes. ``--tolerate TARGET:Exception`` (Python targets) lets a run go on
-past an exception class already found and reported: its first input is saved and listed
-(``tolerated``), and it does not count as a crash. Exit status: 0 clean, 1 on any crash, 2 if
-a target cannot be built or run (clang, its libFuzzer runtime or atheris missing:
-``scripts/setup.sh``).
+corpus size and the crashes; with ``--line-coverage``, for the C targets, the share of each
+core file's lines that the corpus runs (:func:`line_coverage`). ``--tolerate TARGET:Exception``
+(Python targets) lets a run go on past an exception class already found and reported: its
+first input is saved and listed (``tolerated``), and it does not count as a crash. Exit
+status: 0 clean, 1 on any crash, 2 if a target cannot be built or run (clang, its libFuzzer
+runtime or atheris missing: ``scripts/setup.sh``).
 
-    python bench/fuzz.py --seconds N [--target NAME] [--json] [--fresh]
+    python bench/fuzz.py --seconds N [--target NAME] [--json] [--fresh] [--line-coverage]
                          [--tolerate TARGET:Exception]
 """
 
@@ -96,6 +97,44 @@ def build_c(target: str) -> Path:
                               "install libclang-rt-14-dev)")
         raise RuntimeError(f"building {target} failed:\n{proc.stderr[-3000:]}")
     return exe
+
+
+def line_coverage(target: str) -> dict:
+    """Line coverage of the core's C files by a C target's corpus and seeds: the harness built
+    with clang's source-based coverage (fuzz_main.c in place of libFuzzer, -O0) replays every
+    file; ``llvm-cov report`` gives, per file, the lines run over the lines with code.
+    Returns {file name: [lines run, lines], ..., "total": [run, lines]}. Raises Unavailable
+    without llvm-profdata and llvm-cov (Debian llvm, which clang depends on)."""
+    tools = [shutil.which(t) for t in ("clang", "llvm-profdata", "llvm-cov")]
+    if not all(tools):
+        raise Unavailable("clang, llvm-profdata and llvm-cov are needed for --line-coverage")
+    clang, profdata, cov = tools
+    srcs = core_sources(target == "c_adapt")
+    exe, raw = OUT / f"{target}-cov", OUT / "cov" / target
+    shutil.rmtree(raw, ignore_errors=True)
+    raw.mkdir(parents=True)
+    subprocess.run([clang, "-std=c99", "-O0", "-g", "-fprofile-instr-generate",
+                    "-fcoverage-mapping", f"-I{CORE}", f"-I{BENCH}", "-o", str(exe),
+                    str(C_SOURCES[target]), str(BENCH / "fuzz_main.c"), *map(str, srcs)],
+                   check=True, capture_output=True)
+    inputs = sorted(p for d in ("corpus", "seeds") for p in (OUT / d / target).glob("*"))
+    env = dict(os.environ, LLVM_PROFILE_FILE=str(raw / "%p-%m.profraw"))
+    for i in range(0, len(inputs), 200):
+        subprocess.run([str(exe), *map(str, inputs[i : i + 200])], env=env, check=True,
+                       capture_output=True)
+    merged = raw / "merged.profdata"
+    subprocess.run([profdata, "merge", "-sparse", *map(str, raw.glob("*.profraw")), "-o",
+                    str(merged)], check=True, capture_output=True)
+    report = subprocess.run([cov, "report", str(exe), f"-instr-profile={merged}",
+                             *map(str, srcs)], check=True, capture_output=True, text=True).stdout
+    out = {}
+    for line in report.splitlines():
+        cells = line.split()
+        # Filename, regions (3), functions (3), lines: total, missed, cover, branches (3).
+        if len(cells) == 13 and cells[7].isdigit() and cells[8].isdigit():
+            name = "total" if cells[0] == "TOTAL" else Path(cells[0]).name
+            out[name] = [int(cells[7]) - int(cells[8]), int(cells[7])]
+    return out
 
 
 def command(target: str) -> list[str]:
@@ -205,6 +244,12 @@ def table(results: list[dict]) -> str:
             lines.append(f"  reproducer: {path}")
         if r["crashes"]:
             lines.append(f"  reason: {r['reason']}  (log: {r['log']})")
+        cov = r.get("line_coverage")
+        if cov:
+            files = sorted((k, v) for k, v in cov.items() if k != "total")
+            lines.append("  lines run: " + ", ".join(
+                f"{k} {100 * a / b:.0f} %" for k, (a, b) in files + [("total", cov["total"])]
+                if b))
         for t in r["tolerated"]:
             lines.append(f"  tolerated {t['exception']}: {t['message']} (input: {t['input']})")
     return "\n".join(lines)
@@ -218,6 +263,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     ap.add_argument("--fresh", action="store_true", help="start from the seeds alone "
                     "(empty the kept corpus first)")
+    ap.add_argument("--line-coverage", action="store_true", help="C targets: also report "
+                    "the core's line coverage by the corpus (clang source-based coverage)")
     ap.add_argument("--tolerate", action="append", default=[], metavar="TARGET:EXCEPTION",
                     help="go on past this exception class of a Python target (repeatable)")
     args = ap.parse_args(argv)
@@ -233,6 +280,8 @@ def main(argv=None) -> int:
         try:
             results.append(run_target(target, args.seconds, args.fresh,
                                       tuple(tolerate.get(target, ()))))
+            if args.line_coverage and target in C_SOURCES:
+                results[-1]["line_coverage"] = line_coverage(target)
         except Unavailable as exc:
             results.append({"target": target, "unavailable": str(exc)})
             status = max(status, 2)

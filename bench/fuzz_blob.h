@@ -23,7 +23,7 @@
 // (the core computes the size; it is not a finding), and is then not run.
 #define FUZZ_MAX_MEM (4u << 20)
 // Hops of audio run through a detector per input (10 ms each).
-#define FUZZ_MAX_HOPS (256u)
+#define FUZZ_MAX_HOPS (400u)
 
 // A broken promise of the public API: abort with the reason (libFuzzer saves the input).
 #define FUZZ_CHECK(cond, what)                                   \
@@ -105,18 +105,24 @@ static inline void fuzz_check_info(const es_model_t *m, es_model_info_t *info) {
     FUZZ_CHECK(info->engine_bytes == es_engine_mem_size(m), "info: engine_bytes");
 }
 
-// A speech-like int16 test signal (seeded LCG noise under a syllable-rate envelope, so the
-// VAD gate opens and closes), n_hops * ES_HOP_SAMPLES samples; the trailer's bytes, if any,
-// are added in cyclically so the fuzzer can shape the audio too.
+// A speech-like int16 test signal: seeded LCG noise under an envelope of 100 ms steps that
+// keeps the VAD gate closed long enough for the pre-roll ring to fill (the replay from a full
+// ring), opens it, lets it close again (hangover: 50 hops) and reopens it; n_hops *
+// ES_HOP_SAMPLES samples. The trailer's bytes, if any, are added in cyclically so the fuzzer
+// can shape the audio too.
 static inline void fuzz_signal(int16_t *x, size_t n_hops, const uint8_t *trailer,
     size_t n_trailer) {
+    // Gain per 100 ms (1/8 of full scale per step): 1.3 s quiet, 0.5 s loud, 0.8 s quiet,
+    // 0.4 s loud, 1 s quiet.
+    static const uint8_t env[40] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 6, 8, 4, 7, 0, 0,
+                                    0, 0, 0, 0, 0, 0, 5, 8, 3, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     uint32_t state = 12345u;
     size_t n = n_hops * ES_HOP_SAMPLES;
     for (size_t i = 0; i < n; i++) {
         state = 1664525u * state + 1013904223u;
         int32_t noise = (int32_t)(state >> 16) - 32768;
-        int32_t env = (int32_t)((i / 1600u) % 4u);  // 0, 1, 2, 3 per 100 ms
-        int32_t v = noise * env / 4;
+        int32_t gain = env[(i / 1600u) % 40u];
+        int32_t v = gain > 0 ? noise * gain / 8 : noise / 256;
         if (n_trailer > 0) {
             v += (int32_t)trailer[i % n_trailer] * 64 - 8192;
         }

@@ -184,3 +184,23 @@ def test_tolerated_exception_is_saved_once_and_reported(tmp_path, capsys):
     assert res["tolerated"] == [{"exception": "RecursionError", "message": "'deep'",
                                  "input": str(saved)}]
     assert res["crashes"] == 0
+
+
+@pytest.mark.parametrize("target,floors", [
+    ("c_model", {"es_model.c": 0.6, "es_detector.c": 0.85, "es_engine.c": 0.85}),
+    ("c_adapt", {"es_adapt.c": 0.8, "es_adapt_train.c": 0.7, "es_adapt_write.c": 0.85,
+                 "es_adapt_prune.c": 0.65}),
+])
+def test_seeds_alone_run_most_of_the_core(target, floors, tmp_path, monkeypatch):
+    """The seeds reach deep (the detector's replay from a full pre-roll and its gate closing
+    included), so that fuzzing starts from there: line coverage by the seeds alone (the
+    parser's error paths are the fuzzer's to find)."""
+    for tool in ("clang", "llvm-profdata", "llvm-cov"):
+        _need(tool, shutil.which(tool) is not None)
+    monkeypatch.setattr(fuzz, "OUT", tmp_path)
+    fuzz.write_seeds(target)
+    (tmp_path / "corpus" / target).mkdir(parents=True)
+    cov = fuzz.line_coverage(target)
+    for name, floor in floors.items():
+        run, lines = cov[name]
+        assert run / lines >= floor, (name, run, lines)
