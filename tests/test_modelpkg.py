@@ -129,7 +129,7 @@ def test_blob_path_through_a_symlinked_folder_is_refused(tmp_path):
     (lambda b: b"", "blob shorter than its header"),
     (lambda b: b[:100], "blob truncated"),
     (lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:], "payload CRC mismatch"),
-])  # fmt: skip
+], ids=["0B", "100B", "bit-flipped"])  # fmt: skip
 def test_a_bad_blob_is_named_with_the_parsers_reason(tmp_path, damage, reason):
     bad = damage(BLOB)
     make(tmp_path, blob_bytes=len(bad), blob_crc32=zlib.crc32(bad))  # the manifest agrees

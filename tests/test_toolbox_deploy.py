@@ -179,7 +179,7 @@ def no_board(monkeypatch, tmp_path):
     (b"", "bad model blob: blob shorter than its header"),
     (GOOD[:100], "bad model blob: blob truncated"),
     (_flipped(GOOD), "bad model blob: payload CRC mismatch"),
-])  # fmt: skip
+], ids=["0B", "100B", "bit-flipped"])  # fmt: skip
 def test_a_bad_blob_is_refused_before_connecting(no_board, tmp_path, capsys, data, reason):
     model = tmp_path / "model.bin"
     model.write_bytes(data)

@@ -60,7 +60,7 @@ def test_flash_refuses_missing_and_oversized_images(images, tmp_path):
     (lambda b: b"", "bad model blob: blob shorter than its header"),
     (lambda b: b[:100], "bad model blob: blob truncated"),
     (lambda b: b[:9000] + bytes([b[9000] ^ 4]) + b[9001:], "bad model blob: payload CRC mismatch"),
-])  # fmt: skip
+], ids=["0B", "100B", "bit-flipped"])  # fmt: skip
 def test_flash_refuses_a_bad_model_before_esptool_runs(images, tmp_path, monkeypatch, capsys,
                                                         damage, reason):  # fmt: skip
     fw, model = images
