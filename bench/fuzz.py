@@ -32,7 +32,7 @@ status: 0 clean, 1 on any crash, 2 if a target cannot be built or run (clang, it
 runtime or atheris missing: ``scripts/setup.sh``).
 
     python bench/fuzz.py --seconds N [--target NAME] [--json] [--fresh] [--line-coverage]
-                         [--tolerate TARGET:Exception]
+                         [--tolerate TARGET:Exception] [--out DIR]
 """
 
 from __future__ import annotations
@@ -214,6 +214,7 @@ def run_target(target: str, seconds: float, fresh: bool, tolerate: tuple = ()) -
              f"-timeout={TIMEOUT_S}", f"-rss_limit_mb={RSS_LIMIT_MB}", str(corpus),
              str(seed_dir)]
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               FUZZ_WORK_DIR=str(OUT / "work" / target),
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
                FUZZ_TOLERATE=",".join(tolerate), FUZZ_TOLERATE_DIR=str(crashes))
     t0 = time.monotonic()
@@ -256,6 +257,7 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="fuzzing time per target, s")
     ap.add_argument("--target", choices=TARGETS, action="append",
@@ -263,11 +265,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     ap.add_argument("--fresh", action="store_true", help="start from the seeds alone "
                     "(empty the kept corpus first)")
+    ap.add_argument("--out", type=Path, help="folder for builds, corpora, "
+                    "crashes and logs (default: build/fuzz)")
     ap.add_argument("--line-coverage", action="store_true", help="C targets: also report "
                     "the core's line coverage by the corpus (clang source-based coverage)")
     ap.add_argument("--tolerate", action="append", default=[], metavar="TARGET:EXCEPTION",
                     help="go on past this exception class of a Python target (repeatable)")
     args = ap.parse_args(argv)
+    if args.out is not None:
+        OUT = args.out.resolve()
     tolerate = {}
     for item in args.tolerate:
         target, _, exc = item.partition(":")

@@ -350,13 +350,14 @@ def tolerant(one, names: set[str], folder: Path):
 def main(argv: list[str]) -> None:
     """Run one Python target under atheris: ``argv`` = [prog, TARGET, libFuzzer args...].
     Environment: FUZZ_TOLERATE (comma-separated exception class names, see
-    :func:`tolerant`) and FUZZ_TOLERATE_DIR (where their inputs go)."""
+    :func:`tolerant`), FUZZ_TOLERATE_DIR (where their inputs go) and FUZZ_WORK_DIR (scratch
+    files)."""
     import atheris
 
     if len(argv) < 2 or argv[1] not in PY_TARGETS:
         sys.exit(f"usage: fuzz_targets.py {{{','.join(PY_TARGETS)}}} [libFuzzer flags]")
-    # libFuzzer ends the process itself: scratch files go to a folder under build/fuzz/.
-    tmp = ROOT / "build" / "fuzz" / "work" / argv[1]
+    # libFuzzer ends the process itself: scratch files go to a folder of bench/fuzz.py's.
+    tmp = Path(os.environ.get("FUZZ_WORK_DIR") or ROOT / "build" / "fuzz" / "work" / argv[1])
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     one = harness(argv[1], tmp)

@@ -97,11 +97,20 @@ def _tools():
     _need("atheris", importlib.util.find_spec("atheris") is not None)
 
 
+# Found by fuzzing and reported, not fixed yet (earshot.model.package has another owner): the
+# short run goes on past them. The xfail tests below turn into failures once they are fixed,
+# and then these go.
+KNOWN = ("py_package:RecursionError", "py_package:OverflowError")
+
+
 @pytest.mark.slow
-def test_short_fuzz_run_of_every_target_finds_nothing():
+def test_short_fuzz_run_of_every_target_finds_nothing(tmp_path):
+    """From the seeds, in a folder of its own (not build/fuzz's corpora)."""
     _tools()
-    proc = subprocess.run([sys.executable, BENCH / "fuzz.py", "--seconds", "3", "--json"],
-                          capture_output=True, text=True, timeout=900)
+    known = [arg for k in KNOWN for arg in ("--tolerate", k)]
+    proc = subprocess.run([sys.executable, BENCH / "fuzz.py", "--seconds", "3", "--json",
+                           "--out", tmp_path, *known], capture_output=True, text=True,
+                          timeout=900)
     res = json.loads(proc.stdout)
     by = {r["target"]: r for r in res["targets"]}
     assert set(by) == set(fuzz.TARGETS)
@@ -204,3 +213,29 @@ def test_seeds_alone_run_most_of_the_core(target, floors, tmp_path, monkeypatch)
     for name, floor in floors.items():
         run, lines = cov[name]
         assert run / lines >= floor, (name, run, lines)
+
+
+def _package(tmp_path, manifest_text: str):
+    from earshot.model import package
+
+    for name in ("model.bin", "model.tflite"):
+        (tmp_path / name).write_bytes((fuzz_targets.MODELS / "alexa" / name).read_bytes())
+    (tmp_path / "manifest.json").write_text(manifest_text)
+    return package.load(tmp_path)
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="reported: package.load lets json's RecursionError out")
+def test_package_load_refuses_a_deeply_nested_manifest_with_value_error(tmp_path):
+    with pytest.raises(ValueError):
+        _package(tmp_path, "[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError,
+                   reason="reported: package.load lets float()'s OverflowError out")
+def test_package_load_refuses_a_huge_integer_cutoff_with_value_error(tmp_path):
+    text = (fuzz_targets.MODELS / "alexa" / "manifest.json").read_text()
+    man = json.loads(text)
+    text = text.replace(f'"cutoff": {man["cutoff"]}', '"cutoff": 1' + "0" * 400)
+    with pytest.raises(ValueError):
+        _package(tmp_path, text)
