@@ -87,7 +87,12 @@ def test_ctrl_c_interrupts_running_code(board):
     # sent 0.5 s after the raw REPL's "OK" once reached the interpreter before the code ran.
     # It ended it by SIGINT (exit -2; the supervisor rebooted it), so the test now waits
     # until the loop prints.
+    # It first waits for the friendly prompt: bytes that reach a booting board right after a
+    # Ctrl-C are flushed as a board's terminal would flush them (see earshot.board.vboard), so
+    # a raw-REPL request sent during boot is lost; test_ctrl_c_during_boot_* cover boot time.
     with serial.Serial(board.port, timeout=10) as ser:
+        ser.write(b"\r")
+        assert ser.read_until(b">>> ").endswith(b">>> ")
         ser.write(b"\r\x03\x03\r\x01")
         assert ser.read_until(b"raw REPL; CTRL-B to exit\r\n>").endswith(b">")
         ser.write(b"import time\nprint('looping')\nwhile True:\n    time.sleep_ms(5)\n\x04")
