@@ -281,3 +281,26 @@ def test_a_first_deploy_cut_on_the_virtual_board_says_so_then_a_deploy_fixes_it(
     report = deploy.sync(board.port, model=MODELS / "alexa")
     assert report.model == "ok none"
     assert _board_boot(board) == ("hello", CUTOFF[OLD])
+
+
+def test_a_new_factory_model_retires_the_model_adapted_from_the_old_one(tmp_path):
+    """adapted.bin was adapted from the old factory model: after a different model is
+    installed it is removed (the board boots the model just deployed); re-installing the
+    same factory model keeps it."""
+    d = _flash(tmp_path / "flash", model=OLD, tmp=OLD)
+    (d / "adapted.bin").write_bytes(BAK)  # stands in for an adaptation of OLD
+    rc, out = _run_mp(d, install.commit_code(OLD))
+    assert rc == 0 and install.result(out) == "ok backup"
+    assert (d / "adapted.bin").read_bytes() == BAK
+    (d / install.TEMP).write_bytes(NEW)
+    (d / "adapted.bin.tmp").write_bytes(BAK[:100])
+    rc, out = _run_mp(d, install.commit_code(NEW))
+    assert rc == 0 and install.result(out) == "ok backup adapted-removed"
+    assert not (d / "adapted.bin").exists() and not (d / "adapted.bin.tmp").exists()
+    assert _boot(d) == ("hello", CUTOFF[NEW])
+    (d / install.TEMP).write_bytes(OLD)
+    (d / "mine.bin").write_bytes(BAK)  # a config's adapt.save_to
+    rc, out = _run_mp(d, install.commit_code(OLD, adapted="mine.bin"))
+    assert install.result(out) == "ok backup adapted-removed" and not (d / "mine.bin").exists()
+    assert deploy._adapted_name({"adapt": {"save_to": "mine.bin"}}) == "mine.bin"
+    assert deploy._adapted_name(None) == install.ADAPTED == "adapted.bin"

@@ -340,7 +340,8 @@ class DeployReport:
     ``device`` info, ``mpy`` (the native module used, None when built in), ``forced``
     (every file written) and ``model`` (how the factory model was installed: "" when
     unchanged; else "ok none|backup|damaged": the previous model.bin was absent, kept as
-    model.bin.bak, or damaged and removed)."""
+    model.bin.bak, or damaged and removed; followed by " adapted-removed" when the model
+    adapted from the previous one was removed, :mod:`earshot.board.install`)."""
 
     copied: list
     skipped: list
@@ -436,6 +437,13 @@ def check_inputs(model=DEFAULT_MODEL, config=None, extra=(), board=None, mpy=Non
     return Inputs(pairs, model_path, blob, cfg)
 
 
+def _adapted_name(cfg: dict | None) -> str:
+    """Where the board keeps its adapted model: the deployed config's ``adapt.save_to``, else
+    the default (:data:`earshot.board.install.ADAPTED`)."""
+    save_to = ((cfg or {}).get("adapt") or {}).get("save_to")
+    return save_to if isinstance(save_to, str) and save_to else install.ADAPTED
+
+
 def _committed(output: bytes) -> str:
     what = install.result(output)
     if what is None:
@@ -495,7 +503,8 @@ def sync(
             files = [(s, d if d != FACTORY else install.TEMP) for s, d in copy]
             new = any(d == FACTORY for _, d in copy)
             out = t.put(files, force=not skip_unchanged,
-                        then=install.commit_code(inputs.blob) if new else None)  # fmt: skip
+                        then=install.commit_code(inputs.blob, _adapted_name(inputs.config))
+                        if new else None)  # fmt: skip
         finally:
             t.close()
     note = _committed(out) if new else ""

@@ -8,7 +8,10 @@ the same connection, runs :func:`commit_code` on the board:
    header total, payload CRC-32); otherwise raise ``OSError`` and change nothing;
 2. when :data:`FACTORY` is a whole blob: remove an older :data:`BACKUP`, rename
    :data:`FACTORY` to :data:`BACKUP`; when it is damaged: remove it;
-3. rename :data:`TEMP` to :data:`FACTORY`; print :data:`MARK` ``ok <none|backup|damaged>``.
+3. rename :data:`TEMP` to :data:`FACTORY`;
+4. when the factory model changed, remove the adapted model (:data:`ADAPTED`, or the
+   config's ``adapt.save_to``) and its temp file: it was adapted from the old model; print
+   :data:`MARK` ``ok <none|backup|damaged>`` (`` adapted-removed`` when step 4 removed one).
 
 No rename replaces an existing file (FAT cannot), and each step changes one name, so a board
 that loses power at any instant still holds a whole model under a name the boot code tries
@@ -27,6 +30,9 @@ TEMP = FACTORY + ".tmp"
 BACKUP = FACTORY + ".bak"
 #: Starts the line the board program prints when the model is installed.
 MARK = "EARSHOT-COMMIT "
+#: Where the board keeps its adapted model unless the config says otherwise
+#: (es_adapt.ADAPTED, es_config's adapt.save_to).
+ADAPTED = "adapted.bin"
 
 #: MicroPython, filled in by :func:`commit_code`. _scan(p) is (size, CRC-32 of the file,
 #: whole blob?) or None when p is absent; a whole blob has the magic, 16 <= total <= size and
@@ -83,15 +89,25 @@ else:
     os.remove({dst!r})
     _was = 'damaged'
 os.rename({tmp!r}, {dst!r})
+_stale = ''
+if _d is None or _d[1] != {crc}:
+    for _p in ({adapted!r} + '.tmp', {adapted!r}):
+        if _scan(_p) is not None:
+            os.remove(_p)
+            _stale = ' adapted-removed'
 _sync()
-print({mark!r} + 'ok ' + _was)
+print({mark!r} + 'ok ' + _was + _stale)
 """
 
 
-def commit_code(blob: bytes) -> str:
-    """The board program that installs :data:`TEMP`, holding ``blob``, as :data:`FACTORY`."""
+def commit_code(blob: bytes, adapted: str = ADAPTED) -> str:
+    """The board program that installs :data:`TEMP`, holding ``blob``, as :data:`FACTORY`.
+    When the factory model changes, the model adapted from the old one (``adapted``, the
+    config's ``adapt.save_to``) and its temp file are removed after the install, so the board
+    runs the model just deployed, not an adaptation of another (step 4 of this module's
+    list); the printed result then ends ``adapted-removed``."""
     return PROGRAM.format(tmp=TEMP, dst=FACTORY, bak=BACKUP, size=len(blob),
-                          crc=zlib.crc32(blob), mark=MARK)  # fmt: skip
+                          crc=zlib.crc32(blob), mark=MARK, adapted=adapted)  # fmt: skip
 
 
 def result(output: bytes | str) -> str | None:

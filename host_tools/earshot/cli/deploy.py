@@ -69,8 +69,10 @@ def handler(args) -> int:
     if report.model:
         was = {"ok none": "no previous model", "ok backup": "previous model kept as "
                "model.bin.bak", "ok damaged": "damaged previous model removed"}  # fmt: skip
+        state, stale, _ = report.model.partition(" adapted-removed")
         say(
             "model.bin: written through model.bin.tmp, checked on the board; "
-            + was.get(report.model, report.model)
+            + was.get(state, state)
+            + ("; the model adapted from the previous one was removed" if stale else "")
         )
     return 0
