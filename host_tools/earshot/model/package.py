@@ -125,6 +125,8 @@ def read_manifest(path) -> dict:
         man = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError:  # json's recursive parser on deeply nested input (found by fuzzing)
+        raise ValueError(f"{path}: not a manifest (JSON nested too deeply)") from None
     if not isinstance(man, dict):
         raise ValueError(f"{path}: manifest must be a JSON object")
     if "schema" not in man:
@@ -145,7 +147,9 @@ def read_manifest(path) -> dict:
             f"{path}: feature_step_ms {man['feature_step_ms']} does not match the frontend "
             f"({FEATURE_STEP_MS} ms)"
         )
-    if not 0.0 <= float(man["cutoff"]) <= 1.0:
+    # Compared as given: float() of an int over about 10^308 raises OverflowError (found by
+    # fuzzing); int and float compare exactly with 0 and 1.
+    if not 0 <= man["cutoff"] <= 1:
         raise ValueError(f"{path}: cutoff {man['cutoff']} outside 0..1")
     if not 1 <= man["window"] <= 32:
         raise ValueError(f"{path}: window {man['window']} outside 1..32 (ES_MAX_WINDOW)")
