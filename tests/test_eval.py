@@ -155,3 +155,10 @@ def test_eval_reports_bad_input(folders, tmp_path, capsys):
     (only_bad / "x.flac").write_bytes(b"fLaC garbage")
     code, _, err = _eval(capsys, "--positives", str(only_bad), "--negatives", str(neg))
     assert code == 2 and "no readable audio file" in err
+
+
+@pytest.mark.parametrize("snr", ["nan", "inf", "-inf", "ten"])
+def test_snr_must_be_a_finite_number(snr, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["eval", f"--snr={snr}", "--no-mww"])
+    assert exc.value.code == 2 and "number of dB" in capsys.readouterr().err

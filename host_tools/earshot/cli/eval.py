@@ -30,6 +30,17 @@ fa_per_hour}, ...].
 """
 
 
+def _finite_db(text: str) -> float:
+    """A finite number of dB for --snr; NaN or infinity would silently score nothing."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of dB") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of dB")
+    return value
+
+
 def register(sub):
     p = sub.add_parser(
         "eval",
@@ -48,7 +59,7 @@ def register(sub):
     )
     p.add_argument("--negatives", required=True, metavar="DIR", help="clips without it")
     p.add_argument("--model", metavar="DIR", help="model package folder (default models/alexa)")
-    p.add_argument("--snr", type=float, metavar="DB", help="mix seeded noise at this SNR")
+    p.add_argument("--snr", type=_finite_db, metavar="DB", help="mix seeded noise at this SNR")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--det", metavar="FILE.png", help="also sweep cutoffs, plot the DET curve")
     p.add_argument("--no-mww", action="store_true", help="skip microWakeWord")
