@@ -209,3 +209,15 @@ def test_firmware_cli_no_adapt_builds_detection_only(tmp_path, monkeypatch, caps
 def test_repl_uses_mpremote_without_reset():
     cmd = repl_command("/dev/ttyACM0")
     assert cmd[1:] == ["-m", "mpremote", "connect", "/dev/ttyACM0", "resume", "repl"]
+
+
+def test_firmware_build_checks_the_model_first(tmp_path, capsys):
+    """A bad blob is refused before any build step, naming the file; a package folder works."""
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(DEFAULT_MODEL.read_bytes()[:100])
+    args = ["firmware", "build", "--board", "XIAO_ESP32S3_SENSE", "--dry-run"]
+    assert cli.main(args + ["--model", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.bin" in err and "blob truncated" in err
+    assert cli.main(args + ["--model", str(tmp_path / "none.bin")]) == 1
+    assert "none.bin: model file not found" in capsys.readouterr().err

@@ -15,7 +15,8 @@ def register(sub) -> None:
     fsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = fsub.add_parser("build", help="build build/firmware/BOARD/firmware.bin")
     b.add_argument("--board", required=True, help="board folder name under boards/")
-    b.add_argument("--model", type=Path, help="model blob to freeze (default: models/alexa)")
+    b.add_argument("--model", type=Path,
+                   help="model to freeze: a package folder or a blob (default: models/alexa)")
     b.add_argument("-j", "--jobs", type=int, default=1, help="parallel compile jobs")
     b.add_argument("--dry-run", action="store_true", help="check and print the command only")
     b.add_argument(
@@ -42,11 +43,14 @@ def handler(args) -> int:
     import sys
 
     from earshot.board import boards, deploy, firmware
+    from earshot.model import package
 
-    model = args.model or deploy.DEFAULT_MODEL
+    try:  # the model is checked (C parser, its package's manifest) before any build step
+        _, _, model = package.load_blob(args.model or deploy.DEFAULT_MODEL)
+    except ValueError as exc:
+        print(f"earshot firmware: {exc}", file=sys.stderr)
+        return 1
     try:
-        if not Path(model).is_file():
-            raise firmware.FirmwareError(f"no model blob at {model}")
         result = firmware.build(
             args.board, model, jobs=args.jobs, dry_run=args.dry_run, adapt=args.adapt
         )
