@@ -18,8 +18,10 @@ all: build
 # the reference engines), plus the Debian packages the tools call (when run as root).
 setup: $(VENV)/.installed
 
+# flock: a second setup at the same time (two terminals, CI and a developer) waits for the
+# first instead of installing into the same .venv at once.
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/setup.sh
-	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) flock $(VENV).lock sh scripts/setup.sh
 	touch $@
 
 # The C core as a shared library for CPython (ctypes): training features, scoring, parity tests.

@@ -11,6 +11,9 @@ VENV=${VENV:-.venv}
 # real recordings of the data README's Debian packages and a few more (training negatives,
 # source "debian": earshot.train.dataset.DEBIAN_SPEECH), and the English prose the long
 # synthetic passages read (earshot.train.texts: fortunes, man pages, Debian documents).
+# Another apt or dpkg (unattended upgrades, a second setup) holds the lock for a while: wait up
+# to 10 minutes for it instead of failing at once.
+APT="apt-get -o DPkg::Lock::Timeout=600"
 APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festival \
 festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
 asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
@@ -25,8 +28,8 @@ done
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing Debian packages:$missing"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+        $APT update -qq
+        DEBIAN_FRONTEND=noninteractive $APT install -y -qq $missing
     else
         echo "setup: missing Debian packages:$missing (run as root: apt-get install$missing)" >&2
     fi
@@ -46,7 +49,7 @@ fi
 # then unavailable, and a config that needs them (synth.kokoro_tables "en") fails naming this.
 if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing npm (Debian) for the Kokoro voice tables"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm) ||
+    ($APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq npm) ||
         echo "setup: could not install npm" >&2
 fi
 "$VENV/bin/python" -m earshot.train.voices install ||
