@@ -8,8 +8,8 @@
 // - es_adapt_forward on FUZZ_WINDOWS windows with statistics, filling a small buffer of
 //   embeddings labelled positive, negative, check and distill, the logits as targets;
 // - a trainer (es_adapt_trainer_init may refuse the settings or the weights) trained in
-//   slices, the acceptance check, and es_adapt_trainer_write: the blob it writes must parse
-//   and keep the embedding size;
+//   slices (a pass with the targets, one without), the acceptance check, and
+//   es_adapt_trainer_write: the blob it writes must parse and keep the embedding size;
 // - channel importance (both modes), selection and es_adapt_prune with the bias fix: the
 //   pruned blob must parse;
 // - the pseudo-labeller over a run of probabilities and flags from the trailer.
@@ -89,8 +89,10 @@ static void fuzz_train(const es_model_t *m, size_t emb_bytes, const uint8_t *tr,
         uint32_t budget = es_adapt_sample_macs(t) * 3u;
         size_t done = 0;
         for (int pass = 0; pass < 2; pass++) {
+            // The second pass without targets: negatives learn by BCE, not distillation.
+            const int8_t *tg = pass == 0 ? targets : NULL;
             for (size_t k = 0; k < FUZZ_WINDOWS; k += done) {
-                done = es_adapt_train_slice(t, emb, labels, targets, FUZZ_WINDOWS, budget);
+                done = es_adapt_train_slice(t, emb, labels, tg, FUZZ_WINDOWS, budget);
                 FUZZ_CHECK(done >= 1, "es_adapt_train_slice made no progress");
             }
         }

@@ -27,8 +27,9 @@ invariant (AssertionError). Targets:
   a few values replaced by :func:`json_value`. On success the blob came from a file inside
   the folder.
 
-Seeds (:func:`seeds`): the committed models' blobs and manifests (``models/*/``), telemetry
-streams as the device module frames them, and recordings as ``earshot monitor`` writes them.
+Seeds (:func:`seeds`): the committed models' blobs and manifests (``models/*/``), three
+synthetic blobs (one that cannot be adapted), telemetry streams as the device module frames
+them, and recordings as ``earshot monitor`` writes them.
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ def seeds(target: str) -> list[bytes]:
         from earshot.model import blob
 
         made = [blob.random_model(seed=1), blob.random_model(seed=2, input_norm=2)]
+        # A model that parses but cannot be adapted (its classifier has no bias).
+        layers = blob.random_layers(seed=3)
+        layers[-1]["bias"] = None
+        made.append(blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9,
+                              window=5, refractory=10))
         return model_blobs() + made
     if target == "py_telemetry":
         stream = _telemetry_stream()
