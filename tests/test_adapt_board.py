@@ -448,3 +448,66 @@ def test_virtual_board_loop_adapts_while_detecting(flash, factory, tmp_path):
     # Next start: the adapted model detects, no second adaptation.
     assert "AGAIN True" in text2
     assert per2 == {0: core.Detector(Model(adapted)).run(streams[0]).detections}
+
+
+# A FAT-like file system: rename cannot replace an existing file (es_adapt.save then removes
+# the old adapted model first). The board prints each step and pauses, so the test can cut
+# the power (SIGKILL) right after it.
+FAT_SAVE = """
+import es_adapt, os, time
+class FatOs:
+    def __getattr__(self, name):
+        return getattr(os, name)
+    def rename(self, a, b):
+        try:
+            os.stat(b)
+        except OSError:
+            os.rename(a, b)
+            print('STEP renamed'); time.sleep(0.3)
+            return
+        raise OSError(17)  # EEXIST, as FAT's rename
+    def remove(self, p):
+        os.remove(p)
+        print('STEP remove'); time.sleep(0.3)
+es_adapt.os = FatOs()
+blob = bytearray(open('{src}', 'rb').read())
+es_adapt.save(blob, chunk=256)
+print('STEP saved')
+"""
+
+
+@pytest.mark.parametrize("cut_after", ["remove", "renamed", None])
+def test_killed_write_on_a_fat_like_file_system_leaves_a_valid_model(flash, factory, cut_after):
+    """FAT cannot rename over a file: the old adapted model is removed, then the new one
+    renamed into place. Cut between the two, the board boots the factory model; after,
+    the new adapted model; never a partial one."""
+    d, mp, _ = flash
+    old = adapt.Trainer(Model(factory), lr=0.0).write()
+    t = adapt.Trainer(Model(factory), lr=0.01)
+    t.train(np.zeros((2, t.emb_bytes), np.int8), np.array([1, 0], np.uint8), 4)
+    new = t.write()
+    for p in ("adapted.bin.tmp",):
+        if (d / p).exists():
+            (d / p).unlink()
+    (d / "adapted.bin").write_bytes(old)
+    (d / "new.bin").write_bytes(new)
+    proc = subprocess.Popen([mp, "-c", FAT_SAVE.format(src="new.bin")], cwd=d,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    steps = []
+    for line in proc.stdout:
+        if line.startswith("STEP "):
+            steps.append(line.split()[1])
+            if steps[-1] == cut_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=60)
+    assert steps and steps == ["remove", "renamed", "saved"][: len(steps)]
+    out = _mpy(flash, "import es_adapt\nm, p = es_adapt.load_model()\nprint(p)")
+    assert out.returncode == 0, out.stderr
+    path = out.stdout.split()[0]
+    want = {"remove": ("model.bin", factory), "renamed": ("adapted.bin", new),
+            None: ("adapted.bin", new)}[cut_after]  # fmt: skip
+    assert path == want[0] and (d / path).read_bytes() == want[1]
+    Model((d / path).read_bytes())
+    (d / "adapted.bin").unlink(missing_ok=True)
+    (d / "adapted.bin.tmp").unlink(missing_ok=True)
