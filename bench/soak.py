@@ -29,7 +29,7 @@ hops, one block of 10 hops each; the device's ticks_us), and of the whole loop's
 (``SOAK t`` intervals of 100 hops: detector, adaptation, telemetry, file reads, less the
 soak's own gc.collect()); detections.
 
-    python bench/soak.py [--hours H] [--json] [--heap 256k]
+    python bench/soak.py [--hours H] [--json] [--heap 256k] [--no-adapt]
 """
 
 from __future__ import annotations
@@ -190,13 +190,13 @@ def write_audio(path: Path, hours: float, pos: list, neg: list) -> int:
     return hops
 
 
-def run_board(flash: Path, heap: str, idle_s: float, log) -> dict:
+def run_board(flash: Path, heap: str, idle_s: float, log, adapt: bool = True) -> dict:
     """Deploy to a virtual board on ``flash`` (soak.raw already there), run DRIVER and
     decode its telemetry. Returns the frames' record: stats rows (hop, hops, us_sum, us_max),
     clock readings (hop, µs since the previous one), heap readings (hop, free B, alloc B,
     gc.collect µs), adaptation (hop, what), END, counters."""
     cfg = {"source": "file", "file": {"path": "soak.raw", "realtime": False}, "vad": True,
-           "block_hops": BLOCK_HOPS, "stats_every": STATS_EVERY, "adapt": {"enabled": True}}
+           "block_hops": BLOCK_HOPS, "stats_every": STATS_EVERY, "adapt": {"enabled": adapt}}
     natmod.build("x64")
     dec = Decoder()
     rec = {"stats": [], "heap": [], "ticks": [], "adapt": None, "end": None, "text": ""}
@@ -306,16 +306,19 @@ def summarize(rec: dict, hops: int, hours: float, note: str) -> dict:
     return out
 
 
-def run(hours: float, heap: str, log) -> dict:
-    """Write the audio, run the board, summarize (see the module docstring)."""
+def run(hours: float, heap: str, log, adapt: bool = True) -> dict:
+    """Write the audio, run the board (adaptation on unless ``adapt`` is False), summarize
+    (see the module docstring)."""
     flash = OUT / "flash"
     shutil.rmtree(OUT, ignore_errors=True)
     flash.mkdir(parents=True)
     pos, neg, note = real_clips()
     log(f"soak: writing {hours:g} h of audio ({note})")
     hops = write_audio(flash / "soak.raw", hours, pos, neg)
-    rec = run_board(flash, heap, idle_s=300.0, log=log)
-    return summarize(rec, hops, hours, note)
+    rec = run_board(flash, heap, idle_s=300.0, log=log, adapt=adapt)
+    res = summarize(rec, hops, hours, note)
+    res["adapt_enabled"] = adapt
+    return res
 
 
 def table(r: dict) -> str:
@@ -325,8 +328,9 @@ def table(r: dict) -> str:
     lines = [
         f"audio: {r['hours']:g} h ({r['hops']:,} hops; {r['audio']}), run in {r['wall_s']:,.0f} "
         f"s ({r['realtime_factor']:g}x real time), {r['detections']} detections",
-        "adaptation: " + ("did not end" if ad is None else
-                          f"ended at hop {ad['ended_at_hop']:,} ({ad['result']})"),
+        "adaptation: " + ("off" if not r.get("adapt_enabled", True) else "did not end"
+                          if ad is None else f"ended at hop {ad['ended_at_hop']:,} "
+                          f"({ad['result']})"),
         f"telemetry frames: sent {r['frames_sent']}, received {r['frames_received']}, "
         f"dropped {r['frames_dropped']}, corrupt {r['frames_corrupt']}",
         f"free heap after gc: start {h.get('free_start_b', 0):,} B, end {h.get('free_end_b', 0):,}"
@@ -349,11 +353,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", type=float, default=1.0, help="audio to run, hours")
     ap.add_argument("--heap", default="256k", help="the board's heap (-X heapsize)")
+    ap.add_argument("--no-adapt", action="store_true", help="adaptation off (a detection-only "
+                    "baseline)")
     ap.add_argument("--json", action="store_true", help="print one JSON object, not a table")
     args = ap.parse_args(argv)
     if args.hours <= 0:
         ap.error("--hours must be > 0")
-    res = run(args.hours, args.heap, lambda m: print(m, file=sys.stderr))
+    res = run(args.hours, args.heap, lambda m: print(m, file=sys.stderr), not args.no_adapt)
     print(json.dumps(res, indent=2) if args.json else table(res))
     return 0 if all(res["ok"].values()) else 1
 
