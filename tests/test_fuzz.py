@@ -98,9 +98,8 @@ def _tools():
 
 
 # Exceptions found by fuzzing and not fixed yet, which the short run goes on past
-# ("target:Exception"); the package loader's first two are fixed (tests below), the third is
-# reported (the strict xfail below fails once it is fixed: then remove it from here).
-KNOWN = ("py_package:OSError",)
+# ("target:Exception"); none now (the package loader's three are fixed, tests below).
+KNOWN = ()
 
 
 @pytest.mark.slow
@@ -239,8 +238,6 @@ def test_package_load_refuses_a_huge_integer_cutoff_with_value_error(tmp_path):
         _package(tmp_path, text)
 
 
-@pytest.mark.xfail(strict=True, raises=OSError,
-                   reason="reported: is_file()'s OSError (file name too long) gets out of load")
 def test_package_load_refuses_an_overlong_blob_name_with_value_error(tmp_path):
     """Found by fuzzing (py_package, the long run): a "blob" name longer than the file
     system allows makes Path.is_file() raise OSError ENAMETOOLONG."""

@@ -97,9 +97,13 @@ def load(model_dir) -> tuple[dict, bytes]:
     path = model_dir / MANIFEST
     man = read_manifest(path)
     blob_path = member(model_dir, man["blob"], path, "blob")
-    if not blob_path.is_file():
-        raise ValueError(f"{blob_path}: blob file missing")
-    data = blob_path.read_bytes()
+    try:  # OSError: e.g. a name longer than the file system allows (found by fuzzing)
+        if not blob_path.is_file():
+            raise ValueError(f"{blob_path}: blob file missing")
+        data = blob_path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the blob {man['blob'][:60]!r} "
+                         f"({exc.strerror or exc})") from None
     if len(data) != man["blob_bytes"]:
         raise ValueError(f"{blob_path}: size {len(data)} B, manifest says {man['blob_bytes']} B")
     crc = zlib.crc32(data)
@@ -179,7 +183,12 @@ def member(model_dir, name: str, manifest_path, key: str) -> Path:
         )
     root = Path(model_dir).resolve()
     path = Path(model_dir) / pure
-    if root not in path.parent.resolve().parents and path.parent.resolve() != root:
+    try:
+        parent = path.parent.resolve()
+    except OSError as exc:  # a name the file system refuses (too long, ...)
+        raise ValueError(f"{manifest_path}: {key!r} path {name[:60]!r}... cannot be resolved "
+                         f"({exc.strerror or exc})") from None
+    if root not in parent.parents and parent != root:
         raise ValueError(f"{manifest_path}: {key!r} path {name!r} leaves the package folder")
     return path
 
