@@ -162,3 +162,112 @@ def test_snr_must_be_a_finite_number(snr, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["eval", f"--snr={snr}", "--no-mww"])
     assert exc.value.code == 2 and "number of dB" in capsys.readouterr().err
+
+
+#: Tiny blocks for the streaming tests: 5925 samples, neither a whole number of 10 ms hops nor
+#: of microWakeWord's 320-byte chunks, so partial hops are carried across every block.
+TINY_BLOCK_S = 0.3703
+
+
+@pytest.fixture(scope="module")
+def long_negatives(folders, tmp_path_factory):
+    """Minutes of negatives: the synthetic clips ("alexa" included, so that both engines fire)
+    tiled at random gains with faint-noise gaps into long files at 16 kHz, 44.1 kHz stereo and
+    8 kHz, plus one short clip and one damaged file."""
+    pos, neg = folders
+    clips = [evaluate.audio.load(p) for p in sorted(pos.iterdir()) + sorted(neg.iterdir())]
+    rng = np.random.default_rng(5)
+    root = tmp_path_factory.mktemp("longneg")
+
+    def tiled(seconds):
+        parts, n = [], 0
+        while n < seconds * SAMPLE_RATE_HZ:
+            x = clips[rng.integers(len(clips))] * rng.uniform(0.3, 1.0)
+            gap = rng.normal(0, 30, int(rng.uniform(0.2, 1.5) * SAMPLE_RATE_HZ))
+            parts += [x, gap]
+            n += len(x) + len(gap)
+        return np.concatenate(parts) / 32768
+
+    sf.write(root / "long16.wav", tiled(100), SAMPLE_RATE_HZ, subtype="PCM_16")
+    x44 = evaluate.audio.resample(tiled(70), SAMPLE_RATE_HZ, 44100)
+    sf.write(root / "long44.flac", np.stack([x44, 0.5 * x44], axis=1), 44100)
+    sf.write(root / "long8.wav", evaluate.audio.resample(tiled(60), SAMPLE_RATE_HZ, 8000), 8000)
+    sf.write(root / "short.wav", clips[-1] / 32768, SAMPLE_RATE_HZ)
+    (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    return root
+
+
+@pytest.mark.parametrize("snr", [None, 10.0])
+def test_negative_stream_in_blocks_is_the_whole_stream(long_negatives, snr):
+    paths = evaluate.audio_files(long_negatives)
+    rng_whole, rng_blocks = np.random.default_rng(7), np.random.default_rng(7)
+    whole, n, failed = evaluate.negative_stream(paths, snr, rng_whole)
+    stream = evaluate.NegativeStream(paths, snr, rng_blocks, block_s=TINY_BLOCK_S)
+    blocks = list(stream)
+    assert max(len(b) for b in blocks) == round(TINY_BLOCK_S * SAMPLE_RATE_HZ)
+    assert (n, failed) == (stream.clips, stream.failed) == (4, 1)
+    assert np.array_equal(np.concatenate(blocks), whole)  # noise included, bit for bit
+    assert stream.samples == len(whole) > 200 * SAMPLE_RATE_HZ
+    assert rng_whole.standard_normal(4).tolist() == rng_blocks.standard_normal(4).tolist()
+    with pytest.raises(RuntimeError, match="read once"):
+        list(stream)
+
+
+def test_negative_stream_memory_is_one_block(long_negatives):
+    """Reading a 100 s file in 1 s blocks, noise included, never holds the file: the peak
+    of traced allocations stays under a fifth of its samples as float64 (12.8 MB)."""
+    import tracemalloc
+
+    stream = evaluate.NegativeStream(
+        [long_negatives / "long16.wav"], 10.0, np.random.default_rng(1), block_s=1.0
+    )
+    tracemalloc.start()
+    try:
+        n = sum(len(b) for b in stream)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == stream.samples > 100 * SAMPLE_RATE_HZ
+    assert peak < 8 * n // 5
+
+
+def test_engines_detect_the_same_in_tiny_blocks(long_negatives):
+    """Detections, at stream times, on the whole stream at once and fed in tiny blocks (a
+    long 44.1 kHz stereo file, a short one, a damaged one: 80 s)."""
+    paths = [long_negatives / n for n in ("long44.flac", "short.wav", "broken.wav")]
+    whole, _, _ = evaluate.negative_stream(paths, 10.0, np.random.default_rng(1))
+    engines = [evaluate.Earshot(MODEL), evaluate.MicroWakeWord()]
+    cutoffs = [None, 0.3]
+    stream = evaluate.NegativeStream(paths, 10.0, np.random.default_rng(1), block_s=TINY_BLOCK_S)
+    in_blocks, spent = evaluate.scan_negatives(engines, stream, cutoffs)
+    for eng, got in zip(engines, in_blocks):
+        assert got == eng.sweep(whole, cutoffs)
+        assert len(got[1]) >= len(got[0]) > 0 and max(got[1]) <= len(whole) / SAMPLE_RATE_HZ
+        with pytest.raises(ValueError, match="int16"):
+            eng.detect(whole[:16000].astype(np.float32))
+    assert all(s > 0 for s in spent)
+
+
+@pytest.mark.slow
+def test_eval_results_do_not_depend_on_the_block_size(folders, long_negatives):
+    pos, _ = folders
+
+    def run(block_s):
+        res = evaluate.evaluate(
+            pos,
+            long_negatives,
+            MODEL,
+            snr_db=10.0,
+            det=True,
+            cutoffs=(0.3, 0.9),
+            log=lambda m: None,
+            block_s=block_s,
+        )
+        for r in res["engines"].values():
+            r.pop("seconds")
+        return res
+
+    whole = run(None)
+    assert whole == run(TINY_BLOCK_S) == run(evaluate.BLOCK_S)
+    assert whole["negative_clips"] == 4 and whole["negative_unreadable"] == 1
+    assert all(r["false_accepts"] > 0 for r in whole["engines"].values())

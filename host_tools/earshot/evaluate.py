@@ -10,6 +10,13 @@ Method (shared ``data/README.md``, also used by ``bench/accuracy.py``):
 - ``snr_db``: seeded white Gaussian noise (``numpy.random.default_rng(1)``) at that SNR relative
   to each clip's own RMS (pads and gaps included in the noise), identical for both engines.
 
+The negative stream is never held whole: :class:`NegativeStream` yields it in blocks of at most
+``BLOCK_S`` s, drawing the same noise in the same order as the stream built in memory would,
+and :func:`scan_negatives` feeds each block to every engine in one pass, each engine keeping
+its streaming state (and a partial hop) from block to block. Memory is bounded by a block,
+the positives and the detections, whatever the hours of negatives; the results equal those of
+the whole stream at once (tests/test_eval.py).
+
 Real positives of the wake word that a model may have trained on (config ``real_positives``)
 are grouped into speaker folds (:mod:`earshot.train.dataset`); its manifest records which folds
 it trained and validated on. :func:`fold_positives` gives the clips of the folds it never
@@ -17,38 +24,48 @@ used, and a measurement that would include a used fold raises :class:`UsedFolds`
 with 95 % intervals: Wilson's for recall (:func:`wilson`), the exact Poisson one for FA/h
 (:func:`poisson_rate`).
 
-Undecodable files are reported and skipped, never fatal. Earshot runs through the C core
+Undecodable files are reported and skipped, never fatal. The engines (:mod:`earshot.engines`,
+re-exported here): Earshot runs through the C core
 (:class:`earshot.core.Detector`, VAD gate on, the model's cutoff/window/refractory).
 microWakeWord runs through ``pymicro-wakeword`` 2.5.0 with its defaults (cutoff 0.9, window 5):
 each 30 ms step whose window mean exceeds the cutoff is a detection, merged as above.
 
 The DET curve (:func:`det_curve`) sweeps the cutoff: FRR (1 - recall, fraction) against FA/h,
-measured the same way at each cutoff (Earshot: one detector run per cutoff; microWakeWord: its
+measured the same way at each cutoff (Earshot: one detector per cutoff; microWakeWord: its
 smoothed probabilities thresholded at each cutoff).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from pathlib import Path
 
 import numpy as np
 
-from earshot.train import dataset
+from earshot import audio
 from earshot.audio import SAMPLE_RATE_HZ
-from earshot.core.constants import HOP_S  # one feature hop, s
+from earshot.core.constants import HOP_S  # noqa: F401 (one feature hop, s; benches import it)
+from earshot.engines import (  # noqa: F401 (the engines; benches import them from here)
+    MWW_CUTOFF,
+    MWW_STEP_S,
+    MWW_WINDOW,
+    Earshot,
+    MicroWakeWord,
+    scan_negatives,
+)
+from earshot.train import dataset
 
 MERGE_S = 1.5
 PAD_S = 1.0
 GAP_S = 0.5
 SHUFFLE_SEED = 0
 NOISE_SEED = 1
-MWW_CUTOFF = 0.9
-MWW_WINDOW = 5
-MWW_STEP_S = 0.03  # 3 feature hops of 10 ms per model step (pymicro-wakeword stride)
 #: Cutoffs of the DET sweep (probability, both engines).
 DET_CUTOFFS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+#: Longest block of the negative stream, s of audio (60 s: 1.9 MB of int16 at 16 kHz).
+BLOCK_S = 60.0
 
 
 def merge(times_s, window_s: float = MERGE_S) -> list[float]:
@@ -66,8 +83,16 @@ def add_noise(x: np.ndarray, snr_db: float | None, rng: np.random.Generator) -> 
     if snr_db is None:
         return x
     xf = x.astype(np.float64)
-    rms = np.sqrt(np.mean(xf**2)) + 1e-9
-    noisy = xf + rng.standard_normal(len(x)) * rms / 10 ** (snr_db / 20)
+    return _mix(x, np.sqrt(np.mean(xf**2)) + 1e-9, snr_db, rng)
+
+
+def _mix(x: np.ndarray, rms: float, snr_db: float | None, rng) -> np.ndarray:
+    """int16 ``x`` plus ``len(x)`` draws of white Gaussian noise from ``rng`` at ``snr_db``
+    below ``rms`` (int16 units), rounded and saturated to int16; ``x`` itself for None.
+    Elementwise, so noising a clip piece by piece in order equals noising it whole."""
+    if snr_db is None:
+        return x
+    noisy = x.astype(np.float64) + rng.standard_normal(len(x)) * rms / 10 ** (snr_db / 20)
     return np.clip(np.round(noisy), -32768, 32767).astype(np.int16)
 
 
@@ -91,100 +116,95 @@ def load_positives(paths, snr_db, rng, log=print):
     return positives, failed
 
 
+class NegativeStream:
+    """The negative stream as int16 blocks at 16 kHz, read once: ``paths`` sorted and
+    shuffled (``random.Random(SHUFFLE_SEED)``), each readable clip followed by ``GAP_S`` s of
+    silence and, with ``snr_db`` (dB), noised at its own RMS (gap included) with draws from
+    ``rng``, clip after clip: the same samples, bit for bit, as the whole stream built in
+    memory (:func:`negative_stream`), and ``rng`` left in the same state.
+
+    Blocks hold at most ``block_s`` s of audio (None: one block per clip, read whole with
+    :func:`earshot.audio.load`). A file longer than ``block_s`` is read twice in blocks
+    (:func:`earshot.audio.blocks`, bit-exact with ``load``): first to check that it decodes
+    to its end and to sum its squares (exact, in integers), then to yield it; its RMS equals
+    the in-memory one whenever that float sum is exact (a sum of squares under 2**53: any
+    clip under 8.7 min, hours of ordinary speech). Unreadable files (AudioError) are skipped
+    whole and reported through ``log`` ("skipped ..."), as :func:`dataset.load_clips` does.
+
+    ``clips``, ``failed`` (files), ``samples`` (16 kHz) and :attr:`hours` count what has
+    been yielded: complete when the iteration ends. Iterating a second time raises
+    RuntimeError (the noise is drawn from ``rng``); a file that stops decoding between its
+    two reads raises its AudioError.
+    """
+
+    def __init__(self, paths, snr_db, rng, log=None, block_s: float | None = BLOCK_S):
+        self.paths = sorted(paths)
+        random.Random(SHUFFLE_SEED).shuffle(self.paths)
+        if block_s is not None and not block_s > 0:
+            raise ValueError(f"block_s must be > 0 s or None, got {block_s}")
+        self.snr_db, self.rng, self.log, self.block_s = snr_db, rng, log, block_s
+        self.clips = self.failed = self.samples = 0
+        self._read = False
+
+    @property
+    def hours(self) -> float:
+        """Hours of audio yielded so far (all of the stream once the iteration ended)."""
+        return self.samples / SAMPLE_RATE_HZ / 3600
+
+    def __iter__(self):
+        if self._read:
+            raise RuntimeError("a NegativeStream is read once (its noise comes from rng)")
+        self._read = True
+        most = None if self.block_s is None else max(1, round(self.block_s * SAMPLE_RATE_HZ))
+        for path in self.paths:
+            parts = self._clip(path)
+            if parts is None:
+                continue
+            self.clips += 1
+            for part in parts:
+                step = most or max(len(part), 1)
+                for a in range(0, len(part), step):
+                    self.samples += len(part[a : a + step])
+                    yield part[a : a + step]
+
+    def _clip(self, path):
+        """The clip at ``path`` and its gap, noised, as an iterable of int16 arrays; None
+        (counted and reported) when it does not decode."""
+        gap = np.zeros(int(GAP_S * SAMPLE_RATE_HZ), np.int16)
+        try:
+            if self.block_s is None:
+                whole = audio.load(path)
+            else:
+                blocks = audio.blocks(path, block_s=self.block_s)
+                whole, second = next(blocks), next(blocks, None)
+                if second is not None:  # a long file: check it to the end, sum its squares
+                    n, sumsq = 0, 0
+                    for b in itertools.chain([whole, second], blocks):
+                        n, sumsq = n + len(b), sumsq + int(np.dot(b, b.astype(np.int64)))
+                    del whole, second
+                    rms = np.sqrt(np.float64(sumsq) / (n + len(gap))) + 1e-9
+                    return self._long(path, gap, rms)
+        except audio.AudioError as exc:
+            self.failed += 1
+            if self.log is not None:
+                self.log(f"skipped {exc}")
+            return None
+        return [add_noise(np.concatenate([whole, gap]), self.snr_db, self.rng)]
+
+    def _long(self, path, gap, rms):
+        """The blocks of a long file, then its gap, noised at ``rms`` (its RMS, gap included)."""
+        for b in audio.blocks(path, block_s=self.block_s):
+            yield _mix(b, rms, self.snr_db, self.rng)
+        yield _mix(gap, rms, self.snr_db, self.rng)
+
+
 def negative_stream(paths, snr_db, rng, log=None) -> tuple[np.ndarray, int, int]:
-    """Shuffled (seed 0) clips joined with 0.5 s gaps: (int16 stream, clips used, failed).
-    Unreadable clips are skipped (and reported through ``log`` when given)."""
-    paths = sorted(paths)
-    random.Random(SHUFFLE_SEED).shuffle(paths)
-    clips, failed = dataset.load_clips(paths, notify=log)
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE_HZ), np.int16)
-    parts = []
-    for c in clips:
-        parts += [add_noise(np.concatenate([c, gap]), snr_db, rng)]
-    stream = np.concatenate(parts) if parts else np.zeros(0, np.int16)
-    return stream, len(clips), len(failed)
-
-
-# --- engines ----------------------------------------------------------------------------------
-
-
-class Earshot:
-    """An Earshot model package run through the C core (``earshot.core.Detector``)."""
-
-    name = "Earshot"
-
-    def __init__(self, model_dir):
-        from earshot.model import Model, package as modelpkg
-
-        self.manifest, blob = modelpkg.load(model_dir)
-        self.model = Model(blob)
-        self.cutoff = float(self.manifest["cutoff"])
-
-    def settings(self) -> str:
-        m = self.manifest
-        return f"cutoff {m['cutoff']:.2f}, window {m['window']}, VAD on"
-
-    def detect(self, samples: np.ndarray, cutoff: float | None = None) -> list[float]:
-        """Detection times (s, end of the hop that fired) over int16 ``samples``, fresh
-        detector; ``cutoff`` (probability) defaults to the model's."""
-        from earshot.core import Detector
-
-        m = self.manifest
-        det = Detector(
-            self.model,
-            cutoff=m["cutoff"] if cutoff is None else cutoff,
-            window=m["window"],
-            refractory=m["refractory"],
-            vad=True,
-        )
-        res = det.run(samples)
-        return [(int(h) + 1) * HOP_S for h in res.detections]
-
-    def sweep(self, samples: np.ndarray, cutoffs) -> list[list[float]]:
-        """:meth:`detect` at each of ``cutoffs``."""
-        return [self.detect(samples, c) for c in cutoffs]
-
-
-class MicroWakeWord:
-    """microWakeWord's built-in "alexa" (pymicro-wakeword 2.5.0) at its default settings."""
-
-    name = "microWakeWord"
-    cutoff = MWW_CUTOFF
-
-    def __init__(self):
-        from pymicro_wakeword import MicroWakeWord as Mww
-        from pymicro_wakeword import Model
-
-        self.mww = Mww.from_builtin(Model.ALEXA)
-        if (self.mww.probability_cutoff, self.mww.sliding_window_size) != (MWW_CUTOFF, MWW_WINDOW):
-            raise RuntimeError("pymicro-wakeword alexa defaults changed: expected 0.9 / 5")
-
-    def settings(self) -> str:
-        return f"cutoff {MWW_CUTOFF}, window {MWW_WINDOW}"
-
-    def probabilities(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(step end times in s, smoothed probabilities), float (n_steps,) each."""
-        from pymicro_wakeword import MicroWakeWordFeatures
-
-        self.mww.reset()
-        times, probs = [], []
-        feats = MicroWakeWordFeatures().process_streaming(samples.tobytes())
-        for k, f in enumerate(feats):
-            p = self.mww.process_streaming_prob(f)
-            if (k + 1) % self.mww.stride == 0 and p is not None:
-                times.append((k + 1) * HOP_S)
-                probs.append(float(p))
-        return np.asarray(times, np.float64), np.asarray(probs, np.float64)
-
-    def detect(self, samples: np.ndarray, cutoff: float = MWW_CUTOFF) -> list[float]:
-        """Times (s) of the steps whose smoothed probability exceeds ``cutoff``."""
-        times, probs = self.probabilities(samples)
-        return [float(t) for t in times[probs > cutoff]]
-
-    def sweep(self, samples: np.ndarray, cutoffs) -> list[list[float]]:
-        """:meth:`detect` at each of ``cutoffs`` from one pass of the model."""
-        times, probs = self.probabilities(samples)
-        return [[float(t) for t in times[probs > c]] for c in cutoffs]
+    """The whole :class:`NegativeStream` in memory: (int16 stream, clips used, failed). For
+    benches that keep the stream; memory grows with its length (115 MB per hour at 16 kHz)."""
+    stream = NegativeStream(paths, snr_db, rng, log, block_s=None)
+    parts = list(stream)
+    whole = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    return whole, stream.clips, stream.failed
 
 
 # --- speaker folds of the real positives ------------------------------------------------------
@@ -350,6 +370,7 @@ def evaluate(
     mww=True,
     log=print,
     folds=None,
+    block_s: float | None = BLOCK_S,
 ) -> dict:
     """Measure Earshot (``model_dir``) and, when ``mww``, microWakeWord's alexa on the audio
     files under ``positives_dir`` and ``negatives_dir``; returns a JSON-able dict:
@@ -359,10 +380,15 @@ def evaluate(
     under ``engines``: ``settings``, ``cutoff`` (probability), ``detected`` (clips),
     ``recall`` (fraction, detected / positives), ``first20_detected`` (of the first 20
     positives), ``missed`` (file names), ``false_accepts``
-    (merged detections in the stream), ``fa_per_hour`` (1/h), ``seconds`` (wall time); with
+    (merged detections in the stream), ``fa_per_hour`` (1/h), ``seconds`` (the engine's own
+    processing time, s; reading the negatives is not counted); with
     ``det`` also ``det``: a list of ``{"cutoff", "frr", "fa_per_hour"}`` over ``cutoffs``;
     ``recall_ci`` and ``fa_per_hour_ci``: 95 % intervals (:func:`wilson`,
     :func:`poisson_rate`).
+
+    The negatives are read once, in blocks of at most ``block_s`` s (:class:`NegativeStream`,
+    None: a clip at a time, each whole), every engine fed each block (:func:`scan_negatives`):
+    memory does not grow with their hours, and the results do not depend on ``block_s``.
 
     ``folds`` ("test", "all" or fold indices; :func:`fold_positives`): the positives are the
     development clips of those speaker folds of the model (``positives_dir`` is then unused)
@@ -384,24 +410,24 @@ def evaluate(
         check_not_trained_on(engines[0].manifest, pos_paths)
     rng = np.random.default_rng(NOISE_SEED)
     positives, failed = load_positives(pos_paths, snr_db, rng, log)
-    stream, n_neg, n_neg_failed = negative_stream(neg_paths, snr_db, rng, log)
     if not positives:
         raise ValueError(f"{positives_dir}: no readable audio file")
-    if n_neg == 0:
+    stream = NegativeStream(neg_paths, snr_db, rng, log, block_s)
+    negatives, spent = scan_negatives(engines, stream, [None] + (list(cutoffs) if det else []))
+    if stream.clips == 0:
         raise ValueError(f"{negatives_dir}: no readable audio file")
-    hours = len(stream) / SAMPLE_RATE_HZ / 3600
-    results = run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours)
+    results = run_header(snr_db, positives, failed, stream.clips, stream.failed, stream.hours)
     if fold_info is not None:
         results["folds"] = fold_info
-    for eng in engines:
+    for eng, times, seconds in zip(engines, negatives, spent):
         t0 = time.monotonic()
-        r = measure(eng, positives, stream, hours)
+        r = measure(eng, positives, times[0], stream.hours)
         r["cutoff"] = float(eng.cutoff)
         if det:
-            r["det"] = det_curve(eng, positives, stream, hours, cutoffs)
-        r["seconds"] = round(time.monotonic() - t0, 1)
+            r["det"] = det_curve(eng, positives, times[1:], stream.hours, cutoffs)
+        r["seconds"] = round(time.monotonic() - t0 + seconds, 1)
         results["engines"][eng.name] = r
-        log(f"{eng.name}: done in {time.monotonic() - t0:.0f} s")
+        log(f"{eng.name}: done in {r['seconds']:.0f} s")
     return results
 
 
@@ -419,14 +445,15 @@ def run_header(snr_db, positives, failed, n_neg, n_neg_failed, hours, digits=4) 
     }
 
 
-def measure(engine, positives, stream, hours: float) -> dict:
+def measure(engine, positives, negative_times, hours: float) -> dict:
     """Recall on ``positives`` (list of (name, int16 samples), one detector run per clip) and
-    false accepts on the negative ``stream`` (detections within MERGE_S merged) of ``hours``
+    false accepts among ``negative_times`` (s, the engine's detections at its own cutoff on
+    the negative stream, :func:`scan_negatives`; those within MERGE_S merged) in ``hours``
     hours. Returns settings, detected, recall (0..1), recall_ci (95 %, :func:`wilson`),
     first20_detected, missed (names), false_accepts, fa_per_hour and fa_per_hour_ci (95 %,
     :func:`poisson_rate`; both None when ``hours`` is 0)."""
     hits = [len(engine.detect(x)) > 0 for _, x in positives]
-    fa = len(merge(engine.detect(stream)))
+    fa = len(merge(negative_times))
     return {
         "settings": engine.settings(),
         "detected": int(sum(hits)),
@@ -440,13 +467,15 @@ def measure(engine, positives, stream, hours: float) -> dict:
     }
 
 
-def det_curve(engine, positives, stream, hours, cutoffs=DET_CUTOFFS) -> list[dict]:
+def det_curve(engine, positives, negative_times, hours, cutoffs=DET_CUTOFFS) -> list[dict]:
     """FRR (fraction) and FA/h of ``engine`` at each of ``cutoffs``, measured as in
-    :func:`evaluate` (``positives``: list of (name, int16 clip); ``stream``: int16)."""
+    :func:`evaluate` (``positives``: list of (name, int16 clip); ``negative_times``: per
+    cutoff, the detection times (s) on the negative stream of ``hours`` hours, as
+    :func:`scan_negatives` gives them). ZeroDivisionError for no positives or 0 hours."""
     hit = np.zeros(len(cutoffs), np.int64)
     for _, x in positives:
         hit += np.array([len(d) > 0 for d in engine.sweep(x, cutoffs)], np.int64)
-    fas = [len(merge(d)) for d in engine.sweep(stream, cutoffs)]
+    fas = [len(merge(d)) for d in negative_times]
     return [
         {
             "cutoff": float(c),

@@ -25,8 +25,11 @@ negative_unreadable, negative_hours (h), with --folds "folds" (source, folds, se
 train_folds, validation_folds, unused_folds, recorded, left_out), and per engine under
 "engines": settings, cutoff, detected, recall (fraction), recall_ci (95 %, Wilson),
 first20_detected, missed (file names), false_accepts, fa_per_hour, fa_per_hour_ci (95 %,
-exact Poisson), seconds, and with --det the sweep "det": [{cutoff, frr (fraction),
-fa_per_hour}, ...].
+exact Poisson), seconds (the engine's own processing time), and with --det the sweep
+"det": [{cutoff, frr (fraction), fa_per_hour}, ...].
+
+The negatives are read in blocks of at most a minute, each fed to every engine in turn, so
+memory stays bounded whatever their hours; the numbers are those of the whole stream at once.
 """
 
 
