@@ -28,8 +28,9 @@ invariant (AssertionError). Targets:
   the folder.
 
 Seeds (:func:`seeds`): the committed models' blobs and manifests (``models/*/``), three
-synthetic blobs (one that cannot be adapted), telemetry streams as the device module frames
-them, and recordings as ``earshot monitor`` writes them.
+synthetic blobs (one that cannot be adapted), blobs that break one rule of the layer chain
+each (:func:`structural_blobs`), telemetry streams as the device module frames them, and
+recordings as ``earshot monitor`` writes them.
 """
 
 from __future__ import annotations
@@ -162,6 +163,56 @@ def _recordings() -> list[bytes]:
     return out
 
 
+def _layer(kind: str, k: int, s: int, cin: int, cout: int) -> dict:
+    """A minimal layer dict for ``blob.pack`` (zero weights, no bias, unit requantization)."""
+    import numpy as np
+
+    shape = {"conv": (cout, k, cin), "depthwise": (k, cout), "fc": (cout, cin)}[kind]
+    return {"type": kind, "kernel": k, "stride": s, "in_ch": cin, "out_ch": cout,
+            "input_zp": 0, "output_zp": 0, "act_min": -128, "act_max": 127,
+            "weights": np.zeros(shape, np.int8), "bias": None,
+            "multiplier": np.full(cout, 1 << 30, np.int32), "shift": np.zeros(cout, np.int32)}
+
+
+def structural_blobs() -> list[bytes]:
+    """Blobs whose arrays are all consistent but whose layer table breaks one rule of the
+    chain (es_model.c): layer 0 not taking ES_MEL_BINS, a fully connected first layer, a
+    chain whose channels differ, a fully connected layer before the last, two logits, a
+    stride product and a receptive field beyond 65535. Random mutations rarely reach these
+    checks (each needs several fields changed together), so the corpus starts from them."""
+    from earshot.model import blob
+
+    def pack(layers):
+        return blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9,
+                         window=3, refractory=5)
+
+    def patched(data: bytes, *edits: tuple[int, bytes]) -> bytes:
+        """``data`` with bytes replaced at (offset, bytes) and the CRC fixed."""
+        b = bytearray(data)
+        for at, value in edits:
+            b[at : at + len(value)] = value
+        return fix_crc(bytes(b))
+
+    def stride_at(layer: int) -> int:  # offset of a layer record's stride byte
+        return blob.HEADER_BYTES + layer * blob.LAYER_BYTES + 2
+
+    conv, fc = (lambda *a: _layer("conv", *a)), (lambda *a: _layer("fc", *a))
+    wide = pack([conv(255, 255, 40, 1), conv(255, 255, 1, 1), conv(1, 1, 1, 1)])
+    deep = pack([conv(255, 1, 40, 1), conv(255, 1, 1, 1), conv(255, 1, 1, 1)])
+    return [
+        pack([conv(3, 1, 39, 4), fc(1, 1, 4, 1)]),
+        pack([fc(1, 1, 40, 4), fc(1, 1, 4, 1)]),
+        pack([conv(3, 1, 40, 4), fc(1, 1, 5, 1)]),
+        pack([conv(3, 1, 40, 4), fc(1, 1, 4, 4), fc(1, 1, 4, 1)]),
+        pack([conv(3, 1, 40, 4), fc(1, 1, 4, 2)]),
+        patched(wide, (stride_at(2), b"\x02")),  # strides 255 * 255 * 2 > 65535
+        # Strides 255, 255, 1 (the header's output_stride to match): the receptive field is
+        # (254 * 255 + 255 - 1) * 255 + 255 hops > 65535.
+        patched(deep, (stride_at(0), b"\xff"), (stride_at(1), b"\xff"),
+                (28, (255 * 255).to_bytes(2, "little"))),
+    ]
+
+
 def seeds(target: str) -> list[bytes]:
     """Seed inputs of ``target`` (every name in C_TARGETS and PY_TARGETS)."""
     if target in C_TARGETS or target == "py_blob":
@@ -173,7 +224,7 @@ def seeds(target: str) -> list[bytes]:
         layers[-1]["bias"] = None
         made.append(blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9,
                               window=5, refractory=10))
-        return model_blobs() + made
+        return model_blobs() + made + structural_blobs()
     if target == "py_telemetry":
         stream = _telemetry_stream()
         return [bytes([0]) + stream, bytes([7]) + stream, bytes([1]) + stream[:40]]

@@ -74,8 +74,17 @@ def test_seeds_are_accepted_inputs():
     from earshot.board import monitor, telemetry
     from earshot.model import Model
 
+    structural = fuzz_targets.structural_blobs()
     for blob in fuzz_targets.seeds("py_blob"):
-        assert Model(blob).info["n_layers"] >= 3
+        if blob not in structural:
+            assert Model(blob).info["n_layers"] >= 3
+    # ... and each structural seed stops at its own check of the layer chain.
+    reasons = set()
+    for blob in structural:
+        with pytest.raises(ValueError, match="bad model blob: (layer|last|receptive)") as exc:
+            Model(blob)
+        reasons.add(str(exc.value))
+    assert len(reasons) == len(structural) == 7
     for data in fuzz_targets.seeds("py_telemetry")[:2]:
         dec = telemetry.Decoder()
         assert len(dec.feed(data[1:])) == 13 and dec.corrupt == 0 and dec.dropped == 0
@@ -195,7 +204,7 @@ def test_tolerated_exception_is_saved_once_and_reported(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("target,floors", [
-    ("c_model", {"es_model.c": 0.6, "es_detector.c": 0.85, "es_engine.c": 0.85}),
+    ("c_model", {"es_model.c": 0.68, "es_detector.c": 0.85, "es_engine.c": 0.85}),
     ("c_adapt", {"es_adapt.c": 0.8, "es_adapt_train.c": 0.7, "es_adapt_write.c": 0.85,
                  "es_adapt_prune.c": 0.65}),
 ])
