@@ -166,14 +166,18 @@ def real_clips(limit: int = 200) -> tuple[list, list, str]:
     return pos, neg, f"{len(pos)} real wake words and {len(neg)} other real clips over noise"
 
 
-def write_audio(path: Path, hours: float, pos: list, neg: list) -> int:
-    """Write ``hours`` of soak audio (raw int16 LE) to ``path``; returns the hops written."""
+def write_audio(path: Path, hours: float, pos: list, neg: list) -> tuple[int, int, int]:
+    """Write ``hours`` of soak audio (raw int16 LE) to ``path``; returns the hops written and
+    the wake words and other clips laid in (whole: a clip that crosses a chunk's end goes on
+    in the next; the file's end cuts the last)."""
     rng = np.random.default_rng(SEED)
     hops = int(round(hours * 3600 * RATE / HOP_SAMPLES))
     total = hops * HOP_SAMPLES
     step = CHUNK_S * RATE
     clip_at = {"pos": rng.exponential(POS_EVERY_S) * RATE,
                "neg": rng.exponential(NEG_EVERY_S) * RATE}  # next clip of each kind, sample
+    laid = {"pos": 0, "neg": 0}
+    active = []  # (first sample, scaled clip) of the clips not yet written out
     with open(path, "wb") as f:
         for start in range(0, total, step):
             n = min(step, total - start)
@@ -181,13 +185,16 @@ def write_audio(path: Path, hours: float, pos: list, neg: list) -> int:
             for kind, clips, every in (("pos", pos, POS_EVERY_S), ("neg", neg, NEG_EVERY_S)):
                 while clips and clip_at[kind] < start + n:
                     c = clips[int(rng.integers(len(clips)))].astype(np.float64)
-                    at = int(clip_at[kind]) - start
-                    k = min(len(c), n - max(at, 0))
-                    if at >= 0 and k > 0:
-                        x[at : at + k] += c[:k] * dbfs(SPEECH_DBFS) / active_rms(c)
+                    at = int(clip_at[kind])
+                    active.append((at, c * dbfs(SPEECH_DBFS) / active_rms(c)))
+                    laid[kind] += at + len(c) <= total
                     clip_at[kind] += len(c) + rng.exponential(every) * RATE
+            for at, c in active:
+                lo, hi = max(at, start), min(at + len(c), start + n)
+                x[lo - start : hi - start] += c[lo - at : hi - at]
+            active = [(at, c) for at, c in active if at + len(c) > start + n]
             f.write(np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes())
-    return hops
+    return hops, laid["pos"], laid["neg"]
 
 
 def run_board(flash: Path, heap: str, idle_s: float, log, adapt: bool = True) -> dict:
@@ -314,10 +321,10 @@ def run(hours: float, heap: str, log, adapt: bool = True) -> dict:
     flash.mkdir(parents=True)
     pos, neg, note = real_clips()
     log(f"soak: writing {hours:g} h of audio ({note})")
-    hops = write_audio(flash / "soak.raw", hours, pos, neg)
+    hops, n_pos, n_neg = write_audio(flash / "soak.raw", hours, pos, neg)
     rec = run_board(flash, heap, idle_s=300.0, log=log, adapt=adapt)
     res = summarize(rec, hops, hours, note)
-    res["adapt_enabled"] = adapt
+    res.update(adapt_enabled=adapt, wake_words=n_pos, other_clips=n_neg)
     return res
 
 
@@ -327,7 +334,8 @@ def table(r: dict) -> str:
     ad = r["adaptation"]
     lines = [
         f"audio: {r['hours']:g} h ({r['hops']:,} hops; {r['audio']}), run in {r['wall_s']:,.0f} "
-        f"s ({r['realtime_factor']:g}x real time), {r['detections']} detections",
+        f"s ({r['realtime_factor']:g}x real time), {r['detections']} detections "
+        f"({r.get('wake_words', 0)} wake words and {r.get('other_clips', 0)} other clips laid in)",
         "adaptation: " + ("off" if not r.get("adapt_enabled", True) else "did not end"
                           if ad is None else f"ended at hop {ad['ended_at_hop']:,} "
                           f"({ad['result']})"),
