@@ -50,7 +50,24 @@ def main(argv=None) -> int:
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         print(f"earshot {args.command}: error: {where}{what} ({type(exc).__name__}; "
               "--debug shows the traceback)", file=sys.stderr)  # fmt: skip
+        if _needs_compiler(exc):
+            print(f"earshot {args.command}: {COMPILER_HINT}", file=sys.stderr)
         return 1
+
+
+#: What to do when the host library cannot be compiled (an installed wheel builds it from the
+#: C core at first use, into the user's cache: earshot.paths.BUILD).
+COMPILER_HINT = (
+    "the C core (libearshot.so) is compiled at first use and needs make and a C compiler "
+    "(cc, or $CC): e.g. apt-get install build-essential, or xcode-select --install"
+)
+
+
+def _needs_compiler(exc: Exception) -> bool:
+    """The host library's build failed (no compiler, no make)."""
+    if type(exc).__name__ == "CoreBuildError":
+        return True
+    return isinstance(exc, FileNotFoundError) and exc.filename in ("make", "cc")
 
 
 if __name__ == "__main__":

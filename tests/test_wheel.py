@@ -1,0 +1,111 @@
+"""The built wheel works outside the clone: in a fresh virtual environment holding only the
+wheel and its dependencies, ``earshot score`` detects "alexa" in a development clip with the
+default model (the wheel carries the models, the C core it compiles at first use, the
+on-device modules and the boards).
+
+The fresh venv is a plain one (no system site-packages) and installs with ``--no-index`` from a
+wheelhouse, ``build/wheelhouse/``: the dependencies at the versions this venv holds, built or
+fetched once by ``pip wheel`` (later runs need no network).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import venv
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from earshot import __version__
+from earshot.paths import BUILD, ROOT
+
+WHEELHOUSE = BUILD / "wheelhouse"
+
+
+def _pins() -> list[str]:
+    """The wheel's run-time requirements (no extras), pinned to this venv's versions."""
+    pins = []
+    for req in metadata.requires("earshot") or []:
+        if "extra ==" in req:
+            continue
+        name = re.split(r"[<>=!~; \[]", req, maxsplit=1)[0]
+        pins.append(f"{name}=={metadata.version(name)}")
+    return pins
+
+
+def _run(cmd, **kw):
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, f"{cmd}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    # -v: the build backend's warnings (the licence table's deprecation among them) are shown.
+    proc = _run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out),
+                 str(ROOT)], cwd=out)  # fmt: skip
+    wheels = list(out.glob("earshot-*.whl"))
+    assert len(wheels) == 1
+    return wheels[0], proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    """(venv bin folder, environment) of a fresh venv holding the wheel."""
+    whl, _ = wheel
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    pins = _pins()
+    have = {p.name.split("-")[0].lower().replace("_", "-") for p in WHEELHOUSE.glob("*.whl")}
+    if any(p.split("==")[0].lower().replace("_", "-") not in have for p in pins):
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(WHEELHOUSE),
+                               *pins], capture_output=True, text=True)  # fmt: skip
+        if proc.returncode != 0:
+            pytest.skip(f"cannot fill the wheelhouse {WHEELHOUSE} (no index?):\n{proc.stderr}")
+    env_dir = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
+    bindir = env_dir / "bin"
+    _run([str(bindir / "python"), "-m", "pip", "install", "-q", "--no-index",
+          "--find-links", str(WHEELHOUSE), str(whl)])  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EARSHOT_BUILD",
+                                                           "VIRTUAL_ENV")}  # fmt: skip
+    env["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
+    return bindir, env
+
+
+def test_the_wheel_carries_models_sources_modules_boards_licence_and_types(wheel):
+    whl, log = wheel
+    names = set(zipfile.ZipFile(whl).namelist())
+    for need in ("earshot/py.typed", "earshot/_share/Makefile",
+                 "earshot/_share/firmware/core/earshot.h", "earshot/_share/firmware/core/core.mk",
+                 "earshot/_share/firmware/binding/earshot.mk",
+                 "earshot/_share/firmware/modules/es_loop.py",
+                 "earshot/_share/models/alexa/manifest.json",
+                 "earshot/_share/models/alexa/model.bin", "earshot/_share/package.json",
+                 "earshot/_share/boards/XIAO_ESP32S3_SENSE/board.json",
+                 f"earshot-{__version__}.dist-info/licenses/LICENSE"):  # fmt: skip
+        assert need in names, need
+    assert not [n for n in names if "__pycache__" in n]
+    assert "License-Expression: MIT" in zipfile.ZipFile(whl).read(
+        f"earshot-{__version__}.dist-info/METADATA").decode()  # fmt: skip
+    assert "SetuptoolsDeprecationWarning" not in log, "setuptools warns while building"
+
+
+def test_installed_earshot_scores_alexa_outside_the_clone(installed, data, tmp_path):
+    bindir, env = installed
+    where = _run([str(bindir / "python"), "-c", "import earshot.paths as p; "
+                  "print(p.IN_CLONE, p.ROOT, p.BUILD)"], cwd=tmp_path, env=env).stdout.split()
+    assert where[0] == "False" and Path(where[1]).is_relative_to(bindir.parent), where
+    assert Path(where[2]).is_relative_to(env["XDG_CACHE_HOME"]), where
+    out = _run([str(bindir / "earshot"), "--version"], cwd=tmp_path, env=env).stdout
+    assert out.strip() == f"earshot {__version__}"
+    clip = data / "wake-word-benchmark" / "alexa" / "0.flac"
+    proc = _run([str(bindir / "earshot"), "score", "--json", str(clip)], cwd=tmp_path, env=env)
+    res = json.loads(proc.stdout)
+    assert res["detections"], res
+    assert (Path(where[2]) / "libearshot.so").is_file()  # compiled at first use, in the cache
