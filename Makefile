@@ -10,7 +10,7 @@ CORE_CFLAGS ?= -std=c99 -O2 -g -Wall -Wextra -fPIC
 
 include firmware/core/core.mk
 
-.PHONY: all setup build lib natmod demo test check clean
+.PHONY: all setup build lib natmod dist demo test check clean
 
 all: build
 
@@ -37,6 +37,14 @@ natmod: setup
 	$(PY) -m earshot.board.natmod --arch x64
 
 build: lib natmod
+
+# _earshot.mpy per architecture, as emlearn-micropython ships them, each with a package.json for
+# `mpremote mip install`: build/dist/<arch>_<abi>/. x64, armv7m, armv7emsp, armv7emdp and xtensa
+# (Debian's gcc-arm-none-eabi, gcc-xtensa-lx106) must build; x86, armv6m, xtensawin and
+# rv32imc are built where their compiler and MicroPython tree allow, and skipped otherwise.
+# A wheel built afterwards carries them.
+dist: setup
+	$(PY) -m earshot.board.natmod --dist
 
 demo: setup build
 	$(VENV)/bin/earshot demo

