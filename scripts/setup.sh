@@ -6,15 +6,16 @@ set -eu
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-# Debian packages: the Xtensa cross compiler (build proof and code size), TTS engines for the
-# synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile), and the
-# real recordings of the data README's Debian packages and a few more (training negatives,
-# source "debian": earshot.train.dataset.DEBIAN_SPEECH), and the English prose the long
-# synthetic passages read (earshot.train.texts: fortunes, man pages, Debian documents).
+# Debian packages: the Xtensa and ARM cross compilers (build proof, code size, make dist), TTS
+# engines for the synthetic data, sox, valgrind (benchmarks and memcheck), libsndfile (soundfile),
+# and the real recordings of the data README's Debian packages and a few more (training negatives,
+# source "debian": earshot.train.dataset.DEBIAN_SPEECH), and the English prose the long synthetic
+# passages read (earshot.train.texts: fortunes, man pages, Debian documents).
 # Another apt or dpkg (unattended upgrades, a second setup) holds the lock for a while: wait up
 # to 10 minutes for it instead of failing at once.
 APT="apt-get -o DPkg::Lock::Timeout=600"
-APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf espeak-ng flite festival \
+APT_PACKAGES="gcc-xtensa-lx106 picolibc-xtensa-lx106-elf gcc-arm-none-eabi \
+libnewlib-arm-none-eabi espeak-ng flite festival \
 festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 valgrind \
 asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav \
