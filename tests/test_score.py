@@ -32,13 +32,14 @@ def test_json_keys_units_and_detections_match_the_core(package, tmp_path, capsys
     # 48 kHz stereo: the scorer must convert and say so.
     path = tmp_path / "clip.wav"
     sf.write(path, np.stack([np.repeat(x, 3), np.repeat(x, 3)], axis=1), 48000)
-    assert cli.main(["score", "--json", "--model", str(package), str(path)]) == 0
+    assert cli.main(["score", "--json", "--pad", "0", "--model", str(package), str(path)]) == 0
     out, err = capsys.readouterr()
     assert "48000 Hz -> 16000 Hz" in err and "2 channels -> mono" in err
     res = json.loads(out.strip())
     assert set(res) == {
-        "file", "duration_s", "step_s", "scores", "cutoff", "detections", "vad_duty"
+        "file", "duration_s", "pad_s", "step_s", "scores", "cutoff", "detections", "vad_duty"
     }  # fmt: skip
+    assert res["pad_s"] == 0
     samples = audio.load(path)
     assert res["duration_s"] == pytest.approx(len(samples) / 16000, abs=1e-3)
     model = Model(modelpkg.load(package)[1])
@@ -51,6 +52,37 @@ def test_json_keys_units_and_detections_match_the_core(package, tmp_path, capsys
     ref = core.Detector(model).run(samples).detections
     assert res["detections"] == [round((i + 1) * 0.01, 2) for i in ref]
     assert 0.0 < res["vad_duty"] < 1.0
+
+
+def test_files_are_padded_with_a_second_of_silence_by_default(package, tmp_path, capsys):
+    """As eval pads its clips: the scores and detections are those of the file followed by 1 s
+    of digital silence; duration_s stays the file's."""
+    path = tmp_path / "clip.wav"
+    sf.write(path, _speech_like(2.0, seed=3), 16000)
+    assert cli.main(["score", "--json", "--model", str(package), str(path)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    samples = audio.load(path)
+    padded = np.concatenate([samples, np.zeros(16000, np.int16)])
+    assert res["pad_s"] == 1.0
+    assert res["duration_s"] == pytest.approx(len(samples) / 16000, abs=1e-3)
+    assert res == {**score_samples(padded, package), "file": str(path), "pad_s": 1.0,
+                   "duration_s": res["duration_s"]}  # fmt: skip
+    assert cli.main(["score", "--pad", "-1", "--model", str(package), str(path)]) == 2
+
+
+def test_model_is_a_package_or_a_blob(package, tmp_path, capsys):
+    """--model takes the package folder, its blob, or a blob alone (cutoff from its header)."""
+    path = tmp_path / "clip.wav"
+    sf.write(path, _speech_like(2.0, seed=4), 16000)
+    alone = tmp_path / "alone.bin"
+    alone.write_bytes(modelpkg.load(package)[1])
+    results = []
+    for model in (package, package / "model.bin", alone):
+        assert cli.main(["score", "--json", "--model", str(model), str(path)]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert results[0] == results[1]
+    assert results[2]["scores"] == results[0]["scores"]
+    assert results[2]["cutoff"] == pytest.approx(results[0]["cutoff"], abs=1 / 255)
 
 
 def test_no_vad_runs_the_model_on_every_hop(package):
