@@ -180,17 +180,37 @@ def positive_specs(n: int, seed: int, wake_word: str = "alexa",
     return specs
 
 
-def negative_specs(n: int, seed: int, voices: VoiceSet = DEFAULT_VOICES) -> list[dict]:
-    """``n`` specs of confusable words and general sentences (no wake word), spec ``i`` drawn
-    from ``default_rng([seed, 2, i])``, in voices of ``voices``."""
+def negative_texts(wake_word: str = "alexa") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(confusables, sentences) that the negatives of ``wake_word`` say: for "alexa"
+    CONFUSABLES and SENTENCES as they are (the specs of earlier versions); for another phrase
+    its generated confusables (:func:`earshot.train.confusables.confusables`) and the
+    SENTENCES that neither say it nor one of its near confusables
+    (:func:`earshot.train.confusables.near_confusables`: "computer, open the pod bay doors"
+    is no negative of "computer")."""
+    if wake_word.strip().lower() == "alexa":
+        return CONFUSABLES, SENTENCES
+    from earshot.train import confusables  # imports this module: late import
+
+    rule = confusables.text_rule(wake_word, confusables.near_confusables(wake_word))
+    return (confusables.confusables(wake_word),
+            tuple(s for s in SENTENCES if not rule.search(s.lower())))
+
+
+def negative_specs(n: int, seed: int, voices: VoiceSet = DEFAULT_VOICES,
+                   wake_word: str = "alexa") -> list[dict]:
+    """``n`` specs of confusable phrases and general sentences of ``wake_word``
+    (:func:`negative_texts`; never the wake word), spec ``i`` drawn from
+    ``default_rng([seed, 2, i])``, in voices of ``voices``. A phrase without confusables
+    gets sentences only."""
+    conf, sentences = negative_texts(wake_word)
     specs = []
     for i in range(n):
         rng = np.random.default_rng([seed, 2, i])
         spec = _draw_voice(rng, voices.engine_weights, voices)
-        if rng.random() < CONFUSABLE_FRACTION:
-            spec["text"] = CONFUSABLES[rng.integers(len(CONFUSABLES))]
+        if rng.random() < CONFUSABLE_FRACTION and conf:
+            spec["text"] = conf[rng.integers(len(conf))]
         else:
-            spec["text"] = SENTENCES[rng.integers(len(SENTENCES))]
+            spec["text"] = sentences[rng.integers(len(sentences))]
         specs.append(spec)
     return specs
 

@@ -14,7 +14,8 @@ package versions read the same text:
 
 Paragraphs are cut at sentence ends into passages of PASSAGE_CHARS characters (Kokoro takes
 at most 510 tokens) and kept when speakable (:func:`speakable`) and free of the wake word
-and, for "alexa", every phrase of ``specs.CONFUSABLES`` (:func:`forbidden`). A passage is
+and of its confusables (:func:`forbidden`: for "alexa" every phrase of ``specs.CONFUSABLES``,
+for another phrase those of :mod:`earshot.train.confusables`). A passage is
 held out when the first byte of the sha256 of its text is below HELDOUT_BYTE (about 15 %):
 training with ``synth.pool: "train"`` never reads those, ``bench/longform.py`` reads only
 those.
@@ -145,13 +146,19 @@ def speakable(text: str) -> bool:
 
 def forbidden(wake_word: str) -> re.Pattern:
     """What no passage may contain, a pattern to search in *lowercased* text: ``wake_word``
-    anywhere (as specs.passage_texts), and for "alexa" every phrase of specs.CONFUSABLES as
-    whole words (one alternation after a word boundary: 10x faster than one per phrase)."""
+    anywhere (as specs.passage_texts), and its confusables as whole words: for "alexa" every
+    phrase of specs.CONFUSABLES (one alternation after a word boundary: 10x faster than one
+    per phrase), for another phrase its words in a row (any punctuation between them) and its
+    confusables one phoneme away (:func:`earshot.train.confusables.near_confusables`)."""
     pattern = re.escape(wake_word.lower())
     if wake_word.lower() == "alexa":
         alts = sorted({re.escape(c.lower()) for c in CONFUSABLES}, key=len, reverse=True)
         pattern += r"|\b(?:" + "|".join(alts) + r")\b"
-    return re.compile(pattern)
+        return re.compile(pattern)
+    from earshot.train import confusables
+
+    rule = confusables.text_rule(wake_word, confusables.near_confusables(wake_word))
+    return re.compile(pattern + "|" + rule.pattern)
 
 
 def heldout(text: str) -> bool:
@@ -178,6 +185,14 @@ def _source_passages(source: str, wake_word: str) -> list[str]:
         for para in split(_read(f)):
             out += [p for p in passages(para) if speakable(p)]
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def source_passages(source: str) -> tuple[str, ...]:
+    """Every speakable passage of one source of TEXT_SOURCES, before any wake-word filter
+    (the vocabulary of :func:`earshot.train.confusables.vocabulary`). Raises SynthError when
+    its packages are not installed."""
+    return tuple(_source_passages(source, "\x00"))
 
 
 @functools.lru_cache(maxsize=8)
