@@ -1,4 +1,5 @@
-"""``earshot data synth``: render synthetic positives and negatives (TTS) into a folder."""
+"""``earshot data synth``: render synthetic positives and negatives (TTS) into a folder;
+``earshot data fetch``: download public negative corpora, checked and resumable."""
 
 import argparse
 import json
@@ -15,6 +16,17 @@ Writes into --out:
 text, rate/pitch/...; earshot.train.synth). Clip i is drawn from numpy.random.default_rng([seed, ...,
 i]), so the same seed gives the same clips whatever --workers is. Rendered audio is cached in
 --out/.cache and reused by a rerun with the same specs and TTS stack (package versions).
+`earshot train --synth-dir DIR` trains on these clips instead of rendering its own.
+"""
+
+FETCH_HELP = """\
+Each corpus is a registry entry (name, URL, sha256, size, licence): the file is downloaded
+into --dest through <file>.part, resumed from where it stopped when run again (HTTP Range),
+checked by size and sha256, and unpacked into --dest/<name>/ with a SOURCE.json. Training
+reads the audio there as the real-negative source "corpora" (used automatically when the
+shared recordings are absent). The built-in registry is empty: entries come from a JSON file
+(--registry or $EARSHOT_CORPORA_REGISTRY) whose sizes and checksums were measured on the
+files (docs/training.md, "Public negative corpora").
 """
 
 
@@ -42,6 +54,19 @@ def register(sub):
     s.add_argument("--workers", type=int, metavar="W", help="processes (default: all cores)")
     s.add_argument("--no-check", action="store_true", help="keep positives the filter drops")
     s.set_defaults(func=run_synth)
+    f = dsub.add_parser(
+        "fetch",
+        help="download public negative corpora (checked, resumable)",
+        description="Download public negative corpora of a registry (earshot.train.fetch).",
+        epilog=FETCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f.add_argument("names", nargs="*", metavar="NAME", help='registry names, or "all"')
+    f.add_argument("--registry", metavar="JSON", help="registry file (list of entries)")
+    f.add_argument("--dest", metavar="DIR",
+                   help="corpora folder (default $EARSHOT_CORPORA or ~/.cache/earshot/corpora)")
+    f.add_argument("--list", action="store_true", help="list the registry and exit")
+    f.set_defaults(func=run_fetch)
 
 
 def synth_to_folder(
@@ -84,7 +109,7 @@ def synth_to_folder(
         log=log,
     )
     neg = synth.generate(
-        synth.negative_specs(negatives, seed),
+        synth.negative_specs(negatives, seed, wake_word=wake_word),
         cache / f"neg-s{seed}",
         check=False,
         workers=workers,
@@ -154,4 +179,42 @@ def run_synth(args) -> int:
         f"negatives, {len(index['passages'])} passages, {len(index['dropped'])} dropped by the "
         "sanity filter (index.json lists each clip's recipe)"
     )
+    return 0
+
+
+def run_fetch(args) -> int:
+    from rich.console import Console
+
+    from earshot.train import fetch
+
+    err = Console(stderr=True, soft_wrap=True)
+
+    def log(m):
+        err.print(m, highlight=False, markup=False)
+
+    try:
+        registry = fetch.load_registry(args.registry)
+    except ValueError as exc:
+        err.print(f"earshot data fetch: {exc}", highlight=False, markup=False, style="red")
+        return 2
+    if args.list or not args.names:
+        if not registry:
+            print("the registry is empty: give --registry FILE (docs/training.md, "
+                  "\"Public negative corpora\")")
+        for e in registry.values():
+            print(f"{e.name}\t{e.size} B\t{e.licence}\t{e.url}")
+        return 0 if args.list or registry else 2
+    names = list(registry) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        err.print(f"earshot data fetch: not in the registry: {', '.join(unknown)} (known: "
+                  f"{', '.join(registry) or 'none'})", highlight=False, markup=False,
+                  style="red")
+        return 2
+    for name in names:
+        try:
+            fetch.fetch(registry[name], args.dest, log)
+        except (fetch.FetchError, OSError) as exc:
+            err.print(f"earshot data fetch: {exc}", highlight=False, markup=False, style="red")
+            return 1
     return 0

@@ -47,6 +47,9 @@ HELDOUT_SEED = 0
 VALIDATION_FRACTION = 0.15
 #: Trainable sources in the data folder (``training_negatives`` default).
 SHARED_SOURCES = ("wwb", "precise", "wuw")
+#: Sources outside it: the Debian speech (:func:`debian_negatives`) and the corpora of
+#: ``earshot data fetch`` (:func:`corpora_negatives`).
+OTHER_SOURCES = ("debian", "corpora")
 #: Real recordings shipped by Debian packages (the data README's list, with the other languages
 #: it names and two more prompt voices and the music-on-hold set of the same project): package
 #: -> (folder, audio suffixes). Telephone prompts (8 kHz) read by six speakers: en-US (25 min),
@@ -64,6 +67,42 @@ DEBIAN_SPEECH = {
     "klettres-data": ("/usr/share/klettres", (".ogg",)),
     "codec2-examples": ("/usr/share/codec2/wav", (".wav",)),
 }
+
+
+#: What the recordings of each real-negative folder say, by source and folder (None: no one
+#: word), and for ``wuw`` (sessions, not words) what the whole source says: a folder whose
+#: words clash with the wake word's (:func:`clashing_folders`) is left out of its negatives.
+FOLDER_WORDS = {
+    "wwb": {"computer": "computer", "jarvis": "jarvis", "snowboy": "snowboy"},
+    "precise": {"amelia": "amelia", "athena": "athena", "computer": "computer",
+                "heychatterbox": "hey chatterbox", "heycomputer": "hey computer",
+                "not-wake-words": None},
+}
+WUW_WORDS = ("operator", "onword", "wildfire", "voyager")
+
+
+def clashing_folders(wake_word: str) -> list[str]:
+    """The real-negative folders that say ``wake_word`` or something one phoneme from it
+    (:func:`earshot.train.confusables.clashes`), as ``<source>/<folder>`` (``wuw`` whole):
+    "computer" leaves out ``wwb/computer``, ``precise/computer`` and ``precise/heycomputer``;
+    "alexa" none. Needs espeak-ng (SynthError without it)."""
+    from earshot.train import confusables
+
+    out = [f"{source}/{folder}" for source, folders in FOLDER_WORDS.items()
+           for folder, said in folders.items()
+           if said is not None and confusables.clashes(wake_word, said)]
+    if any(confusables.clashes(wake_word, w) for w in WUW_WORDS):
+        out.append("wuw")
+    return out
+
+
+def _folder_of(source: str, path: Path) -> str:
+    """``<source>/<folder>`` of a real-negative file (``wuw`` for the whole source)."""
+    if source == "wuw":
+        return "wuw"
+    top = WWB if source == "wwb" else "precise-community"
+    parts = Path(path).parts
+    return f"{source}/{parts[parts.index(top) + 1]}" if top in parts else source
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -332,11 +371,12 @@ def _trainable_negatives(root: Path) -> dict[str, list[Path]]:
     }
 
 
-def debian_negatives() -> list[Path]:
+def debian_negatives(installed_only: bool = False) -> list[Path]:
     """Every audio file of :data:`DEBIAN_SPEECH`, sorted. Raises FileNotFoundError naming the
-    packages that are not installed (``apt-get install`` them; scripts/setup.sh does)."""
+    packages that are not installed (``apt-get install`` them; scripts/setup.sh does), unless
+    ``installed_only``: then the files of the packages that are (maybe none)."""
     missing = [pkg for pkg, (folder, _) in DEBIAN_SPEECH.items() if not Path(folder).is_dir()]
-    if missing:
+    if missing and not installed_only:
         raise FileNotFoundError(
             f"real speech source 'debian' needs the Debian packages {', '.join(missing)} "
             f"(apt-get install {' '.join(missing)})"
@@ -344,9 +384,23 @@ def debian_negatives() -> list[Path]:
     return sorted(
         p
         for folder, suffixes in DEBIAN_SPEECH.values()
+        if Path(folder).is_dir()
         for p in Path(folder).rglob("*")
         if p.suffix.lower() in suffixes
     )
+
+
+def corpora_negatives() -> list[Path]:
+    """Every audio file (AUDIO_SUFFIXES, ``.ogg``) under the folder of fetched corpora
+    (:func:`earshot.train.fetch.corpora_dir`, ``earshot data fetch``), sorted; empty when
+    there is none."""
+    from earshot.train.fetch import corpora_dir
+
+    folder = corpora_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in (*AUDIO_SUFFIXES, ".ogg") and p.is_file())
 
 
 def is_validation(path, root=None, fraction: float = VALIDATION_FRACTION) -> bool:
@@ -360,30 +414,45 @@ def is_validation(path, root=None, fraction: float = VALIDATION_FRACTION) -> boo
             rel = f"{pkg}/{full.relative_to(Path(folder).resolve()).as_posix()}"
             break
     if rel is None:
-        rel = full.relative_to(_root(root).resolve()).as_posix()
+        from earshot.train.fetch import corpora_dir
+
+        corpora = corpora_dir().resolve()
+        rel = (f"corpora/{full.relative_to(corpora).as_posix()}"
+               if full.is_relative_to(corpora)
+               else full.relative_to(_root(root).resolve()).as_posix())
     return zlib.crc32(f"validation:{rel}".encode()) % 10000 < round(fraction * 10000)
 
 
-def training_negatives(root=None, part: str = "train", sources=SHARED_SOURCES
+def training_negatives(root=None, part: str = "train", sources=SHARED_SOURCES,
+                       without=(), debian_installed_only: bool = False
                        ) -> dict[str, list[Path]]:
     """Negative clips by source: ``wwb`` (not held out), ``precise``, ``wuw`` and, when
-    ``sources`` names it, ``debian`` (:func:`debian_negatives`). ``part="train"``: the ones
+    ``sources`` names them, ``debian`` (:func:`debian_negatives`) and ``corpora``
+    (:func:`corpora_negatives`). ``part="train"``: the ones
     training may fit; ``"validation"``: the ones it may only use to choose detector settings
     (about VALIDATION_FRACTION of each source). Returns the ``sources`` asked for. Raises
     FileNotFoundError when a source folder (or Debian package) is missing, ValueError for
-    another ``part`` or an unknown source."""
+    another ``part`` or an unknown source. ``without``: folders left out, as
+    :func:`clashing_folders` names them (``wwb/computer``, ``wuw``, ...);
+    ``debian_installed_only``: ``debian`` is the files of the packages installed
+    (:func:`debian_negatives`)."""
     if part not in ("train", "validation"):
         raise ValueError(f"part must be 'train' or 'validation', got {part!r}")
-    unknown = set(sources) - {*SHARED_SOURCES, "debian"}
+    unknown = set(sources) - {*SHARED_SOURCES, *OTHER_SOURCES}
     if unknown:
         raise ValueError(f"unknown negative sources {sorted(unknown)}: "
-                         f"choose from {[*SHARED_SOURCES, 'debian']}")
-    root = _root(root)
+                         f"choose from {[*SHARED_SOURCES, *OTHER_SOURCES]}")
+    shared = set(sources) & set(SHARED_SOURCES)
+    root = _root(root) if shared else root  # debian alone needs no data folder
     want = part == "validation"
-    found = _trainable_negatives(root) if set(sources) & set(SHARED_SOURCES) else {}
+    found = _trainable_negatives(root) if shared else {}
     if "debian" in sources:
-        found["debian"] = debian_negatives()
-    return {name: [p for p in found[name] if is_validation(p, root) == want] for name in sources}
+        found["debian"] = debian_negatives(debian_installed_only)
+    if "corpora" in sources:
+        found["corpora"] = corpora_negatives()
+    drop = set(without)
+    return {name: [p for p in found[name] if is_validation(p, root) == want
+                   and _folder_of(name, p) not in drop] for name in sources}
 
 
 def all_negatives(root=None) -> list[Path]:
