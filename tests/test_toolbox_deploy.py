@@ -227,7 +227,7 @@ def test_a_bad_config_is_refused_before_connecting(no_board, tmp_path, capsys, t
             deploy.sync(no_board, config=json.loads(text))
 
 
-def test_good_configs_pass_and_usage_errors_exit_2(no_board, tmp_path, capsys):
+def test_good_configs_pass_and_usage_errors_exit_2(no_board, tmp_path, capsys, monkeypatch):
     ok = {"autostart": True, "cutoff": None, "window": 3, "source": "file",
           "file": {"path": "mic.raw", "realtime": False}, "i2s": {"kind": "i2s", "sck": 5},
           "adapt": {"enabled": True, "slice_macs": 50000, "lr": 0.001,
@@ -236,10 +236,19 @@ def test_good_configs_pass_and_usage_errors_exit_2(no_board, tmp_path, capsys):
     missing = tmp_path / "none.json"
     assert cli.main(["deploy", "--port", no_board, "--config", str(missing)]) == 1
     assert f"{missing}: cannot read" in capsys.readouterr().err
-    for argv in (["deploy"], ["deploy", "--port", no_board, "--tool", "rshell"]):
-        with pytest.raises(SystemExit) as exc:
-            cli.main(argv)
-        assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["deploy", "--port", no_board, "--tool", "rshell"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    # No --port, no EARSHOT_PORT, no board plugged in: one line saying what to pass, exit 2.
+    from earshot.board import ports
+
+    monkeypatch.delenv(ports.ENV, raising=False)
+    monkeypatch.setattr(ports, "usb_ports", lambda: [])
+    monkeypatch.setattr(ports, "VBOARD_PORT", tmp_path / "no-board.tty")
+    assert cli.main(["deploy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no board found" in err and "--port" in err
     assert cli.main(["deploy", "--port", no_board, "--mpy", str(tmp_path / "x.mpy")]) == 1
     assert "missing: " in capsys.readouterr().err
     bad_mpy = tmp_path / "bad.mpy"

@@ -121,7 +121,12 @@ print({mark!r} + json.dumps({{
 
 class DeployError(RuntimeError):
     """A file to deploy is missing, the board cannot load it (architecture/ABI), or the
-    tool failed; the message says which, with the tool's output."""
+    tool failed; the message says which in one line. ``details``: the tool's whole output
+    (the CLI shows it with ``--debug``), "" when the message says it all."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 class InputError(DeployError):
@@ -129,20 +134,46 @@ class InputError(DeployError):
     before any connection to the board. The message is one line: the file, the problem."""
 
 
+#: mpremote's last line of error -> what it means for a deploy (the probe program and
+#: mpremote's traceback are never shown: ``DeployError.details`` keeps them).
+_MPREMOTE_ERRORS = {
+    "could not enter raw repl": "no MicroPython REPL answered (could not enter the raw REPL): "
+    "is it the board's port, and is the board running MicroPython?",
+    "failed to access": "cannot open the port (missing, or in use by another program)",
+}
+
+
+def _one_line(text: str, limit: int = 100) -> str:
+    """The first non-empty line of ``text``, cut at ``limit`` characters, and how many lines
+    there were."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "nothing"
+    first = lines[0] if len(lines[0]) <= limit else lines[0][: limit - 3] + "..."
+    return repr(first) + (f" and {len(lines) - 1} more line(s)" if len(lines) > 1 else "")
+
+
 def mpremote(port: str, *args: str, timeout: float = MPREMOTE_TIMEOUT_S) -> bytes:
     """Run ``python -m mpremote connect PORT ARGS...`` and return its stdout (bytes).
 
-    Raises DeployError with the command and its stderr when it exits non-zero or times out.
+    Raises DeployError, one line naming the port and the problem (``details``: the command
+    and mpremote's output), when it exits non-zero or times out.
     """
     cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
     shown = " ".join("<program>" if "\n" in a else a for a in cmd)  # exec code: not in full
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise DeployError(f"mpremote timed out after {timeout} s: {shown}") from exc
+        raise DeployError(f"{port}: no answer from the board within {timeout} s (mpremote)",
+                          shown) from exc  # fmt: skip
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip() or proc.stdout.decode(errors="replace")
-        raise DeployError(f"mpremote failed ({proc.returncode}): {shown}\n{err}")
+        last = next((x.strip() for x in reversed(err.splitlines()) if x.strip()), "")
+        why = next((v for k, v in _MPREMOTE_ERRORS.items() if k in last), None)
+        if why is None:
+            last = last.removeprefix("mpremote: ").removeprefix("mpremote.transport.")
+            why = f"mpremote failed ({proc.returncode}): {last[:200] or 'no message'}"
+        raise DeployError(f"{port}: {why}", f"{shown}\n{err}")
     return proc.stdout
 
 
@@ -152,8 +183,15 @@ def module_files() -> list[tuple[Path, str]]:
 
 
 def mpy_path(arch: str) -> Path:
-    """Where ``python -m earshot.board.natmod --arch ARCH`` puts ``_earshot.mpy``."""
-    return BUILD / arch / "_earshot.mpy"
+    """The ``_earshot.mpy`` to deploy for ``arch``: where ``python -m earshot.board.natmod
+    --arch ARCH`` puts it, else the prebuilt one of ``make dist`` (an installed wheel carries
+    them, :func:`earshot.board.natmod.prebuilt`), else the first path (missing)."""
+    from earshot.board.natmod import prebuilt
+
+    built = BUILD / arch / "_earshot.mpy"
+    if built.is_file():
+        return built
+    return prebuilt(arch) or built
 
 
 def _check_exist(pairs, arch):
@@ -208,7 +246,11 @@ def parse_probe(output: bytes | str) -> DeviceInfo:
                 d["mpy"], d["platform"], d["machine"], tuple(d["version"]), d["builtin"],
                 d["hash"], d["files"],
             )  # fmt: skip
-    raise DeployError(f"the board did not answer the deploy probe; it printed:\n{text.strip()}")
+    raise DeployError(
+        "the board did not answer the deploy probe (is it a MicroPython board, and is the port "
+        f"its REPL?); it printed {_one_line(text)}",
+        text,
+    )
 
 
 def mpy_header(path: Path) -> tuple[int, int, str | None]:
@@ -448,7 +490,9 @@ def _committed(output: bytes) -> str:
     what = install.result(output)
     if what is None:
         text = output.decode(errors="replace").strip()
-        raise DeployError(f"the board did not confirm the model install; it printed:\n{text}")
+        raise DeployError(
+            f"the board did not confirm the model install; it printed {_one_line(text)}", text
+        )
     return what
 
 

@@ -3,6 +3,8 @@ model on a board."""
 
 import sys
 
+from earshot.cli import options
+
 HELP = """\
 --rollback --port PORT   delete the adapted model on the board (es_adapt.restore() through
                          mpremote): the board falls back to its factory model.bin.
@@ -28,9 +30,10 @@ def register(sub):
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="wav or flac file")
     p.add_argument("--rollback", action="store_true", help="restore the board's factory model")
-    p.add_argument("--port", help="serial port (or virtual board pty) for --rollback")
-    p.add_argument("--model", metavar="DIR", help="model package folder (default models/alexa)")
-    p.add_argument("--out", metavar="BLOB", help="where to write the adapted blob")
+    options.add_port(p, "serial port (or virtual board pty) for --rollback: a path, or auto "
+                        "(default: $EARSHOT_PORT, else auto)")
+    options.add_model(p)
+    options.add_out(p, "where to write the adapted blob")
     p.add_argument("--prune", type=float, default=0.0, metavar="R", help="prune ratio 0..1")
     p.set_defaults(func=run)
 
@@ -41,20 +44,23 @@ def run(args) -> int:
     from earshot import adapt
 
     if args.rollback:
-        if not args.port:
-            print("earshot adapt: --rollback needs --port", file=sys.stderr)
-            return 2
         from earshot.board.deploy import DeployError
+        from earshot.board.ports import PortError
 
         try:
-            answer = adapt.rollback(args.port)
+            port = options.port(args)
+        except PortError as exc:
+            print(f"earshot adapt: {exc}", file=sys.stderr)
+            return 2
+        try:
+            answer = adapt.rollback(port)
         except DeployError as exc:
             print(f"earshot adapt: {exc}", file=sys.stderr)
             return 1
         print(json.dumps({"rollback": True, "removed_adapted_model": answer.endswith("True")}))
         return 0
     if not args.files or not args.out:
-        print("earshot adapt: give FILEs and --out (or --rollback --port)", file=sys.stderr)
+        print("earshot adapt: give FILEs and -o/--out (or --rollback)", file=sys.stderr)
         return 2
     if not 0.0 <= args.prune < 1.0:
         print(f"earshot adapt: --prune must be in [0, 1), got {args.prune}", file=sys.stderr)
@@ -66,7 +72,7 @@ def run(args) -> int:
     from earshot.score import default_model_dir
 
     try:
-        _, blob = modelpkg.load(args.model or default_model_dir())
+        _, blob, _ = modelpkg.load_blob(args.model or default_model_dir())
         clips, failed = dataset.load_clips(args.files)
     except (OSError, ValueError, AudioError) as exc:
         print(f"earshot adapt: {exc}", file=sys.stderr)

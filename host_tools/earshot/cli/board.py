@@ -4,6 +4,7 @@ import signal
 import time
 from pathlib import Path
 
+from earshot.cli import options
 from earshot.paths import BUILD
 
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
         "--deploy", action="store_true",
         help="copy the modules, _earshot.mpy and the model to the board first",
     )  # fmt: skip
-    p.add_argument("--model", type=Path, help="model blob to deploy (default: models/alexa)")
+    options.add_model(p, "model to deploy: package folder or blob (default: models/alexa)")
     p.set_defaults(func=handler)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from earshot.board.telemetry import DETECT, END, HELLO, HOP_MS, STATS, Decoder
+from earshot.cli import options
 
 HOP_SAMPLES = 160  # firmware/core/earshot.h ES_HOP_SAMPLES
 
@@ -27,13 +28,16 @@ def register(sub) -> None:
         "noise.",
     )
     p.add_argument("--audio", type=Path, help="wav/flac to use as the microphone (any rate)")
-    p.add_argument("--model", type=Path, help="model blob (default: models/alexa/model.bin)")
+    options.add_model(p)
     p.add_argument("--seed", type=int, default=0, help="noise seed of the built-in clip")
     p.add_argument("--snr", type=float, default=15.0, help="SNR of the built-in clip, dB")
     p.add_argument(
         "--fast", action="store_true", help="feed audio as fast as possible, not in real time"
     )
-    p.add_argument("--cutoff", type=int, help="posterior cutoff, probability*255")
+    p.add_argument(
+        "--cutoff", type=options.probability, metavar="P",
+        help="posterior cutoff, a probability 0..1 (default: the model's)",
+    )  # fmt: skip
     p.add_argument("--flash", type=Path, help="flash folder to use (default: a temporary one)")
     p.set_defaults(func=handler)
 
@@ -122,12 +126,13 @@ def handler(args) -> int:
     samples, desc = _audio(args, console)
     if samples is None:
         return 2
+    from earshot.model import package
+
     model = args.model or deploy.DEFAULT_MODEL
-    if not Path(model).is_file():
-        console.print(
-            f"[red]error:[/] no model blob at {model}: train one (earshot train / export) "
-            "or pass --model"
-        )
+    try:
+        package.load_blob(model)  # a package folder or a blob, checked before the board starts
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}: pass --model (a package folder or a blob)")
         return 2
     console.print(f"audio: {desc}")
     with console.status("building _earshot.mpy (x64)"):
@@ -150,8 +155,8 @@ def handler(args) -> int:
             console.print(f"virtual board on {port}; deploying with mpremote")
             (board.flash_dir / "mic.raw").write_bytes(samples.astype("<i2").tobytes())
             cfg = {"source": "file", "file": {"path": "mic.raw", "realtime": not args.fast}}
-            if args.cutoff is not None:
-                cfg["cutoff"] = args.cutoff
+            if args.cutoff is not None:  # the board's config: probability x 255 (es_config)
+                cfg["cutoff"] = max(1, round(args.cutoff * 255))
             deploy.deploy(port, model=model, config=cfg)
             decoder = Decoder()
             view = _View(seconds)

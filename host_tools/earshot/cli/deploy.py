@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from earshot.cli import options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -17,11 +19,9 @@ def register(sub) -> None:
         "model.bin.bak), so a power cut never leaves the board without a model. Exit 1: "
         "a bad input or a failed deploy (one line on stderr naming the file); 2: usage.",
     )
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    options.add_port(p)
     p.add_argument("--tool", choices=["mpremote", "ampy"], default="mpremote")
-    p.add_argument(
-        "--model", type=Path, help="model blob or package folder (default: models/alexa)"
-    )
+    options.add_model(p)
     p.add_argument("--board", help="also copy boards/BOARD/es_board.py (microphone pins)")
     p.add_argument("--config", type=Path, help="JSON file copied as earshot.json")
     p.add_argument("--mpy", type=Path, help="native module to use instead of build/<arch>/")
@@ -38,13 +38,18 @@ def handler(args) -> int:
 
     from rich.console import Console
 
-    from earshot.board import deploy
+    from earshot.board import deploy, ports
 
     console = Console()
     try:
-        with console.status(f"deploying to {args.port} with {args.tool}"):
+        port = options.port(args)
+    except ports.PortError as exc:
+        print(f"earshot deploy: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with console.status(f"deploying to {port} with {args.tool}"):
             report = deploy.sync(
-                args.port,
+                port,
                 model=args.model or deploy.DEFAULT_MODEL,
                 config=args.config,
                 tool=args.tool,
@@ -55,6 +60,8 @@ def handler(args) -> int:
             )
     except deploy.DeployError as exc:
         print(f"earshot deploy: {exc}", file=sys.stderr)
+        if getattr(args, "debug", False) and exc.details:
+            print(exc.details, file=sys.stderr)
         return 1
     dev = report.device
     native = "built into the firmware" if report.mpy is None else str(report.mpy)

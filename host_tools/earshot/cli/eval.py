@@ -4,6 +4,8 @@ import argparse
 import json
 import sys
 
+from earshot.cli import options
+
 HELP = """\
 Method (as ../shared/data/README.md): each positive file is padded with 1 s of silence and run on
 its own (detected = at least one detection); all negative files, resampled to 16 kHz, are shuffled
@@ -61,10 +63,11 @@ def register(sub):
         "all, or indices such as 3,4 (refused if trained or validated on)",
     )
     p.add_argument("--negatives", required=True, metavar="DIR", help="clips without it")
-    p.add_argument("--model", metavar="DIR", help="model package folder (default models/alexa)")
+    options.add_model(p, "model package folder, or the blob inside one (default: models/alexa)")
     p.add_argument("--snr", type=_finite_db, metavar="DB", help="mix seeded noise at this SNR")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--det", metavar="FILE.png", help="also sweep cutoffs, plot the DET curve")
+    options.add_out(p, "also sweep cutoffs and plot the DET curve to FILE (.png)", dest="det",
+                    extra=("--det",))
     p.add_argument("--no-mww", action="store_true", help="skip microWakeWord")
     p.set_defaults(func=run)
 
@@ -87,8 +90,8 @@ def run(args) -> int:
     from earshot.paths import MODELS, DataMissing
 
     err = Console(stderr=True, soft_wrap=True)
-    model = args.model or MODELS / "alexa"
     try:
+        model = options.package_dir(args.model or MODELS / "alexa")
         res = evaluate.evaluate(
             args.positives,
             args.negatives,

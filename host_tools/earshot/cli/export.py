@@ -3,6 +3,8 @@
 import argparse
 import shutil
 
+from earshot.cli import options
+
 
 def register(sub):
     p = sub.add_parser(
@@ -15,8 +17,9 @@ def register(sub):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--format", choices=("tflite", "blob"), default="tflite")
-    p.add_argument("--model", metavar="DIR", default="models/alexa", help="package folder")
-    p.add_argument("--out", metavar="FILE", required=True, help="output file")
+    options.add_model(p, "model package folder, or its blob (default: models/alexa); "
+                      "--format blob also takes a blob alone")
+    options.add_out(p, "output file", required=True)
     p.set_defaults(func=run)
 
 
@@ -24,14 +27,16 @@ def run(args) -> int:
     import sys
 
     from earshot.model import package as modelpkg
+    from earshot.score import default_model_dir
 
+    model = args.model or default_model_dir()
     try:
         if args.format == "tflite":
-            src = modelpkg.tflite_path(args.model)
+            src = modelpkg.tflite_path(options.package_dir(model))
             shutil.copyfile(src, args.out)
             n = src.stat().st_size
         else:
-            _, blob = modelpkg.load(args.model)
+            _, blob, _ = modelpkg.load_blob(model)
             with open(args.out, "wb") as f:
                 f.write(blob)
             n = len(blob)

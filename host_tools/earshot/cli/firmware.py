@@ -1,6 +1,6 @@
 """``earshot firmware build``: MicroPython + Earshot firmware for a board (needs ESP-IDF)."""
 
-from pathlib import Path
+from earshot.cli import options
 
 
 def register(sub) -> None:
@@ -15,9 +15,9 @@ def register(sub) -> None:
     fsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = fsub.add_parser("build", help="build build/firmware/BOARD/firmware.bin")
     b.add_argument("--board", required=True, help="board folder name under boards/")
-    b.add_argument("--model", type=Path,
-                   help="model to freeze: a package folder or a blob (default: models/alexa)")
+    options.add_model(b, "model to freeze: package folder or blob (default: models/alexa)")
     b.add_argument("-j", "--jobs", type=int, default=1, help="parallel compile jobs")
+    options.add_out(b, "also copy the image to FILE (default: build/firmware/BOARD/firmware.bin)")
     b.add_argument("--dry-run", action="store_true", help="check and print the command only")
     b.add_argument(
         "--no-adapt",
@@ -57,5 +57,10 @@ def handler(args) -> int:
     except (firmware.FirmwareError, boards.BoardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.out is not None and not args.dry_run:
+        import shutil
+
+        shutil.copyfile(result, args.out)
+        result = args.out
     print(" ".join(result) if args.dry_run else result)
     return 0

@@ -1,9 +1,11 @@
 """``earshot flash``: erase, write and verify Earshot firmware (and a model) with esptool."""
 
+import os
 import shlex
 import sys
 from pathlib import Path
 
+from earshot.cli import options
 from earshot.paths import BUILD
 
 
@@ -18,19 +20,18 @@ def register(sub) -> None:
         "before esptool runs (the C parser; a package's manifest against its blob). Exit 1: "
         "a bad input or a failed step (on stderr); 2: usage.",
     )
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    options.add_port(p)
     p.add_argument("--board", required=True, help="board folder name under boards/")
     p.add_argument(
         "--firmware", type=Path, help="image (default: build/firmware/BOARD/firmware.bin)"
     )
-    p.add_argument(
-        "--model", type=Path,
-        help="model blob or package folder for the 'model' partition (checked first)",
-    )  # fmt: skip
+    options.add_model(p, "model for the 'model' partition: package folder or blob (checked "
+                      "first)")
     p.add_argument("--baud", type=int, help="default: the board's (board.json)")
     p.add_argument("--no-erase", action="store_true", help="keep the rest of the flash")
     p.add_argument("--no-verify", action="store_true", help="skip the read-back")
-    p.add_argument("--merge", type=Path, help="write one merged image to this file instead")
+    options.add_out(p, "write one merged image (firmware, model) to FILE instead of flashing",
+                    dest="merge", extra=("--merge",))
     p.add_argument("--dry-run", action="store_true", help="print the esptool commands only")
     p.set_defaults(func=handler)
 
@@ -38,7 +39,7 @@ def register(sub) -> None:
 def handler(args) -> int:
     from rich.console import Console
 
-    from earshot.board import boards, flash
+    from earshot.board import boards, flash, ports
 
     console = Console()
     try:
@@ -47,8 +48,11 @@ def handler(args) -> int:
         if args.merge is not None:
             argv_list = [flash.merge_args(board, firmware, args.model, args.merge)]
         else:
+            # A dry run with no port given shows "auto" rather than look for a board.
+            dry = args.dry_run and not (args.port or os.environ.get(ports.ENV))
+            port = "auto" if dry else options.port(args)
             argv_list = flash.steps(
-                board, args.port, firmware, args.model, args.baud,
+                board, port, firmware, args.model, args.baud,
                 erase=not args.no_erase, verify=not args.no_verify,
             )  # fmt: skip
         if args.dry_run:
@@ -56,7 +60,7 @@ def handler(args) -> int:
                 print("esptool " + " ".join(shlex.quote(a) for a in argv))
             return 0
         flash.run(argv_list, console)
-    except (boards.BoardError, flash.FlashError) as exc:
+    except (boards.BoardError, flash.FlashError, ports.PortError) as exc:
         print(f"earshot flash: {exc}", file=sys.stderr)
         return 1
     console.print("[green]done[/]")

@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+from earshot.cli import options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,9 +20,10 @@ def register(sub) -> None:
         "dropped and corrupt frames. Survives garbage on the line and reconnects when the "
         "port disappears and comes back (board reset, USB re-plugged). Ctrl-C to stop.",
     )
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    options.add_port(p)
     p.add_argument("--baud", type=_baud, default=115200, help="bits per second (default 115200)")
-    p.add_argument("--record", type=Path, help="write every frame to FILE (.jsonl or .csv)")
+    options.add_out(p, "write every frame to FILE (.jsonl or .csv)", dest="record",
+                    extra=("--record",))
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
     p.set_defaults(func=handler)
@@ -55,7 +58,14 @@ def handler(args) -> int:
 
     from earshot.board.monitor import Monitor, Recorder, RecordError
 
+    from earshot.board.ports import PortError
+
     console = Console()
+    try:
+        args.port = options.port(args)
+    except PortError as exc:
+        print(f"earshot monitor: error: {exc}", file=sys.stderr)
+        return 2
     problem = _not_a_port(args.port)
     if problem is not None:
         print(f"earshot monitor: error: {problem}", file=sys.stderr)

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from earshot.cli import options
+
 
 def command(port: str) -> list[str]:
     """The mpremote command line: ``resume`` so running code and state are kept."""
@@ -16,9 +18,16 @@ def register(sub) -> None:
         description="Run `mpremote connect PORT resume repl`: the board is not reset. "
         "Leave with Ctrl-] or Ctrl-X.",
     )
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyACM0")
+    options.add_port(p)
     p.set_defaults(func=handler)
 
 
 def handler(args) -> int:
-    return subprocess.call(command(args.port))
+    from earshot.board.ports import PortError
+
+    try:
+        port = options.port(args)
+    except PortError as exc:
+        print(f"earshot repl: {exc}", file=sys.stderr)
+        return 2
+    return subprocess.call(command(port))
