@@ -18,6 +18,12 @@ each file already on the flash: ``sha256:<hex>`` when the board has ``hashlib.sh
 * files whose digest matches the host's copy are skipped (``skip_unchanged=False``, the CLI's
   ``--force``: every file is written, mpremote's ``cp`` gets its own ``-f``).
 
+mpremote's ``cp`` skips an unchanged file by itself (sha256), and it still does here; the probe
+compares digests first anyway, because mpremote's skipping does not cover what a deploy needs:
+ampy never skips, a board without ``hashlib`` gets every file from mpremote (the probe falls
+back to size + CRC-32), the factory model is written under another name (``model.bin.tmp``,
+so mpremote would compare the wrong file), and the report says which files changed.
+
 Nothing reaches the board before every input is checked (:func:`check_inputs`, before
 connecting; :class:`InputError` names the file and the problem): the model through
 :func:`earshot.model.package.load_blob` (the C parser; a package's manifest cross-checked
