@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from earshot import __version__
-from earshot.paths import BUILD, ROOT
+from earshot.paths import BUILD, DIST, ROOT
 
 WHEELHOUSE = BUILD / "wheelhouse"
 
@@ -91,6 +91,8 @@ def test_the_wheel_carries_models_sources_modules_boards_licence_and_types(wheel
                  f"earshot-{__version__}.dist-info/licenses/LICENSE"):  # fmt: skip
         assert need in names, need
     assert not [n for n in names if "__pycache__" in n]
+    for mpy in DIST.glob("*/_earshot.mpy"):  # make dist's modules, when built before the wheel
+        assert f"earshot/_share/dist/{mpy.parent.name}/_earshot.mpy" in names
     assert "License-Expression: MIT" in zipfile.ZipFile(whl).read(
         f"earshot-{__version__}.dist-info/METADATA").decode()  # fmt: skip
     assert "SetuptoolsDeprecationWarning" not in log, "setuptools warns while building"
@@ -109,3 +111,14 @@ def test_installed_earshot_scores_alexa_outside_the_clone(installed, data, tmp_p
     res = json.loads(proc.stdout)
     assert res["detections"], res
     assert (Path(where[2]) / "libearshot.so").is_file()  # compiled at first use, in the cache
+
+
+def test_installed_deploy_finds_the_modules_and_prebuilt_natmods(installed, tmp_path):
+    if not (DIST / "x64_6.3" / "_earshot.mpy").is_file():
+        pytest.skip("no make dist output before the wheel was built")
+    bindir, env = installed
+    code = ("from earshot.board import deploy; print(deploy.mpy_path('x64')); "
+            "print(len(deploy.module_files()))")  # fmt: skip
+    out = _run([str(bindir / "python"), "-c", code], cwd=tmp_path, env=env).stdout.split()
+    assert Path(out[0]).is_relative_to(bindir.parent) and Path(out[0]).is_file(), out
+    assert int(out[1]) >= 7
