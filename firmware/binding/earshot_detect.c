@@ -195,8 +195,9 @@ static mp_obj_t earshot_engine_reset(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_engine_reset_obj, earshot_engine_reset);
 
 // ---------------------------------------------------------------------------
-// Detector(model, cutoff=None, window=None, refractory=None, vad=True): frontend, VAD gate,
-// engine and posterior smoothing. None takes the default stored in the model blob.
+// Detector(model, cutoff=None, window=None, refractory=None, vad=True, gate=None): first-stage
+// gate, frontend, VAD gate, engine and posterior smoothing (earshot.h). None takes the
+// default stored in the model blob; gate None follows vad (vad=False: every hop runs).
 
 typedef struct _earshot_detector_obj_t {
     mp_obj_base_t base;
@@ -207,7 +208,7 @@ typedef struct _earshot_detector_obj_t {
 
 static mp_obj_t earshot_detector_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
     const mp_obj_t *all_args) {
-    enum { ARG_model, ARG_cutoff, ARG_window, ARG_refractory, ARG_vad };
+    enum { ARG_model, ARG_cutoff, ARG_window, ARG_refractory, ARG_vad, ARG_gate };
     // Not static: in a natmod, qstrs and None are only known at run time.
     const mp_arg_t allowed_args[] = {
         { MP_QSTR_model, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_obj = MP_OBJ_NULL} },
@@ -215,6 +216,7 @@ static mp_obj_t earshot_detector_make_new(const mp_obj_type_t *type, size_t n_ar
         { MP_QSTR_window, MP_ARG_OBJ, {.u_obj = mp_const_none} },
         { MP_QSTR_refractory, MP_ARG_OBJ, {.u_obj = mp_const_none} },
         { MP_QSTR_vad, MP_ARG_BOOL, {.u_bool = true} },
+        { MP_QSTR_gate, MP_ARG_OBJ, {.u_obj = mp_const_none} },
     };
     mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
     mp_arg_parse_all_kw_array(n_args, n_kw, all_args, MP_ARRAY_SIZE(allowed_args), allowed_args,
@@ -231,6 +233,8 @@ static mp_obj_t earshot_detector_make_new(const mp_obj_type_t *type, size_t n_ar
         .refractory = (uint16_t)earshot_get_int_in(args[ARG_refractory].u_obj, info.refractory,
             0, UINT16_MAX, MP_ERROR_TEXT("refractory must be in 0..65535")),
         .vad_enabled = args[ARG_vad].u_bool,
+        .gate_enabled = args[ARG_gate].u_obj == mp_const_none ? args[ARG_vad].u_bool :
+            mp_obj_is_true(args[ARG_gate].u_obj),
     };
 
     size_t mem_len = es_detector_mem_size(model->model);
@@ -277,6 +281,36 @@ static mp_obj_t earshot_detector_stats(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(earshot_detector_stats_obj, earshot_detector_stats);
 
+// Detector.gate_stats() -> (gate_open_hops, frontend_hops, rows) since init/reset: hops with
+// the first stage open, hops the frontend computed, feature rows finalised (earshot.h).
+static mp_obj_t earshot_detector_gate_stats(mp_obj_t self_in) {
+    earshot_detector_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    es_detector_stats_t stats;
+    es_detector_get_stats(self->detector, &stats);
+    mp_obj_t items[3] = {
+        mp_obj_new_int_from_uint(stats.gate_open_hops),
+        mp_obj_new_int_from_uint(stats.frontend_hops),
+        mp_obj_new_int_from_uint(stats.rows),
+    };
+    return mp_obj_new_tuple(MP_ARRAY_SIZE(items), items);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(earshot_detector_gate_stats_obj, earshot_detector_gate_stats);
+
+// Detector.rows(first, out) -> n: copies the model-input feature rows (int8, after the
+// model's input normalisation) of hops first .. first + n - 1 into out, n = len(out) //
+// MEL_BINS (es_detector_rows); returns n, or 0 when any of them is not finalised yet or no
+// longer kept (the detector keeps input_frames + output_stride - 1 rows). Allocates nothing.
+static mp_obj_t earshot_detector_rows(mp_obj_t self_in, mp_obj_t first_in, mp_obj_t out_in) {
+    earshot_detector_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    mp_buffer_info_t out;
+    mp_get_buffer_raise(out_in, &out, MP_BUFFER_WRITE);
+    mp_int_t first = mp_obj_get_int(first_in);
+    size_t n = first < 0 ? 0 : es_detector_rows(self->detector, (uint32_t)first,
+        out.len / ES_MEL_BINS, (int8_t *)out.buf);
+    return MP_OBJ_NEW_SMALL_INT(n);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(earshot_detector_rows_obj, earshot_detector_rows);
+
 static mp_obj_t earshot_detector_reset(mp_obj_t self_in) {
     earshot_detector_obj_t *self = MP_OBJ_TO_PTR(self_in);
     es_detector_reset(self->detector);
@@ -300,7 +334,7 @@ mp_map_elem_t earshot_model_locals_dict_table[2];
 static MP_DEFINE_CONST_DICT(earshot_model_locals_dict, earshot_model_locals_dict_table);
 mp_map_elem_t earshot_engine_locals_dict_table[2];
 static MP_DEFINE_CONST_DICT(earshot_engine_locals_dict, earshot_engine_locals_dict_table);
-mp_map_elem_t earshot_detector_locals_dict_table[3];
+mp_map_elem_t earshot_detector_locals_dict_table[5];
 static MP_DEFINE_CONST_DICT(earshot_detector_locals_dict, earshot_detector_locals_dict_table);
 
 void earshot_detect_natmod_init(void) {
@@ -326,6 +360,9 @@ void earshot_detect_natmod_init(void) {
         earshot_detector_stats_obj);
     EARSHOT_METHOD(earshot_detector_locals_dict_table, 2, MP_QSTR_reset,
         earshot_detector_reset_obj);
+    EARSHOT_METHOD(earshot_detector_locals_dict_table, 3, MP_QSTR_gate_stats,
+        earshot_detector_gate_stats_obj);
+    EARSHOT_METHOD(earshot_detector_locals_dict_table, 4, MP_QSTR_rows, earshot_detector_rows_obj);
     earshot_init_type(&earshot_detector_type, MP_QSTR_Detector, earshot_detector_make_new,
         &earshot_detector_locals_dict);
 }
@@ -377,6 +414,8 @@ MP_DEFINE_CONST_OBJ_TYPE(
 static const mp_rom_map_elem_t earshot_detector_locals_dict_table[] = {
     { MP_ROM_QSTR(MP_QSTR_run), MP_ROM_PTR(&earshot_detector_run_obj) },
     { MP_ROM_QSTR(MP_QSTR_stats), MP_ROM_PTR(&earshot_detector_stats_obj) },
+    { MP_ROM_QSTR(MP_QSTR_gate_stats), MP_ROM_PTR(&earshot_detector_gate_stats_obj) },
+    { MP_ROM_QSTR(MP_QSTR_rows), MP_ROM_PTR(&earshot_detector_rows_obj) },
     { MP_ROM_QSTR(MP_QSTR_reset), MP_ROM_PTR(&earshot_detector_reset_obj) },
 };
 static MP_DEFINE_CONST_DICT(earshot_detector_locals_dict, earshot_detector_locals_dict_table);

@@ -3,7 +3,7 @@
 // binding's files; the natmod publishes the same names in earshot_natmod.c).
 //
 // Module: SAMPLE_RATE, HOP_SAMPLES, WINDOW_SAMPLES, MEL_BINS, MAX_WINDOW, FLAG_VAD,
-// FLAG_RAN, FLAG_OUTPUT, FLAG_DETECT, VERSION_MAJOR, VERSION_MINOR (earshot.h),
+// FLAG_RAN, FLAG_OUTPUT, FLAG_DETECT, FLAG_GATE, VERSION_MAJOR, VERSION_MINOR (earshot.h),
 // crc32(data, crc=0), hops(samples), features(samples, out), Frontend, Model, Engine,
 // Detector (earshot_detect.c) and, with MICROPY_PY_EARSHOT_ADAPT, Adapter (earshot_adapt.c).
 
@@ -158,6 +158,7 @@ static const mp_rom_map_elem_t earshot_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_FLAG_RAN), MP_ROM_INT(ES_FLAG_RAN) },
     { MP_ROM_QSTR(MP_QSTR_FLAG_OUTPUT), MP_ROM_INT(ES_FLAG_OUTPUT) },
     { MP_ROM_QSTR(MP_QSTR_FLAG_DETECT), MP_ROM_INT(ES_FLAG_DETECT) },
+    { MP_ROM_QSTR(MP_QSTR_FLAG_GATE), MP_ROM_INT(ES_FLAG_GATE) },
     { MP_ROM_QSTR(MP_QSTR_VERSION_MAJOR), MP_ROM_INT(ES_VERSION_MAJOR) },
     { MP_ROM_QSTR(MP_QSTR_VERSION_MINOR), MP_ROM_INT(ES_VERSION_MINOR) },
     { MP_ROM_QSTR(MP_QSTR_crc32), MP_ROM_PTR(&earshot_crc32_obj) },

@@ -30,6 +30,7 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     mp_store_global(MP_QSTR_FLAG_RAN, MP_OBJ_NEW_SMALL_INT(ES_FLAG_RAN));
     mp_store_global(MP_QSTR_FLAG_OUTPUT, MP_OBJ_NEW_SMALL_INT(ES_FLAG_OUTPUT));
     mp_store_global(MP_QSTR_FLAG_DETECT, MP_OBJ_NEW_SMALL_INT(ES_FLAG_DETECT));
+    mp_store_global(MP_QSTR_FLAG_GATE, MP_OBJ_NEW_SMALL_INT(ES_FLAG_GATE));
     mp_store_global(MP_QSTR_VERSION_MAJOR, MP_OBJ_NEW_SMALL_INT(ES_VERSION_MAJOR));
     mp_store_global(MP_QSTR_VERSION_MINOR, MP_OBJ_NEW_SMALL_INT(ES_VERSION_MINOR));
     mp_store_global(MP_QSTR_crc32, MP_OBJ_FROM_PTR(&earshot_crc32_obj));

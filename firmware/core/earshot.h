@@ -21,7 +21,8 @@ extern "C" {
 #endif
 
 #define ES_VERSION_MAJOR (0)
-#define ES_VERSION_MINOR (3)  // 2: es_norm, blob format 2; 3: ES_NORM_MINSTAT_GATE
+#define ES_VERSION_MINOR (4)  // 2: es_norm, blob format 2; 3: ES_NORM_MINSTAT_GATE;
+                              // 4: the detector's first-stage gate, es_detector_rows
 
 // Frontend constants. Shared by training (through ctypes) and the device; the
 // host tools assert they equal the values stored in every model blob.
@@ -61,6 +62,9 @@ typedef struct {
     uint16_t sizeof_detector_stats;   // es_detector_stats_t
     uint16_t sizeof_vad_params;       // es_vad_params_t
     uint16_t sizeof_vad_state;        // es_vad_state_t
+    uint8_t flag_gate;                // ES_FLAG_GATE
+    uint8_t gate_preroll_hops;        // ES_GATE_PREROLL_HOPS
+    uint16_t gate_decimate;           // ES_GATE_DECIMATE
 } es_core_info_t;
 
 // Writes the constants to *info (nothing if info is NULL).
@@ -243,15 +247,32 @@ void es_posterior_clear(es_posterior_t *s);
 int es_posterior_push(es_posterior_t *s, uint8_t prob);
 
 // ---------------------------------------------------------------------------
-// Detector: frontend + VAD gate + engine + posterior smoothing.
+// Detector: first-stage gate + frontend + VAD + input normalisation + engine + posterior
+// smoothing (es_detector.c has the rules).
+//
+// First stage (es_vad.c, es_gate_update): per hop, the level of the first difference of the
+// samples (a +6 dB/octave high-pass: mains hum and DC count for little) against an
+// adaptive floor. While it is closed (the scene is ambient) the frontend, VAD, normalisation
+// and engine do not run live: the hop's samples go into a pre-roll ring of
+// ES_GATE_PREROLL_HOPS hops (2 bytes per sample), and the hop that leaves the ring gets a
+// feature row that is exact every ES_GATE_DECIMATE-th time (the frontend runs on it) and a
+// copy of the last exact row otherwise; that row updates the VAD floors and the
+// normalisation minima and enters the model's pre-roll, the model stays off. When the
+// first stage opens, the frontend catches up on the ring (exact rows, in order) and then
+// runs live: a wake word whose onset falls less than ES_GATE_PREROLL_HOPS hops before the
+// first stage opens is seen exactly as without the gate.
+#define ES_GATE_PREROLL_HOPS (6)  // raw pre-roll, hops (60 ms; 1,920 bytes of int16)
+#define ES_GATE_DECIMATE (8)      // the frontend runs on every 8th hop while closed
+
 typedef struct es_detector_t es_detector_t;
 
 typedef struct {
-    uint8_t cutoff;       // probability * 255; mean over window >= cutoff detects
-    uint8_t window;       // number of model outputs averaged (1..ES_MAX_WINDOW)
-    uint16_t refractory;  // model outputs ignored after a detection
-    uint8_t vad_enabled;  // 0: the model runs on every hop
-    uint8_t reserved[3];
+    uint8_t cutoff;        // probability * 255; mean over window >= cutoff detects
+    uint8_t window;        // number of model outputs averaged (1..ES_MAX_WINDOW)
+    uint16_t refractory;   // model outputs ignored after a detection
+    uint8_t vad_enabled;   // 0: the model runs on every hop the frontend runs live
+    uint8_t gate_enabled;  // 0: the frontend runs live on every hop (no first stage)
+    uint8_t reserved[2];
 } es_detector_config_t;
 
 
@@ -260,16 +281,21 @@ typedef struct {
 #define ES_FLAG_RAN (1u << 1)      // the model ran during this hop
 #define ES_FLAG_OUTPUT (1u << 2)   // a new model output (probability) at this hop
 #define ES_FLAG_DETECT (1u << 3)   // a detection fired at this hop
+#define ES_FLAG_GATE (1u << 4)     // the first stage is open at this hop (frontend live)
 
 typedef struct {
     uint32_t hops;         // hops processed since init/reset
     uint32_t model_hops;   // hops in which the model ran
     uint32_t detections;
     uint32_t vad_open_hops;
+    uint32_t gate_open_hops;  // hops at which the first stage was open
+    uint32_t frontend_hops;   // hops the frontend computed (live, catch-up or decimated)
+    uint32_t rows;            // feature rows finalised (hops through VAD and normalisation)
 } es_detector_stats_t;
 
 size_t es_detector_mem_size(const es_model_t *m);
-// cfg NULL: the defaults stored in the blob, VAD enabled.
+// cfg NULL: the defaults stored in the blob, VAD and first-stage gate enabled. A cfg with
+// gate_enabled 0 gives the detector of ES_VERSION_MINOR 3, bit for bit.
 es_detector_t *es_detector_init(void *mem, size_t mem_len, const es_model_t *m,
     const es_detector_config_t *cfg);
 void es_detector_reset(es_detector_t *d);
@@ -279,6 +305,14 @@ void es_detector_reset(es_detector_t *d);
 size_t es_detector_run(es_detector_t *d, const int16_t *samples, size_t n_hops, uint8_t *probs,
     uint8_t *flags);
 void es_detector_get_stats(const es_detector_t *d, es_detector_stats_t *stats);
+// Copies the model-input feature rows (after normalisation: what the engine is or would be
+// fed) of hops first .. first + n - 1 into out (n * ES_MEL_BINS int8, row-major), for a caller
+// that needs the detector's features (on-device adaptation) without computing them again.
+// Rows are finalised in hop order (stats.rows so far; while the first stage is closed, up
+// to ES_GATE_PREROLL_HOPS hops late) and the detector keeps the last input_frames +
+// output_stride - 1 of them. Returns n, or 0 if d or out is NULL or any of the rows is not
+// finalised yet or no longer kept.
+size_t es_detector_rows(const es_detector_t *d, uint32_t first, size_t n, int8_t *out);
 
 // CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320, as zlib.crc32).
 uint32_t es_crc32(uint32_t crc, const uint8_t *data, size_t len);

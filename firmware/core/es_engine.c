@@ -108,8 +108,8 @@ int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit) {
         const es_nn_quant_t q = {.multiplier = l->multiplier, .shift = l->shift};
         int8_t *out = i + 1u < n ? s[1].ring + (size_t)s[1].pos * l->out_ch : e->out;
         // A fully connected layer is a kernel-1 convolution over its one input row.
-        (l->type == ES_LAYER_DEPTHWISE ? es_nn_depthwise : es_nn_conv)(&p, &q,
-            s->ring + (size_t)s->pos * row, l->weights, l->bias, out);
+        es_nn_layer(&p, &q, l->type == ES_LAYER_DEPTHWISE, s->ring + (size_t)s->pos * row,
+            l->weights, l->bias, out);
     }
     if (logit != NULL) {
         *logit = e->out[0];

@@ -107,6 +107,14 @@ static int32_t es_butterfly(int32_t a, int32_t x, int32_t c, int32_t y, int32_t 
     return (int32_t)es_asr64(es_mac_q15(a, x, c, y, s) + 32768, 16);
 }
 
+// One component of a real-split bin scaled by 2^-(8 + ES_POWER_SHIFT), rounded down:
+// es_asr64(es_mac_q15(a, x, c, y, s), 8 + ES_POWER_SHIFT). Out of line, so the code holds
+// the 64-bit shift once for both components (less hot-path code).
+static ES_NOINLINE int32_t es_split_part(int32_t a, int32_t x, int32_t c, int32_t y,
+    int32_t s) {
+    return (int32_t)es_asr64(es_mac_q15(a, x, c, y, s), 8 + ES_POWER_SHIFT);
+}
+
 // In-place 256-point complex FFT, decimation in time, scaled by 1/2 per stage.
 static void es_fft_half(int32_t *z) {
     // Bit-reversal permutation (Gold-Rader).
@@ -146,8 +154,11 @@ static void es_fft_half(int32_t *z) {
     }
 }
 
-static void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *out) {
+void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *out) {
     int32_t *z = fe->fft;
+    if (out == NULL) {
+        goto history;  // only move the history on (es_internal.h)
+    }
     // 1. DC removal over the frame = history + new hop.
     int32_t sum = 0;
     for (unsigned n = 0; n < ES_HISTORY; n++) {
@@ -167,11 +178,15 @@ static void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *o
         z[n] = x;
     }
     memset(&z[ES_WINDOW_SAMPLES], 0, (ES_FFT_SIZE - ES_WINDOW_SAMPLES) * sizeof(z[0]));
+history:
     // Keep the newest ES_HISTORY samples for the next hop.
     memmove(fe->history, fe->history + ES_HOP_SAMPLES,
         (ES_HISTORY - ES_HOP_SAMPLES) * sizeof(fe->history[0]));
     memcpy(fe->history + (ES_HISTORY - ES_HOP_SAMPLES), samples,
         ES_HOP_SAMPLES * sizeof(samples[0]));
+    if (out == NULL) {
+        return;
+    }
     if (peak == 0) {
         memset(out, -128, ES_MEL_BINS);
         return;
@@ -204,8 +219,8 @@ static void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *o
         // Now x = X_512[k] * 2^8 where X_512 is the DFT of the normalised frame;
         // scale the bin by 2^-ES_POWER_SHIFT in total before squaring.
         // |pr|, |pi| < 2^25, so the power (< 2^51) is one more es_mac_q15.
-        int32_t pr = (int32_t)es_asr64(es_mac_q15(ar, br, c, bi, s), 8 + ES_POWER_SHIFT);
-        int32_t pi = (int32_t)es_asr64(es_mac_q15(ai, bi, c, -br, s), 8 + ES_POWER_SHIFT);
+        int32_t pr = es_split_part(ar, br, c, bi, s);
+        int32_t pi = es_split_part(ai, bi, c, -br, s);
         uint64_t power = (uint64_t)es_mac_q15(0, pr, pr, pi, pi);
         unsigned ch = es_mel_channel[k - ES_MEL_FIRST_BIN];
         uint64_t w = es_mel_weight_q15[k - ES_MEL_FIRST_BIN];

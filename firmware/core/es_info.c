@@ -29,4 +29,7 @@ void es_core_get_info(es_core_info_t *info) {
     info->sizeof_detector_stats = sizeof(es_detector_stats_t);
     info->sizeof_vad_params = sizeof(es_vad_params_t);
     info->sizeof_vad_state = sizeof(es_vad_state_t);
+    info->flag_gate = ES_FLAG_GATE;
+    info->gate_preroll_hops = ES_GATE_PREROLL_HOPS;
+    info->gate_decimate = ES_GATE_DECIMATE;
 }

@@ -66,6 +66,33 @@ struct es_vad_t {
 int es_vad_setup(es_vad_t *v, const es_vad_params_t *p);
 
 // ---------------------------------------------------------------------------
+// First stage of the detector's gate (es_vad.c has the rule and the constants' sources):
+// the level of a hop's first difference against an adaptive floor, on raw samples.
+// State: 12 bytes.
+typedef struct {
+    uint32_t floor;    // floor of e (es_vad.c), >= ES_GATE_MIN_E once primed
+    int16_t last;      // the previous hop's last sample
+    uint16_t hold;     // hops left before the stage closes
+    uint8_t primed;    // 0 after reset: the next hop sets the floor
+    uint8_t run;       // consecutive hops above the onset, saturating at the confirm count
+    uint8_t open;      // open after the last hop
+    uint8_t reserved;
+} es_gate_t;
+
+// Back to the state after init (floor unset, closed). g not NULL.
+void es_gate_reset(es_gate_t *g);
+// One hop of ES_HOP_SAMPLES int16 samples; returns 1 if the first stage is open after it.
+// g and samples not NULL.
+int es_gate_update(es_gate_t *g, const int16_t *samples);
+
+// ---------------------------------------------------------------------------
+// Frontend (es_frontend.c): es_frontend_run of one hop without the argument checks, for the
+// detector's hot path: ES_HOP_SAMPLES samples in, ES_MEL_BINS int8 features out. out NULL:
+// only move the history on (what computing the hop would have left behind, no features).
+// fe and samples not NULL.
+void es_frontend_hop(es_frontend_t *fe, const int16_t *samples, int8_t *out);
+
+// ---------------------------------------------------------------------------
 // Input normalisation (es_norm.c; public entry points in earshot.h).
 #define ES_NORM_MIN_FLOOR (-112)      // lowest floor, int8 feature value (as the VAD's)
 #define ES_NORM_SUBWINDOW_HOPS (80u)  // Martin's V (U = 2): minimum over 0.8 to 1.6 s

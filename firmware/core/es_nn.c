@@ -126,6 +126,11 @@ void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8
     }
 }
 
+void es_nn_layer(const es_nn_params_t *p, const es_nn_quant_t *q, int depthwise,
+    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output) {
+    (depthwise ? es_nn_depthwise : es_nn_conv)(p, q, input, filter, bias, output);
+}
+
 #else // ES_NN_OPT
 
 // ---------------------------------------------------------------------------------------
@@ -210,6 +215,11 @@ void es_nn_fully_connected(const es_nn_params_t *p, const es_nn_quant_t *q,
 void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
     const int8_t *filter, const int32_t *bias, int8_t *output) {
     es_nn_rows(p, q, p->in_len, p->kernel, p->stride, 1, input, filter, bias, output);
+}
+
+void es_nn_layer(const es_nn_params_t *p, const es_nn_quant_t *q, int depthwise,
+    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output) {
+    es_nn_rows(p, q, p->in_len, p->kernel, p->stride, depthwise, input, filter, bias, output);
 }
 
 #endif // ES_NN_OPT

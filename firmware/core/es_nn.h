@@ -93,6 +93,11 @@ void es_nn_conv(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *i
 void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,
     const int8_t *filter, const int32_t *bias, int8_t *output);
 
+// es_nn_depthwise when depthwise, else es_nn_conv: one entry for the streaming engine (in
+// ES_NN_OPT builds it goes straight to the shared row loop: less hot-path code).
+void es_nn_layer(const es_nn_params_t *p, const es_nn_quant_t *q, int depthwise,
+    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output);
+
 // Pointwise (1x1) convolution: es_nn_conv with kernel 1, stride 1 over in_len rows
 // (p->kernel and p->stride are ignored). filter [out_ch][in_ch].
 void es_nn_pointwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8_t *input,

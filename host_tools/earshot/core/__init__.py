@@ -16,9 +16,12 @@ Every public name is re-exported here: ``from earshot import core; core.features
 from earshot.core import constants
 from earshot.core.constants import (
     FLAG_DETECT,
+    FLAG_GATE,
     FLAG_OUTPUT,
     FLAG_RAN,
     FLAG_VAD,
+    GATE_DECIMATE,
+    GATE_PREROLL_HOPS,
     HOP_MS,
     HOP_S,
     HOP_SAMPLES,
@@ -49,7 +52,8 @@ from earshot.core.library import (
 from earshot.core.vad import VAD_PARAMS, vad, vad_defaults, vad_trace
 
 __all__ = [
-    "CORE_DIR", "FLAG_DETECT", "FLAG_OUTPUT", "FLAG_RAN", "FLAG_VAD", "HOP_MS", "HOP_S",
+    "CORE_DIR", "FLAG_DETECT", "FLAG_GATE", "FLAG_OUTPUT", "FLAG_RAN", "FLAG_VAD",
+    "GATE_DECIMATE", "GATE_PREROLL_HOPS", "HOP_MS", "HOP_S",
     "HOP_SAMPLES", "LIB_PATH", "MAX_WINDOW", "MEL_BINS", "NORM_MINSTAT", "NORM_MINSTAT_GATE",
     "SAMPLE_RATE_HZ", "VAD_PARAMS", "VAD_PRIME_HOPS", "WINDOW_SAMPLES", "CoreBuildError",
     "CoreMismatchError", "Detector", "DetectorResult", "constants", "crc32",

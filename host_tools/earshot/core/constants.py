@@ -20,6 +20,9 @@ FLAG_VAD = 1 << 0  # ES_FLAG_VAD: the VAD gate is open at this hop
 FLAG_RAN = 1 << 1  # ES_FLAG_RAN: the model ran during this hop
 FLAG_OUTPUT = 1 << 2  # ES_FLAG_OUTPUT: a new model output (probability) at this hop
 FLAG_DETECT = 1 << 3  # ES_FLAG_DETECT: a detection fired at this hop
+FLAG_GATE = 1 << 4  # ES_FLAG_GATE: the detector's first stage is open at this hop
+GATE_PREROLL_HOPS = 6  # ES_GATE_PREROLL_HOPS: raw pre-roll of the first stage, hops
+GATE_DECIMATE = 8  # ES_GATE_DECIMATE: while closed, the frontend runs on every 8th hop
 NORM_MINSTAT = 1  # ES_NORM_MINSTAT: input normalisation by minimum statistics
 NORM_MINSTAT_GATE = 2  # ES_NORM_MINSTAT_GATE: the same, then a per-bin noise gate
 
@@ -39,6 +42,9 @@ CHECKED = {
     "FLAG_RAN": "flag_ran",
     "FLAG_OUTPUT": "flag_output",
     "FLAG_DETECT": "flag_detect",
+    "FLAG_GATE": "flag_gate",
+    "GATE_PREROLL_HOPS": "gate_preroll_hops",
+    "GATE_DECIMATE": "gate_decimate",
     "NORM_MINSTAT": "norm_minstat",
     "NORM_MINSTAT_GATE": "norm_minstat_gate",
 }

@@ -65,30 +65,39 @@ class es_core_info_t(ctypes.Structure):
         ("sizeof_detector_stats", ctypes.c_uint16),
         ("sizeof_vad_params", ctypes.c_uint16),
         ("sizeof_vad_state", ctypes.c_uint16),
+        ("flag_gate", ctypes.c_uint8),
+        ("gate_preroll_hops", ctypes.c_uint8),
+        ("gate_decimate", ctypes.c_uint16),
     ]
 
 
 class es_detector_config_t(ctypes.Structure):
     """Detector settings: cutoff (probability * 255), window (outputs), refractory
-    (outputs), vad_enabled (0/1)."""
+    (outputs), vad_enabled (0/1), gate_enabled (0/1: the first stage)."""
 
     _fields_ = [
         ("cutoff", ctypes.c_uint8),
         ("window", ctypes.c_uint8),
         ("refractory", ctypes.c_uint16),
         ("vad_enabled", ctypes.c_uint8),
-        ("reserved", ctypes.c_uint8 * 3),
+        ("gate_enabled", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 2),
     ]
 
 
 class es_detector_stats_t(ctypes.Structure):
-    """Detector counters since init/reset, in hops (detections: a count)."""
+    """Detector counters since init/reset, in hops (detections: a count; rows: feature rows
+    finalised, which trail hops by up to GATE_PREROLL_HOPS while the first stage is
+    closed)."""
 
     _fields_ = [
         ("hops", ctypes.c_uint32),
         ("model_hops", ctypes.c_uint32),
         ("detections", ctypes.c_uint32),
         ("vad_open_hops", ctypes.c_uint32),
+        ("gate_open_hops", ctypes.c_uint32),
+        ("frontend_hops", ctypes.c_uint32),
+        ("rows", ctypes.c_uint32),
     ]
 
 
@@ -161,6 +170,7 @@ SIGNATURES = {
     "es_detector_reset": (None, [_p]),
     "es_detector_run": (_sz, [_p, _p, _sz, _p, _p]),
     "es_detector_get_stats": (None, [_p, _c.POINTER(es_detector_stats_t)]),
+    "es_detector_rows": (_sz, [_p, _c.c_uint32, _sz, _p]),
 }
 
 
