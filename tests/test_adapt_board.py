@@ -136,7 +136,7 @@ for name in {names!r}:
         got = f.readinto(buf)
         if not got: break
         v = memoryview(buf)[:got // 320 * 320]
-        det.run(v, probs, flags); ad.observe(v, probs, flags)
+        det.run(v, probs, flags); ad.observe(v, probs, flags, det)
     f.close()
 """
 

@@ -15,7 +15,7 @@
 # es_loop.py does this when the config enables it ("adapt"); by hand:
 #   model, path = es_adapt.load_model()            # adapted.bin if valid, else model.bin
 #   det = earshot.Detector(model); ad = es_adapt.Adapter(model)
-#   each block: n = det.run(samples, probs, flags); ad.observe(samples, probs, flags)
+#   each block: n = det.run(samples, probs, flags); ad.observe(samples, probs, flags, det)
 #   between blocks: ad.step()   # one slice of training, then of the acceptance check
 #                               # (<= slice_macs MACs each) once ready; returns the adapted
 #                               # blob when done and accepted: save it with save(blob)
@@ -158,9 +158,13 @@ class Adapter:
             self.phases = c["distill_phases"] or model.info()["output_stride"]
         self.rows = self.frames + self.phases - 1  # feature rows the ring keeps
         self.ring = bytearray(2 * self.rows * MEL_BINS)
-        # The model's own input features (its input normalisation, when the blob asks).
-        self.fe = _earshot.Frontend(model.info().get("input_norm", 0))
+        # The model's input features: the detector's own rows (observe's det; nothing is
+        # computed again), or, for a caller without one, this frontend (and the blob's input
+        # normalisation), created on first use.
+        self.fe = None
+        self.input_norm = model.info().get("input_norm", 0)
         self.feats = bytearray(0)
+        self.got = 0  # rows of this stream copied into the ring (from det: its row count)
         self.cands = bytearray(0)  # per hop of a block: 1, 0 or EMPTY (Adapter.candidates)
         self.slot = 0
         self.hop = 0
@@ -193,8 +197,10 @@ class Adapter:
 
     def new_stream(self):
         """Call when the audio restarts (as the detector's reset)."""
-        self.fe.reset()
+        if self.fe is not None:
+            self.fe.reset()
         self.hop = 0
+        self.got = 0
         self.slot = 0
         for i in range(len(self.ring)):
             self.ring[i] = 0
@@ -209,32 +215,55 @@ class Adapter:
         emb = memoryview(self.embs)[slot * self.emb : (slot + 1) * self.emb]
         self.c.keep(window, emb, cand)
 
-    def observe(self, samples, probs, flags):
-        """The block the detector just ran: int16 samples and its per-hop probs and flags."""
+    def observe(self, samples, probs, flags, det=None):
+        """The block the detector just ran: int16 samples and its per-hop probs and flags.
+
+        det: that earshot.Detector. Its feature rows (Detector.rows: what its model was fed,
+        after the input normalisation) go into the window ring, so no frontend runs here;
+        rows of hops the detector has not finalised yet (up to GATE_PREROLL_HOPS while its
+        first stage is closed) come in the next block. Candidates only fall on hops where
+        the model ran, whose rows are final at once. Without det the Adapter computes the
+        features itself (a frontend per block: about the detector's own cost again).
+        While the block holds no candidate (the gate closed, or no output worth keeping),
+        only the rows are copied: no forward pass, no labels.
+        """
         ad = self.c
         n = _earshot.hops(samples)
-        if len(self.feats) < n * MEL_BINS:
-            self.feats = bytearray(n * MEL_BINS)
         if len(self.cands) < n:
             self.cands = bytearray(n)
-        self.fe.run(samples, self.feats)
+        if det is None:
+            if self.fe is None:
+                self.fe = _earshot.Frontend(self.input_norm)
+            if len(self.feats) < n * MEL_BINS:
+                self.feats = bytearray(n * MEL_BINS)
+            self.fe.run(samples, self.feats)
+            new = n
+        else:
+            new = det.gate_stats()[2] - self.got  # rows finalised since the last block
+            if len(self.feats) < new * MEL_BINS:
+                self.feats = bytearray(new * MEL_BINS)
+            if new and det.rows(self.got, memoryview(self.feats)[: new * MEL_BINS]) != new:
+                raise ValueError("es_adapt: the detector no longer holds the rows of the last "
+                                 "block (observe every block, with the same detector)")
         found = ad.candidates(probs, flags, n, self.hop, self.cands)
         frames, rows, ring, cands = self.frames, self.rows, self.ring, self.cands
         # Each row is written twice, rows apart, so every window is one contiguous view.
         half = rows * MEL_BINS
         win = frames * MEL_BINS
         mv = memoryview(ring)
-        for i in range(n):
-            row = self.feats[i * MEL_BINS : (i + 1) * MEL_BINS]
+        feats = self.feats
+        base = self.hop  # hop index of the block's first hop
+        for i in range(new):
+            row = feats[i * MEL_BINS : (i + 1) * MEL_BINS]
             at = self.slot * MEL_BINS
             ring[at : at + MEL_BINS] = row
             ring[at + half : at + half + MEL_BINS] = row
             self.slot = self.slot + 1 if self.slot + 1 < rows else 0
-            hop = self.hop
-            self.hop += 1
-            if not found or cands[i] == EMPTY:
+            hop = self.got  # the row's hop
+            self.got += 1
+            if not found or hop < base or cands[hop - base] == EMPTY:
                 continue
-            cand = cands[i]
+            cand = cands[hop - base]
             at = ((self.slot - frames) % rows) * MEL_BINS
             window = mv[at : at + win]
             logit = ad.logit(window)
@@ -250,6 +279,7 @@ class Adapter:
                 at = ((self.slot - frames - back) % rows) * MEL_BINS
                 window = mv[at : at + win]
                 self._store(window, 1, ad.logit(window), ad.label(1))
+        self.hop += n
 
     def ready(self):
         n_pos, n_neg = self.c.counts()[:2]
@@ -359,7 +389,7 @@ def run_files(names, cfg=None, block_hops=10, save_to=ADAPTED):
                     break
                 samples = memoryview(buf)[: n * HOP_BYTES]
                 det.run(samples, probs, flags)
-                ad.observe(samples, probs, flags)
+                ad.observe(samples, probs, flags, det)
     blob = ad.train_all()
     if ad.check is not None:
         print("CHECK", *ad.check)

@@ -9,9 +9,11 @@
 # Adaptation (config "adapt", off by default; es_adapt.py, which needs a `_earshot` built
 # with adaptation; on a detection-only one the loop says so and only detects): with an
 # es_adapt.Adapter, each
-# iteration also hands the block to adapter.observe() (pseudo-labels: a non-streaming
-# forward pass per kept window) and runs one adapter.step(): at most cfg slice_macs MACs of
-# training or acceptance check, so detection never waits for more than one slice. When the
+# iteration also hands the block and the detector to adapter.observe() (pseudo-labels from the
+# detector's own feature rows, no second frontend; a non-streaming forward pass per kept
+# window, none while the block holds no candidate, e.g. while the gate is closed) and runs
+# one adapter.step(): at most cfg slice_macs MACs of training or acceptance check, so
+# detection never waits for more than one slice. When the
 # adapted model is ready and accepted, on_adapted(blob) saves it (es_adapt.save: temp file,
 # flush, rename) and may return a new detector, used from the next block on. One adaptation
 # per session; a refused one (acceptance check) keeps the model in use. The adapted model
@@ -125,7 +127,7 @@ class Loop:
         # One adapter slice after a detector block; returns a new detector or None.
         ad = self.adapter
         t0 = time.ticks_us()
-        ad.observe(samples, probs, flags)
+        ad.observe(samples, probs, flags, self.detector)  # its rows: no second frontend
         blob = ad.step()
         if ad.training() or ad.finished:
             self.adapt_blocks += 1

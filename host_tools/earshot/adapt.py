@@ -496,10 +496,10 @@ class PseudoLabeler:
         self.add(cand, emb, logit, label)
 
     def run_stream(self, samples: np.ndarray) -> None:
-        """Run a fresh detector over int16 ``samples`` and observe it."""
+        """Run a fresh detector over int16 ``samples`` and observe it, with the detector's
+        own feature rows (core.Detector.run_rows), as the board does."""
         det = core.Detector(self.model)
-        res = det.run(samples)
-        feats = core.model_features(samples, self.model.info.get("input_norm", 0))
+        res, feats = det.run_rows(samples)
         self.observe(feats, res.probs, res.flags)
 
 
