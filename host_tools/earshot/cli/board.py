@@ -51,11 +51,11 @@ def handler(args) -> int:
         if args.deploy:
             from earshot.board import deploy, natmod
 
-            natmod.build("x64")
             model = args.model or deploy.DEFAULT_MODEL
             try:
+                natmod.ensure("x64")
                 written = deploy.deploy(port, model=model)
-            except deploy.DeployError as exc:
+            except (deploy.DeployError, natmod.NatmodError) as exc:
                 console.print(f"[red]error:[/] {exc}")
                 return 1
             console.print(f"deployed: {', '.join(written)}")

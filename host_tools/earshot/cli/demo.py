@@ -137,7 +137,7 @@ def handler(args) -> int:
     console.print(f"audio: {desc}")
     with console.status("building _earshot.mpy (x64)"):
         try:
-            natmod.build("x64")
+            natmod.ensure("x64")
         except natmod.NatmodError as exc:
             console.print(f"[red]error:[/] {exc}")
             return 1
