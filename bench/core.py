@@ -24,11 +24,14 @@ Definitions (every number is measured here, none is typed in):
   (the ESP8266's LX106 stands in for the S3's LX7). xtensa_core_text_bytes = sum of the
   objects' ``size`` text (code + literals + const tables; plain -Os objects).
   xtensa_hot_path_bytes = code and literal pools of the functions reachable by calls from
-  es_detector_run (the per-hop entry: frontend, VAD, engine, kernels, posterior; found from
+  es_detector_run (the per-hop entry: first stage, frontend, VAD, normalisation, engine,
+  kernels, posterior; found from
   the relocations, so any function it might call counts), excluding const tables and the
   libc / libgcc helpers (listed separately: memcpy, memset, 64-bit multiply and shifts).
 - heap_alloc_after_init_bytes: valgrind's heap total for bench/core_step.c (detector mode)
-  at 3000 hops minus at 1 hop (the driver allocates only through stdio, before init).
+  at 3000 hops minus at 1 hop (the driver allocates only through stdio, before init);
+  heap_alloc_after_init_gated_bytes: the same for the default detector (gated mode).
+- ram_bytes includes the first stage's raw pre-roll (ES_GATE_PREROLL_HOPS hops of int16).
 """
 
 from __future__ import annotations
@@ -250,18 +253,20 @@ def measure(model_dir: Path) -> dict:
         res["tflm_wall_ns_per_hop"] = round(tflm_hop, 1)
         res["tflm_python_call_overhead_ns"] = round(tw["call_overhead_ns"], 1)
         res["wall_ratio_tflm_over_earshot"] = round(tflm_hop / wall, 2)
-        # Heap after init (valgrind memcheck).
-        heap = {}
-        for hops in (1, HOPS):
-            proc = subprocess.run(
-                ["valgrind", "--error-exitcode=3", exe, "detector", blob_path,
-                 tmp / "pcm.raw", str(hops)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            m = re.search(r"total heap usage: [\d,]+ allocs, [\d,]+ frees, ([\d,]+) bytes",
-                          proc.stderr)  # fmt: skip
-            heap[hops] = int(m[1].replace(",", ""))
-        res["heap_alloc_after_init_bytes"] = heap[HOPS] - heap[1]
+        # Heap after init (valgrind memcheck), everything on every hop and the default
+        # detector (first stage and VAD on: its closed and open paths both run on this input).
+        for mode, key in (("detector", ""), ("gated", "_gated")):
+            heap = {}
+            for hops in (1, HOPS):
+                proc = subprocess.run(
+                    ["valgrind", "--error-exitcode=3", exe, mode, blob_path,
+                     tmp / "pcm.raw", str(hops)],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                m = re.search(r"total heap usage: [\d,]+ allocs, [\d,]+ frees, ([\d,]+) bytes",
+                              proc.stderr)  # fmt: skip
+                heap[hops] = int(m[1].replace(",", ""))
+            res[f"heap_alloc_after_init{key}_bytes"] = heap[HOPS] - heap[1]
         res.update(xtensa_sizes(tmp))
         mpy = natmod.build("xtensa", out=tmp / "xtensa", clean=True)
         res["mpy_xtensa_bytes"] = mpy.stat().st_size

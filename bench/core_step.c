@@ -5,8 +5,10 @@
 //   MODE engine:   INPUT holds int8 feature rows (ES_MEL_BINS bytes each); every hop is one
 //                  es_engine_push (the model step, as TFLM's Invoke is the model step).
 //   MODE detector: INPUT holds int16 PCM; every hop is one es_detector_run of
-//                  ES_HOP_SAMPLES samples with the VAD off (frontend, engine, posterior
-//                  on every hop: the worst case).
+//                  ES_HOP_SAMPLES samples with the VAD and the first stage off (frontend,
+//                  engine, posterior on every hop: the worst case).
+//   MODE vad:      as detector, the VAD on, the first stage off (the detector of core 0.3).
+//   MODE gated:    as detector, the VAD and the first stage on (the default detector).
 // The input is cycled when HOPS exceeds it. All memory is static and set up before the
 // timed loop, so heap use does not depend on HOPS (valgrind checks that). Prints one line:
 //   hops H outputs N ns_per_hop T checksum C
@@ -46,11 +48,13 @@ static double now_ns(void) {
 
 int main(int argc, char **argv) {
     if (argc != 5) {
-        fprintf(stderr, "usage: %s engine|detector BLOB INPUT HOPS\n", argv[0]);
+        fprintf(stderr, "usage: %s engine|detector|vad|gated BLOB INPUT HOPS\n", argv[0]);
         return 2;
     }
     const int engine_mode = strcmp(argv[1], "engine") == 0;
-    if (!engine_mode && strcmp(argv[1], "detector") != 0) {
+    const int vad_mode = strcmp(argv[1], "vad") == 0;
+    const int gated_mode = strcmp(argv[1], "gated") == 0;
+    if (!engine_mode && !vad_mode && !gated_mode && strcmp(argv[1], "detector") != 0) {
         fprintf(stderr, "core_step: unknown mode %s\n", argv[1]);
         return 2;
     }
@@ -75,7 +79,8 @@ int main(int argc, char **argv) {
         es_model_get_info(m, &info);
         const es_detector_config_t cfg = {
             .cutoff = info.cutoff, .window = info.window, .refractory = info.refractory,
-            .vad_enabled = 0,
+            .vad_enabled = (uint8_t)(vad_mode || gated_mode),
+            .gate_enabled = (uint8_t)gated_mode,
         };
         d = es_detector_init(state_mem, sizeof(state_mem), m, &cfg);
     }
