@@ -47,8 +47,14 @@ def _run(cmd, **kw):
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     # -v: the build backend's warnings (the licence table's deprecation among them) are shown.
-    proc = _run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out),
-                 str(ROOT)], cwd=out)  # fmt: skip
+    cmd = [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(ROOT)]
+    proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True)
+    if proc.returncode != 0 and "satisfies the requirement setuptools" in proc.stderr:
+        msg = "the build backend (setuptools>=77) cannot be fetched: no package index"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI=true requires it)")
+        pytest.skip(msg)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     wheels = list(out.glob("earshot-*.whl"))
     assert len(wheels) == 1
     return wheels[0], proc.stdout + proc.stderr
