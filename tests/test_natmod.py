@@ -242,8 +242,9 @@ def test_engine_identical_to_ctypes(mpy, clip, tmp_path, blob):
 @pytest.mark.parametrize("blob", model_blobs())
 @pytest.mark.parametrize(
     "settings",
-    [{}, {"vad": 0}, {"cutoff": 1, "window": 2, "refractory": 5, "vad": 1}],
-    ids=["defaults", "no-vad", "eager"],
+    [{}, {"vad": 0}, {"cutoff": 1, "window": 2, "refractory": 5, "vad": 1}, {"gate": 0},
+     {"vad": 0, "gate": 1}],
+    ids=["defaults", "no-vad", "eager", "no-gate", "gate-no-vad"],
 )
 def test_detector_identical_to_ctypes(mpy, clip, tmp_path, blob, settings):
     samples, raw = clip
@@ -252,7 +253,7 @@ def test_detector_identical_to_ctypes(mpy, clip, tmp_path, blob, settings):
     proc = mpy("detect.py", tmp_path / "m.bin", raw, tmp_path / "out.bin", 37, *args)
 
     model = Model(blob)
-    kwargs = {k: (bool(v) if k == "vad" else v) for k, v in settings.items()}
+    kwargs = {k: (bool(v) if k in ("vad", "gate") else v) for k, v in settings.items()}
     det = core.Detector(model, **kwargs)
     # Same blocks as the script, so state carries across calls the same way.
     block = 37 * core.HOP_SAMPLES
@@ -271,7 +272,10 @@ def test_detector_identical_to_ctypes(mpy, clip, tmp_path, blob, settings):
     assert lines[1] == "stats ({hops}, {model_hops}, {detections}, {vad_open_hops})".format(
         **stats
     )
-    assert lines[2] == "stats after reset (0, 0, 0, 0)"
+    assert lines[2] == "gate_stats ({gate_open_hops}, {frontend_hops}, {rows})".format(**stats)
+    last = det.rows(stats["rows"] - 1, 1)[0]
+    assert lines[3] == f"rows 1 {[int(v) for v in last.view(np.uint8)]}"
+    assert lines[4] == "stats after reset (0, 0, 0, 0)"
     if settings.get("cutoff") == 1:
         assert stats["detections"] > 0
 

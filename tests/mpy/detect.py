@@ -1,7 +1,8 @@
 # Detector on MicroPython over a raw int16 file, in blocks (state carries across calls).
 # Usage: micropython detect.py BLOB SAMPLES.raw OUT.bin BLOCK_HOPS [key=value ...]
-# keys: cutoff, window, refractory (ints), vad (0/1). Writes probs then flags (hops bytes
-# each) to OUT.bin; prints the detection count and stats().
+# keys: cutoff, window, refractory (ints), vad, gate (0/1). Writes probs then flags (hops
+# bytes each) to OUT.bin; prints the detection count, stats(), gate_stats() and the last
+# feature row (rows()).
 import sys
 
 import earshot
@@ -13,7 +14,7 @@ block = int(sys.argv[4])
 kwargs = {}
 for arg in sys.argv[5:]:
     key, value = arg.split("=")
-    kwargs[key] = bool(int(value)) if key == "vad" else int(value)
+    kwargs[key] = bool(int(value)) if key in ("vad", "gate") else int(value)
 det = earshot.Detector(model, **kwargs)
 
 n = earshot.hops(samples)
@@ -36,5 +37,9 @@ with open(sys.argv[3], "wb") as f:
     f.write(flags)
 print("detections", detections)
 print("stats", det.stats())
+gate = det.gate_stats()
+print("gate_stats", gate)
+row = bytearray(earshot.MEL_BINS)
+print("rows", det.rows(gate[2] - 1, row), list(row))
 det.reset()
 print("stats after reset", det.stats())
