@@ -48,11 +48,12 @@ _EXPORTS = {
     "calibrate": ("validation_probs", "Int8Scorer", "detections", "choose_cutoff",
                   "detector_windows", "choose_detector", "validation_rank"),
     "packaging": ("package", "new_card", "write_card_numbers", "CARD_BEGIN", "CARD_END"),
-    "pipeline": ("train", "train_seeds"),
+    "pipeline": ("train", "train_seeds", "recall_problem"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("arch", "augmentation", "calibrate", "config", "data", "dataset", "distill",
-               "fit", "mining", "packaging", "pipeline", "specs", "synth", "tts", "windows")
+_SUBMODULES = ("arch", "augmentation", "calibrate", "config", "confusables", "data", "dataset",
+               "distill", "fetch", "fit", "mining", "packaging", "pipeline", "specs", "synth",
+               "texts", "tts", "voices", "windows")
 
 
 def __getattr__(name: str):

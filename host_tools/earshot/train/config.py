@@ -188,6 +188,10 @@ DEFAULT_CONFIG = {
     "spec_augment": {"freq_masks": 0, "freq_max_bins": 8, "time_masks": 0,
                      "time_max_frames": 10},
     "threads": 2,
+    # The lowest validation recall (0..1) of a usable model: below it ``earshot train`` still
+    # writes the package but exits non-zero, saying so (earshot.train.pipeline.recall_problem).
+    # None: no floor.
+    "min_validation_recall": None,
 }
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from earshot import audio
 from earshot.core import SAMPLE_RATE_HZ
 from earshot.train import augmentation, dataset, synth, texts, voices
 from earshot.train.windows import (
@@ -75,9 +76,12 @@ def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
                          cache_dir / f"{word.replace(' ', '_')}-pos-s{seed}{tag}",
                          check=sc["check"], workers=sc["workers"], progress="positives",
                          log=log)
-    neg = synth.generate(synth.negative_specs(sc["negatives"], seed, vs),
-                         cache_dir / f"neg-s{seed}{tag}", check=False, workers=sc["workers"],
-                         progress="negatives", log=log)
+    # "alexa" says specs.CONFUSABLES and SENTENCES, the cache of earlier versions; another
+    # phrase its own confusables and sentences, in a cache of its own
+    neg_name = "neg" if word.lower() == "alexa" else f"{word.replace(' ', '_')}-neg"
+    neg = synth.generate(synth.negative_specs(sc["negatives"], seed, vs, word),
+                         cache_dir / f"{neg_name}-s{seed}{tag}", check=False,
+                         workers=sc["workers"], progress="negatives", log=log)
     n_pass = int(cfg["synth_passages"]["count"])
     pas = synth.generate(
         synth.passage_specs(n_pass, seed, word, vs, texts.for_config(cfg)) if n_pass else [],
@@ -91,6 +95,50 @@ def synthesize(cfg: dict, cache_dir: Path, log) -> Speech:
     return Speech(pos, neg, pas["audio"], voices.count_voices(pos["specs"] + neg["specs"]
                                                               + pas["specs"]),
                   _hours(sum(len(c) for c in clips)))
+
+
+def from_folder(folder, cfg: dict, log) -> Speech:
+    """The synthetic speech of a folder written by ``earshot data synth``
+    (``earshot.cli.data``: ``index.json`` and its wav files) in place of :func:`synthesize`:
+    its positives (with their word ends), negatives and passages, whatever the counts of
+    ``cfg["synth"]``. Raises ValueError when the folder has no index, says another wake
+    word, or holds fewer than 2 positives; FileNotFoundError for a missing clip."""
+    import json
+
+    folder = Path(folder)
+    try:
+        index = json.loads((folder / "index.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{folder}: no readable index.json of earshot data synth ({exc})") \
+            from None
+    said = " ".join(str(index.get("wake_word", "")).split()).lower()
+    if said != " ".join(cfg["wake_word"].split()).lower():
+        raise ValueError(f"{folder}: clips of {index.get('wake_word')!r}, but the wake word is "
+                         f"{cfg['wake_word']!r}")
+
+    def clips(kind):
+        out = []
+        for entry in index.get(kind, []):
+            path = folder / entry["file"]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: listed in index.json but missing")
+            out.append(audio.load(path))
+        return out
+
+    pos = {"audio": clips("positives"),
+           "end": np.asarray([e["end"] for e in index.get("positives", [])], np.int64),
+           "specs": [e["spec"] for e in index.get("positives", [])],
+           "dropped": [(d["spec"], d["reason"]) for d in index.get("dropped", [])]}
+    neg = {"audio": clips("negatives"), "end": np.zeros(0, np.int64),
+           "specs": [e["spec"] for e in index.get("negatives", [])], "dropped": []}
+    pas = clips("passages")
+    if len(pos["audio"]) < 2:
+        raise ValueError(f"{folder}: fewer than 2 positives")
+    log(f"synthetic speech from {folder}: {len(pos['audio'])} positives, {len(neg['audio'])} "
+        f"negatives, {len(pas)} passages")
+    specs = pos["specs"] + neg["specs"] + [e["spec"] for e in index.get("passages", [])]
+    return Speech(pos, neg, pas, voices.count_voices(specs),
+                  _hours(sum(len(c) for c in pos["audio"] + neg["audio"] + pas)))
 
 
 def check_real_positives(cfg: dict) -> bool:
@@ -155,35 +203,102 @@ class Negatives:
     """Real negative speech (int16 clips at 16 kHz): ``train`` for training windows, context
     and babble, ``failed`` the unreadable training files, ``validation`` never fitted; and
     ``positives``, the real wake-word clips of the chosen folds (:func:`real_positives`), or
-    None."""
+    None. ``sources``: the sources read (:func:`negative_sources`); ``without``: the folders
+    left out because they say the wake word (:func:`earshot.train.dataset.clashing_folders`)."""
 
     train: list
     failed: list
     validation: list
     positives: RealPositives | None = None
+    sources: tuple = ()
+    without: tuple = ()
+
+
+def negative_sources(cfg: dict, log) -> tuple[list[str], bool]:
+    """The real negative sources a run can read: ``real_negatives.sources``, or, when the shared
+    recordings are absent (:func:`earshot.paths.data_dir`), the other sources plus the Debian
+    speech that is installed (``debian``, :data:`earshot.train.dataset.DEBIAN_SPEECH`) and the
+    corpora of ``earshot data fetch`` (``corpora``), logged.
+    Returns (sources, whether ``debian`` may lack packages). Raises DataMissing when
+    ``real_positives`` needs the shared recordings, ValueError when no negative speech is
+    left at all (no real source and no ``synth_passages``): both before any rendering."""
+    from earshot.paths import DataMissing, data_dir
+
+    sources = list(cfg["real_negatives"]["sources"])
+    shared = [s for s in sources if s in dataset.SHARED_SOURCES]
+    if not shared or data_dir(required=False) is not None:
+        return sources, False
+    if check_real_positives(cfg) and cfg["real_positives"]["source"] is None:
+        data_dir()  # raises DataMissing naming the path looked for
+    rest = [s for s in sources if s not in shared]
+    if dataset.debian_negatives(installed_only=True) and "debian" not in rest:
+        rest.append("debian")
+    if dataset.corpora_negatives() and "corpora" not in rest:
+        rest.append("corpora")
+    if not rest and not int(cfg["synth_passages"]["count"]):
+        raise DataMissing("shared recordings not found (set EARSHOT_DATA), no Debian speech "
+                          "installed (apt-get install klettres-data asterisk-core-sounds-en-wav) "
+                          "and synth_passages.count is 0: no negative speech to train on")
+    log(f"shared recordings not found (EARSHOT_DATA): training without {', '.join(shared)}, "
+        f"on {' and '.join(rest + ['synthetic speech']) if rest else 'synthetic speech'}")
+    return rest, True
 
 
 def real_negatives(cfg: dict, log) -> Negatives:
-    """The real recordings of a run: the negative clips of ``real_negatives.sources``; with
-    ``max_clips`` a seeded choice of that many training clips and a quarter as many (at least
-    10) validation clips; and the real positives of ``real_positives`` (:func:`real_positives`).
-    Raises FileNotFoundError (or DataMissing) when the recordings are missing."""
+    """The real recordings of a run: the negative clips of the sources of
+    :func:`negative_sources` (the shared recordings when present), without the folders that
+    say the wake word (:func:`earshot.train.dataset.clashing_folders`); with ``max_clips`` a
+    seeded choice of that many training clips and a quarter as many (at least 10) validation
+    clips; and the real positives of ``real_positives`` (:func:`real_positives`). Raises
+    FileNotFoundError (or DataMissing) when the recordings are missing."""
     rc = cfg["real_negatives"]
-    sources = dataset.training_negatives(sources=rc["sources"])
-    paths = [p for s in rc["sources"] for p in sources[s]]
+    names, fallback = negative_sources(cfg, log)
+    without = dataset.clashing_folders(cfg["wake_word"]) if names else []
+    if without:
+        log(f"real negatives: leaving out {', '.join(without)} (they say "
+            f"{cfg['wake_word']!r} or a word one phoneme from it)")
+    sources = dataset.training_negatives(sources=names, without=without,
+                                         debian_installed_only=fallback)
+    paths = [p for s in names for p in sources[s]]
     rng = np.random.default_rng([int(cfg["seed"]), 6])
     if rc["max_clips"] is not None:
         paths = [paths[k] for k in sorted(rng.permutation(len(paths))[: rc["max_clips"]])]
     real, failed = dataset.load_clips(paths)
-    val_sources = dataset.training_negatives(part="validation", sources=rc["sources"])
-    val_paths = [p for s in rc["sources"] for p in val_sources[s]]
+    val_sources = dataset.training_negatives(part="validation", sources=names, without=without,
+                                             debian_installed_only=fallback)
+    val_paths = [p for s in names for p in val_sources[s]]
     if rc["max_clips"] is not None:  # a quick run: a quarter as many validation clips
         keep = max(10, rc["max_clips"] // 4)
         val_paths = [val_paths[k] for k in sorted(rng.permutation(len(val_paths))[:keep])]
     val_real, _ = dataset.load_clips(val_paths)
     log(f"real negatives: {len(real)} clips for training ({len(failed)} unreadable), "
         f"{len(val_real)} for validation")
-    return Negatives(real, failed, val_real, real_positives(cfg, log))
+    return Negatives(real, failed, val_real, real_positives(cfg, log), tuple(names),
+                     tuple(without))
+
+
+def split_passages(cfg: dict, speech: Speech, negs: Negatives, log) -> None:
+    """With no real validation negatives (no shared recordings, no Debian speech), a seeded
+    VALIDATION_PASSAGES share of the passages (at least one) moves from ``speech.passages``
+    to ``negs.validation``: the cutoff is then chosen on synthetic speech never fitted.
+    Nothing changes when real validation clips exist. Raises ValueError when there are
+    neither."""
+    if negs.validation:
+        return
+    n = len(speech.passages)
+    if n < 2:
+        raise ValueError("no validation negatives: no real recordings and fewer than 2 "
+                         "synthetic passages (raise synth_passages.count)")
+    order = np.random.default_rng([int(cfg["seed"]), 18]).permutation(n)
+    val = set(order[: max(1, int(round(VALIDATION_PASSAGES * n)))].tolist())
+    negs.validation = [speech.passages[k] for k in sorted(val)]
+    speech.passages = [c for k, c in enumerate(speech.passages) if k not in val]
+    log(f"validation negatives: {len(negs.validation)} synthetic passages held out "
+        "(no real recordings)")
+
+
+#: Share of the passages held out for validation when there are no real negatives.
+VALIDATION_PASSAGES = 0.2
 
 
 def split_positives(n_pos: int, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -201,17 +316,17 @@ def negative_streams(cfg: dict, real: list, passages: list, ctx: Context):
     (streams: int16 arrays, hours of the clean real stream, hours of the passages)."""
     rc, seed = cfg["real_negatives"], int(cfg["seed"])
     n_aug = int(round(rc["augmented_fraction"] * len(real)))
-    streams = [stream(real, np.random.default_rng([seed, 8]))]
-    if rc["augmented_copy"]:
+    streams = [stream(real, np.random.default_rng([seed, 8]))] if real else []
+    if rc["augmented_copy"] and real:
         arng = np.random.default_rng([seed, 9])
         aug = [augmentation.augment(c, len(c), arng, speech=real, snr_db=(5, 30), **ctx.aug)[0]
                for c in real[:n_aug]]
         streams.append(stream(aug, arng))
-    if rc["noisy_copy_snr_db"] is not None:  # speech in broadband noise, every clip
+    if rc["noisy_copy_snr_db"] is not None and real:  # speech in broadband noise, every clip
         for k in range(int(rc["noisy_copies"])):
             nrng = np.random.default_rng([seed, 14] if k == 0 else [seed, 14, k])
             streams.append(noisy_stream(real, rc["noisy_copy_snr_db"], nrng))
-    hours, pass_hours = _hours(len(streams[0])), 0.0
+    hours, pass_hours = (_hours(len(streams[0])) if real else 0.0), 0.0
     if passages:
         prng = np.random.default_rng([seed, 16])
         aug = [augmentation.augment(c, len(c), prng, speech=real, snr_db=(5, 30), **ctx.aug)[0]
@@ -346,12 +461,14 @@ def stats(cfg: dict, speech: Speech, negs: Negatives, ts: TrainingSet,
         "synthetic_voices": speech.voices,
         "synthetic_hours": round(speech.hours, 3),
         "real_negative_clips": len(negs.train),
-        "real_negative_sources": sorted(cfg["real_negatives"]["sources"]),
+        "real_negative_sources": sorted(negs.sources or cfg["real_negatives"]["sources"]),
         "negative_streams": ts.n_streams,
         "real_negative_hours": round(ts.hours, 3),
         "validation_negative_clips": val.clips,
         "validation_negative_hours": round(val.hours, 3),
     }
+    if negs.without:
+        out["real_negatives_left_out"] = list(negs.without)
     if negs.positives is not None:
         out["real_positives"] = negs.positives.record
     return out

@@ -153,10 +153,30 @@ def publish(tflite: bytes, summary: dict, out_dir, cfg: dict) -> None:
     """:func:`package` into ``out_dir``, then its model card: started from :func:`new_card`
     for a new wake word, its numbers block rewritten in any case."""
     man = package(tflite, summary, out_dir, cfg["wake_word"])
+    man = add_validation(out_dir, man, summary)
     card = Path(out_dir) / "README.md"
     if not card.is_file():
         card.write_text(new_card(cfg["wake_word"], cfg))
     write_card_numbers(card, man)
+
+
+def add_validation(out_dir, man: dict, summary: dict) -> dict:
+    """The manifest with a ``validation`` entry, rewritten in ``out_dir``: what the detector
+    settings were chosen on, in a place a user looks (``recall``: share of the validation
+    positives detected; ``false_accepts`` in ``negative_hours`` of validation negatives;
+    ``positives`` clips; ``model``: "int8" or "float"). Unchanged without validation
+    numbers in ``summary``."""
+    if "validation_recall" not in summary:
+        return man
+    man = dict(man)
+    man["validation"] = {
+        "recall": summary["validation_recall"],
+        "false_accepts": summary.get("validation_false_accepts"),
+        "negative_hours": summary.get("validation_negative_hours"),
+        "model": summary.get("validation_model"),
+    }
+    (Path(out_dir) / modelpkg.MANIFEST).write_text(json.dumps(man, indent=2) + "\n")
+    return man
 
 
 def package(tflite: bytes, summary: dict, out_dir, wake_word: str) -> dict:

@@ -132,7 +132,8 @@ def _students(cfg: dict, run: Setup, ts: data.TrainingSet, teaching, val, log):
     return best, selection, seconds
 
 
-def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict:
+def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None,
+          synth_dir=None) -> dict:
     """Run the whole pipeline for ``cfg`` (see :func:`earshot.train.config.load_config`) and
     write the model package to ``out_dir``. Returns a summary dict (numbers measured during
     the run).
@@ -142,14 +143,26 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     ``build/train/<wake word>``), so :func:`earshot.train.packaging.package` can be rerun
     without training.
 
+    ``synth_dir``: a folder written by ``earshot data synth`` (:func:`earshot.train.data.
+    from_folder`) whose clips replace the synthesis.
+
+    The real recordings are read before any audio is rendered, so a missing source fails
+    first; without the shared recordings the run trains on what it can reach
+    (:func:`earshot.train.data.negative_sources`).
+
     Raises ValueError for a bad config, FileNotFoundError when the recordings are missing.
     """
     t_start = time.monotonic()
     _start_tensorflow(int(cfg["threads"]), log)
     run = _setup(cfg, cache_dir)
-    speech = data.synthesize(cfg, run.cache_dir, log)
     negs = data.real_negatives(cfg, log)
-    ctx = Context(negs.train, cfg)
+    if synth_dir is not None:
+        speech = data.from_folder(synth_dir, cfg, log)
+    else:
+        speech = data.synthesize(cfg, run.cache_dir, log)
+    data.split_passages(cfg, speech, negs, log)
+    # without real speech, the passages give the context before a clip and the babble
+    ctx = Context(negs.train or speech.passages, cfg)
     val_idx, train_idx = data.split_positives(len(speech.pos["audio"]), cfg)
     ts = data.training_set(cfg, speech, negs, ctx, train_idx, run.frames, log)
     val = data.validation_set(cfg, speech, negs, ctx, val_idx)
@@ -178,7 +191,20 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None) -> dict
     return summary
 
 
-def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=None) -> dict:
+def recall_problem(summary: dict, cfg: dict) -> str | None:
+    """Why a trained model is not usable, or None: its validation recall below the config's
+    ``min_validation_recall`` (None: no floor)."""
+    floor = cfg.get("min_validation_recall")
+    got = summary.get("validation_recall")
+    if floor is None or got is None or got >= floor:
+        return None
+    return (f"validation recall {got:.3f} is below {floor:g} (min_validation_recall): the model "
+            f"would miss the wake word; more positives or epochs (a larger preset or config) "
+            f"may help")
+
+
+def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=None,
+                synth_dir=None) -> dict:
     """:func:`train` once per ``train_seed`` in ``seeds`` (same data: ``cfg["seed"]``), then
     package the run that :func:`earshot.train.calibrate.validation_rank` puts first into
     ``out_dir``. Runs differ by more than most recipe changes (research/alexa/sessions.md), and
@@ -199,7 +225,8 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
         run_cfg = copy.deepcopy(cfg)
         run_cfg["train_seed"] = k
         run_stage = stage / f"seed-{k}"
-        runs.append((train(run_cfg, run_stage / "package", log, cache_dir, run_stage), run_stage))
+        runs.append((train(run_cfg, run_stage / "package", log, cache_dir, run_stage,
+                           synth_dir), run_stage))
     best, best_stage = max(runs, key=lambda r: calibrate.validation_rank(r[0]))
     summary = dict(best)
     summary["seed_selection"] = [

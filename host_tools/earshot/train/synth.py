@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 from rich.progress import Progress
 
 from earshot.core import SAMPLE_RATE_HZ
@@ -212,7 +213,7 @@ def generate(
         out = prefix.with_name(f"{prefix.name}-c{k // CHUNK:03d}.npz")
         t0 = time.monotonic()
         parts.append(_generate_chunk(specs[k : k + CHUNK], out, check, versions, workers,
-                                     progress))
+                                     progress, log))
         if log is not None and parts[-1].get("rendered"):
             log(f"{out.name}: rendered {min(CHUNK, len(specs) - k)} clips in "
                 f"{time.monotonic() - t0:.0f} s")
@@ -225,11 +226,12 @@ def generate(
 
 
 def _generate_chunk(specs: list[dict], out: Path, check: bool, versions: dict, workers: int,
-                    progress: str):
+                    progress: str, log=None):
     """One chunk of :func:`generate`: its cache file ``out`` when the key (specs, check,
-    engine versions) matches, else rendered (``workers`` processes, a ``progress`` bar) and
-    written there through a temporary file. Returns the :func:`load_cache` dict, with
-    ``rendered`` True when it was rendered."""
+    engine versions) matches, else rendered (``workers`` processes, a ``progress`` bar on a
+    terminal; elsewhere ``log`` is told at every tenth) and written there through a temporary
+    file. Returns the :func:`load_cache` dict, with ``rendered`` True when it was
+    rendered."""
     out = Path(out)
     key = {"specs": specs, "check": check, "versions": versions}
     extra = cache_key_extra(specs)  # empty for the voices of earlier versions: their keys
@@ -242,20 +244,30 @@ def _generate_chunk(specs: list[dict], out: Path, check: bool, versions: dict, w
             return cached
     results: list = [None] * len(specs)
     jobs = [(i, s, check) for i, s in enumerate(specs)]
-    with Progress(transient=True) as bar:
+    # on stderr: stdout is the command's result (a bar ending off a terminal prints a newline)
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(progress, total=len(jobs))
+        lines = log is not None and not bar.console.is_terminal  # no bar: a line a tenth
+        step, done = max(1, len(jobs) // 10), [0]
+
+        def advance():
+            bar.advance(task)
+            done[0] += 1
+            if lines and (done[0] % step == 0 or done[0] == len(jobs)):
+                log(f"{progress}: {done[0]}/{len(jobs)} rendered")
+
         if workers > 1:
             if any(s["engine"] == "kokoro" for s in specs):
                 kokoro_model_path()  # before the workers, which would race to assemble it
             with mp.get_context("spawn").Pool(workers) as pool:
                 for r in pool.imap_unordered(_render_job, jobs, chunksize=4):
                     results[r[0]] = r
-                    bar.advance(task)
+                    advance()
         else:
             for job in jobs:
                 r = _render_job(job)
                 results[r[0]] = r
-                bar.advance(task)
+                advance()
     kept = [r for r in results if r[1] is not None]
     dropped = [(specs[r[0]], r[3]) for r in results if r[1] is None]
     audio = [r[1] for r in kept]
