@@ -45,7 +45,7 @@ def register(sub):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--wake-word", required=True, metavar="TEXT", help='e.g. "alexa"')
-    s.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    s.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--positives", type=int, default=200, metavar="N", help="positive specs")
     s.add_argument("--negatives", type=int, default=200, metavar="N", help="negative specs")
     s.add_argument("--passages", type=int, default=0, metavar="N",
