@@ -43,7 +43,9 @@ through its Python API (``ampy.pyboard.Pyboard`` + ``ampy.files.Files``), one co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -325,24 +327,39 @@ class _Mpremote:
 
 
 class _Ampy:
+    """adafruit-ampy's Python API. ampy prints what the board sent when it cannot enter the raw
+    REPL: that goes to ``DeployError.details``, never to the user's terminal."""
+
     def __init__(self, port: str):
         from ampy.files import Files
         from ampy.pyboard import Pyboard, PyboardError
 
         self._error = PyboardError
+        self.port = port
         try:
-            self.board = Pyboard(port, baudrate=115200)
+            with contextlib.redirect_stdout(io.StringIO()) as said:
+                self.board = Pyboard(port, baudrate=115200)
         except PyboardError as exc:
-            raise DeployError(f"ampy cannot open {port}: {exc}") from exc
+            raise DeployError(f"{port}: ampy cannot open it: {exc}", said.getvalue()) from exc
         self.files = Files(self.board)
+
+    def _fail(self, what: str, exc: Exception, said: str) -> DeployError:
+        why = str(exc).strip().splitlines()
+        if why and why[0] == "could not enter raw repl":
+            return DeployError(f"{self.port}: {_MPREMOTE_ERRORS['could not enter raw repl']}",
+                               said)  # fmt: skip
+        return DeployError(f"{self.port}: ampy {what} failed: {_one_line(str(exc))}",
+                           f"{exc}\n{said}")  # fmt: skip
 
     def run(self, code: str) -> bytes:
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
             f.write(code)
+        said = io.StringIO()
         try:
-            return self.files.run(f.name, wait_output=True, stream_output=False)
+            with contextlib.redirect_stdout(said):
+                return self.files.run(f.name, wait_output=True, stream_output=False)
         except self._error as exc:
-            raise DeployError(f"ampy run failed: {exc}") from exc
+            raise self._fail("run", exc, said.getvalue()) from exc
         finally:
             Path(f.name).unlink()
 
@@ -350,10 +367,12 @@ class _Ampy:
         """Write each pair (ampy always writes: ``force`` changes nothing), then run
         ``then``; returns what it printed."""
         for src, dest in pairs:
+            said = io.StringIO()
             try:
-                self.files.put(dest, Path(src).read_bytes())
+                with contextlib.redirect_stdout(said):
+                    self.files.put(dest, Path(src).read_bytes())
             except self._error as exc:
-                raise DeployError(f"ampy put {src} -> {dest} failed: {exc}") from exc
+                raise self._fail(f"put {src} -> {dest}", exc, said.getvalue()) from exc
         return self.run(then) if then is not None else b""
 
     def close(self) -> None:
