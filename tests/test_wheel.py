@@ -128,3 +128,14 @@ def test_installed_deploy_finds_the_modules_and_prebuilt_natmods(installed, tmp_
     out = _run([str(bindir / "python"), "-c", code], cwd=tmp_path, env=env).stdout.split()
     assert Path(out[0]).is_relative_to(bindir.parent) and Path(out[0]).is_file(), out
     assert int(out[1]) >= 7
+
+
+def test_without_a_compiler_the_first_use_says_what_to_install(tmp_path, data):
+    """The host library is compiled at first use (here into an empty EARSHOT_BUILD): with no C
+    compiler the verb fails with exit 1 and says what to install."""
+    env = {**os.environ, "EARSHOT_BUILD": str(tmp_path / "build"), "CC": "/nonexistent/cc"}
+    clip = data / "wake-word-benchmark" / "alexa" / "0.flac"
+    proc = subprocess.run([sys.executable, "-m", "earshot", "score", str(clip)], env=env,
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1
+    assert "needs make and a C compiler" in proc.stderr and "build-essential" in proc.stderr
