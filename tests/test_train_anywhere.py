@@ -74,6 +74,10 @@ def test_passages_leave_out_the_phrase_and_its_near_confusables():
     pool = texts.passage_pool(("fortunes",), "computer", "all")
     assert pool and not any(re.search(r"\bcomputers?\b", p.lower()) for p in pool)
     assert len(pool) < len(texts.passage_pool(("fortunes",), "hey nova", "all"))
+    # a config of another phrase reads its passages through that filter
+    cfg = config.load_config(None, {"wake_word": "computer"})
+    assert texts.for_config(cfg) == pool
+    assert texts.for_config(config.load_config(None)) is None  # alexa: as before
 
 
 def test_real_negative_folders_that_say_the_phrase_are_left_out():
@@ -229,8 +233,8 @@ def test_train_a_new_phrase_without_shared_recordings(tmp_path):
                                "qat": {"epochs": 0}}))
     env = {**os.environ, "EARSHOT_DATA": "/nonexistent", "EARSHOT_BUILD": str(tmp_path / "b")}
     res = subprocess.run(
-        [str(Path(sys.executable).parent / "earshot"), "train", "--config", str(cfg), "--wake-word",
-         "hey nova", "--out", str(tmp_path / "pkg")],
+        [str(Path(sys.executable).parent / "earshot"), "train", "--config", str(cfg),
+         "--wake-word", "hey nova", "--out", str(tmp_path / "pkg")],
         capture_output=True, text=True, env=env, timeout=1500, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "shared recordings not found" in res.stderr

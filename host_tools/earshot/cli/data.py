@@ -88,8 +88,8 @@ def synth_to_folder(
 
     import soundfile as sf
 
-    from earshot.train import synth
     from earshot.audio import SAMPLE_RATE_HZ
+    from earshot.train import synth, texts
 
     wake_word = " ".join(wake_word.split())
     if not wake_word:
@@ -100,6 +100,9 @@ def synth_to_folder(
         raise ValueError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     cache = out / ".cache"
+    # another phrase than alexa: passages without it and its near confusables (texts.forbidden)
+    passage_texts = (None if wake_word.lower() == "alexa" or not passages
+                     else texts.passage_pool(("fortunes",), wake_word, "all"))
     pos = synth.generate(
         synth.positive_specs(positives, seed, wake_word),
         cache / f"pos-s{seed}",
@@ -117,7 +120,7 @@ def synth_to_folder(
         log=log,
     )
     pas = synth.generate(
-        synth.passage_specs(passages, seed, wake_word) if passages else [],
+        synth.passage_specs(passages, seed, wake_word, texts=passage_texts) if passages else [],
         cache / f"pas-s{seed}",
         check=False,
         workers=workers,

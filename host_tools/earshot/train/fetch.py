@@ -9,9 +9,10 @@ a JSON file instead (``earshot data fetch --registry FILE``, or ``$EARSHOT_CORPO
 a list of objects with the keys of :class:`Corpus` (docs/training.md shows how to measure
 them). A corpus is downloaded into ``<dest>/<file name>`` through ``<file name>.part``; an
 archive (``.tar.gz``, ``.tgz``, ``.tar``, ``.zip``) is unpacked into ``<dest>/<name>/``, which
-also gets a ``SOURCE.json`` (URL, sha256, licence); the archive is then deleted. ``<dest>`` defaults to
-``$EARSHOT_CORPORA``, else ``~/.cache/earshot/corpora``; training reads the audio under it
-as the real-negative source ``corpora`` (:func:`earshot.train.dataset.corpora_negatives`).
+also gets a ``SOURCE.json`` (URL, sha256, licence); the archive is then deleted. ``<dest>``
+defaults to ``$EARSHOT_CORPORA``, else ``~/.cache/earshot/corpora``; training reads the audio
+under it as the real-negative source ``corpora``
+(:func:`earshot.train.dataset.corpora_negatives`).
 """
 
 from __future__ import annotations

@@ -230,11 +230,12 @@ def passage_pool(sources: tuple = ("fortunes",), wake_word: str = "alexa",
 
 def for_config(cfg: dict) -> tuple[str, ...] | None:
     """The passage texts of a training config: None (the fortunes of
-    :func:`earshot.train.specs.passage_texts`, as before these keys) for the default
-    ``synth_passages.texts`` (["fortunes"]) with ``synth.pool`` "all"; else
-    :func:`passage_pool` of those sources and the pool's part."""
+    :func:`earshot.train.specs.passage_texts`, as before these keys) for "alexa" with the
+    default ``synth_passages.texts`` (["fortunes"]) and ``synth.pool`` "all"; else
+    :func:`passage_pool` of those sources and the pool's part (for another phrase, also
+    without its near confusables: :func:`forbidden`)."""
     sources = tuple(cfg["synth_passages"].get("texts", ["fortunes"]))
     pool = cfg["synth"].get("pool", "all")
-    if sources == ("fortunes",) and pool == "all":
+    if sources == ("fortunes",) and pool == "all" and cfg["wake_word"].lower() == "alexa":
         return None
     return passage_pool(sources, cfg["wake_word"], pool)
