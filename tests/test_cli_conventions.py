@@ -16,7 +16,8 @@ from earshot.paths import MODELS
 
 #: Verbs that write a file, and the dest their -o/--out fills.
 WRITERS = {("export",): "out", ("adapt",): "out", ("plot",): "out", ("monitor",): "record",
-           ("flash",): "merge", ("eval",): "det", ("firmware", "build"): "out"}  # fmt: skip
+           ("flash",): "merge", ("eval",): "det", ("firmware", "build"): "out",
+           ("data", "synth"): "out", ("train",): "out"}  # fmt: skip
 #: Verbs that take a model, and those that talk to a board.
 MODEL_VERBS = [("score",), ("eval",), ("export",), ("adapt",), ("demo",), ("board",),
                ("deploy",), ("flash",), ("firmware", "build")]  # fmt: skip
