@@ -12,9 +12,15 @@ from earshot.model import Model
 from earshot.paths import ROOT
 
 
-def test_cli_adapt_host_and_errors(tmp_path, capsys):
+def test_cli_adapt_host_and_errors(tmp_path, capsys, monkeypatch):
+    from earshot.board import ports
+
     assert cli_main(["adapt"]) == 2
     assert "give FILEs" in capsys.readouterr().err
+    # --rollback with --port auto (the default) and no board anywhere: one line, exit 2.
+    monkeypatch.delenv(ports.ENV, raising=False)
+    monkeypatch.setattr(ports, "usb_ports", lambda: [])
+    monkeypatch.setattr(ports, "VBOARD_PORT", tmp_path / "no-board.tty")
     assert cli_main(["adapt", "--rollback"]) == 2
     assert "--port" in capsys.readouterr().err
     wav = tmp_path / "a.wav"
