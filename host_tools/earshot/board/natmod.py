@@ -328,8 +328,8 @@ def dist(
 ) -> dict:
     """Build ``_earshot.mpy`` for each of ``arches`` into ``out/<arch>_<abi>/`` (the layout
     emlearn-micropython ships), each beside a ``package.json`` that ``mpremote mip install``
-    takes. An architecture whose compiler or MicroPython tree is missing is skipped (logged
-    with the reason); one that fails to build is logged too. Returns arch -> the .mpy path, or
+    takes. An architecture whose compiler or MicroPython tree is missing, or that fails to
+    build, is logged with the reason and its folder removed. Returns arch -> the .mpy path, or
     the reason as a string. Raises NatmodError when one of ``required`` did not build.
     ``work``: where each architecture is compiled (``<work>/<arch>/``; default
     :func:`default_out`, so the objects are reused).
@@ -347,7 +347,9 @@ def dist(
             reason = next((w.strip() for w in why if "rror" in w and not w.startswith("make")),
                           why[0])  # fmt: skip
             done[arch] = reason
-            log(f"{arch:10s} skipped: {reason}")
+            log(f"{arch:10s} not built: {reason}")
+            for stale in out.glob(f"{arch}_*"):  # no older build left to be shipped instead
+                shutil.rmtree(stale)
             continue
         folder = out / f"{arch}_{mpy_abi(path)}"
         folder.mkdir(parents=True, exist_ok=True)
