@@ -1,6 +1,5 @@
 """``earshot flash``: erase, write and verify Earshot firmware (and a model) with esptool."""
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -48,9 +47,12 @@ def handler(args) -> int:
         if args.merge is not None:
             argv_list = [flash.merge_args(board, firmware, args.model, args.merge)]
         else:
-            # A dry run with no port given shows "auto" rather than look for a board.
-            dry = args.dry_run and not (args.port or os.environ.get(ports.ENV))
-            port = "auto" if dry else options.port(args)
+            try:
+                port = options.port(args)
+            except ports.PortError:
+                if not args.dry_run:
+                    raise
+                port = "PORT"  # a dry run with no board found: a placeholder to fill in
             argv_list = flash.steps(
                 board, port, firmware, args.model, args.baud,
                 erase=not args.no_erase, verify=not args.no_verify,
