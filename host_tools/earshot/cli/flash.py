@@ -62,7 +62,10 @@ def handler(args) -> int:
                 print("esptool " + " ".join(shlex.quote(a) for a in argv))
             return 0
         flash.run(argv_list, console)
-    except (boards.BoardError, flash.FlashError, ports.PortError) as exc:
+    except ports.PortError as exc:  # no board, or several: say which --port to pass
+        print(f"earshot flash: {exc}", file=sys.stderr)
+        return 2
+    except (boards.BoardError, flash.FlashError) as exc:
         print(f"earshot flash: {exc}", file=sys.stderr)
         return 1
     console.print("[green]done[/]")
