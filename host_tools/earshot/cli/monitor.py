@@ -6,7 +6,6 @@ import signal
 import stat
 import sys
 import threading
-from pathlib import Path
 
 from earshot.cli import options
 
