@@ -70,6 +70,12 @@ size_t es_adapt_embedding_size(const es_model_t *m, const char **why) {
         } else if (es_adapt_out_len(m, (uint16_t)(n - 3u)) != 1) {
             reason = "model cannot be adapted: the pointwise input is not one row";
         }
+        for (uint16_t i = 0; i < n && reason == NULL; i++) {
+            if (m->layers[i].weight_bits != 8u) {
+                // Its trainer and blob writer read and write int8 weights.
+                reason = "model cannot be adapted: int4 weights (re-quantize with --bits 8)";
+            }
+        }
     }
     if (why != NULL) {
         *why = reason;
@@ -222,6 +228,7 @@ int es_adapt_forward(const es_model_t *m, const int8_t *window, void *scratch,
             .output_offset = l->output_offset,
             .act_min = l->act_min,
             .act_max = l->act_max,
+            .weight_bits = l->weight_bits,
         };
         const es_nn_quant_t q = {.multiplier = l->multiplier, .shift = l->shift};
         if (l->type == ES_LAYER_DEPTHWISE) {

@@ -41,11 +41,11 @@ static const uint8_t *es_model_array(const uint8_t *blob, uint32_t total, const 
 }
 
 static const char *es_model_parse_layer(es_model_layer_t *l, const uint8_t *blob,
-    uint32_t total, const uint8_t *rec) {
+    uint32_t total, const uint8_t *rec, uint16_t version) {
     l->type = rec[0];
     l->kernel = rec[1];
     l->stride = rec[2];
-    l->reserved = 0;
+    l->weight_bits = version >= ES_BLOB_VERSION_INT4 && rec[3] != 0 ? rec[3] : 8u;
     l->in_ch = es_rd16(rec + 4);
     l->out_ch = es_rd16(rec + 6);
     int32_t in_zp = es_rd_i16(rec + 8);
@@ -70,6 +70,9 @@ static const char *es_model_parse_layer(es_model_layer_t *l, const uint8_t *blob
     if (l->type == ES_LAYER_FC && (l->kernel != 1 || l->stride != 1)) {
         return "layer: fully connected with kernel or stride != 1";
     }
+    if (l->weight_bits != 8u && l->weight_bits != ES_NN_INT4) {
+        return "layer: weight_bits not 8 or 4";
+    }
     if (in_zp < -128 || in_zp > 127 || out_zp < -128 || out_zp > 127) {
         return "layer: zero point outside int8";
     }
@@ -83,7 +86,8 @@ static const char *es_model_parse_layer(es_model_layer_t *l, const uint8_t *blob
     // depthwise: [kernel][ch]; conv: [out][kernel][in]; FC: [out][in].
     const uint32_t n_weights = taps * l->out_ch;
     const uint32_t vec = 4u * l->out_ch;
-    const uint8_t *w = es_model_array(blob, total, rec, 16, n_weights);
+    const uint32_t w_bytes = l->weight_bits == ES_NN_INT4 ? (n_weights + 1u) / 2u : n_weights;
+    const uint8_t *w = es_model_array(blob, total, rec, 16, w_bytes);
     if (w == NULL) {
         return "layer: weights out of bounds or wrong size";
     }
@@ -180,7 +184,8 @@ static const char *es_model_parse_blob(es_model_t *m, const uint8_t *blob, size_
     info->payload_bytes = total - header_bytes;
     info->input_norm = blob[46];
     if (info->input_norm > ES_NORM_MINSTAT_GATE ||
-        (info->input_norm != 0) != (version >= ES_BLOB_VERSION_NORM)) {
+        (version < ES_BLOB_VERSION_INT4
+         && (info->input_norm != 0) != (version >= ES_BLOB_VERSION_NORM))) {
         return "input_norm unknown or not matching the format version";
     }
     if (info->n_layers == 0 || info->n_layers > ES_MODEL_MAX_LAYERS) {
@@ -210,7 +215,7 @@ static const char *es_model_parse_blob(es_model_t *m, const uint8_t *blob, size_
     for (uint16_t i = 0; i < info->n_layers; i++) {
         es_model_layer_t *l = &m->layers[i];
         const char *why = es_model_parse_layer(l, blob, total, blob + layers_off
-            + (uint32_t)i * layer_bytes);
+            + (uint32_t)i * layer_bytes, version);
         if (why != NULL) {
             return why;
         }

@@ -1,9 +1,10 @@
 // Earshot model blob: format and the parsed model (internal to the core; the public API
 // is es_model_parse / es_model_get_info / es_model_probability in earshot.h).
 //
-// Blob format, versions 1 and 2 (2 = 1 plus a non-zero input_norm; a writer uses 1 when
-// input_norm is 0, so that a reader that predates input_norm refuses only the blobs whose
-// input it would get wrong). Little-endian, every array 4-byte aligned relative to the blob
+// Blob format, versions 1 to 3 (2 = 1 plus a non-zero input_norm; 3 = 2 plus packed int4
+// weights, any input_norm. A writer uses the lowest version that holds the model (1 when
+// input_norm is 0 and every layer is int8), so that an older reader refuses only the blobs
+// it would get wrong). Little-endian, every array 4-byte aligned relative to the blob
 // start, and the blob itself must start at a 4-byte aligned address (read in place: the
 // int32 arrays are used through pointers into the blob). Written by
 // host_tools/earshot/model/blob.py; its describe() parses it in Python.
@@ -11,7 +12,7 @@
 // Header (ES_BLOB_HEADER_BYTES = 48 bytes):
 //   off size field
 //     0    4 magic "ESMB"
-//     4    2 format_version: 1, or 2 when input_norm != 0
+//     4    2 format_version: 1; 2 when input_norm != 0; 3 when a layer has int4 weights
 //     6    2 header_bytes (>= 48; readers skip fields they do not know)
 //     8    4 crc32: es_crc32 (= zlib.crc32) of bytes [12, total_bytes)
 //    12    4 total_bytes: the blob's length (a longer buffer is allowed; the rest is ignored)
@@ -36,7 +37,11 @@
 //     0    1 type: ES_LAYER_CONV, ES_LAYER_DEPTHWISE or ES_LAYER_FC
 //     1    1 kernel (taps over time, >= 1; FC: 1)
 //     2    1 stride (>= 1; FC: 1)
-//     3    1 reserved, 0
+//     3    1 weight_bits: version 3: 0 or 8 int8 weights, ES_NN_INT4 (4) packed int4
+//                      (es_nn.h: two per byte, low nibble first; per-channel scales are in
+//                      multiplier / shift as for int8). Contiguous taps (conv, pointwise,
+//                      FC) run two per byte; depthwise widens each tap to int8 as it reads
+//                      it. Versions 1-2: reserved, ignored (int8).
 //     4    2 in_ch          (layer 0: mel_bins; layer i: out_ch of layer i - 1)
 //     6    2 out_ch         (depthwise: == in_ch; last layer: 1)
 //     8    2 input_zp  int16, -128..127 (layer 0: 0, the features are the input;
@@ -44,7 +49,8 @@
 //    10    2 output_zp int16, -128..127
 //    12    2 act_min   int16 } output clamp, -128 <= act_min <= act_max <= 127
 //    14    2 act_max   int16 }
-//    16    8 weights: offset, bytes (u32 each). int8. conv [out][kernel][in],
+//    16    8 weights: offset, bytes (u32 each). int8 (bytes = elements) or packed int4
+//                     (bytes = ceil(elements / 2)). conv [out][kernel][in],
 //                     depthwise [kernel][ch], FC [out][in]
 //    24    8 bias: offset, bytes. int32 [out_ch], or bytes 0 for no bias
 //    32    8 multiplier: offset, bytes. int32 [out_ch], each 0 or in [2^30, 2^31)
@@ -62,8 +68,9 @@
 #include "earshot.h"
 
 #define ES_BLOB_MAGIC "ESMB"
-#define ES_BLOB_VERSION (2)      // newest version read and written
+#define ES_BLOB_VERSION (3)      // newest version read and written
 #define ES_BLOB_VERSION_NORM (2)  // first version with input_norm
+#define ES_BLOB_VERSION_INT4 (3)  // first version with int4 weights (any input_norm)
 #define ES_BLOB_HEADER_BYTES (48)
 #define ES_BLOB_LAYER_BYTES (48)
 #define ES_BLOB_CRC_START (12)
@@ -84,7 +91,7 @@ typedef struct {
     uint8_t type;
     uint8_t kernel;
     uint8_t stride;
-    uint8_t reserved;
+    uint8_t weight_bits;  // 8: int8 weights; ES_NN_INT4: packed int4 (es_nn.h)
     uint16_t in_ch;
     uint16_t out_ch;
     int32_t input_offset;   // -input_zp
