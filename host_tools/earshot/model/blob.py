@@ -31,8 +31,10 @@ from earshot import core
 from earshot.train import arch
 
 MAGIC = b"ESMB"
-VERSION = 2  # newest format read and written (es_model.h ES_BLOB_VERSION)
+VERSION = 3  # newest format read and written (es_model.h ES_BLOB_VERSION)
 VERSION_NORM = 2  # first version with input_norm; a blob without it is written as 1
+VERSION_INT4 = 3  # first version with packed int4 weights (ES_BLOB_VERSION_INT4)
+INT4 = 4  # a layer's weight_bits for packed int4 (es_nn.h ES_NN_INT4)
 MAX_INPUT_NORM = 2  # ES_NORM_MINSTAT (1) or ES_NORM_MINSTAT_GATE (2)
 HEADER_BYTES = 48
 LAYER_BYTES = 48
@@ -56,7 +58,7 @@ assert _HEADER.size == HEADER_BYTES and _LAYER.size == LAYER_BYTES
 _HEADER_FIELDS = ("magic", "version", "header_bytes", "crc", "total", "rate", "win", "hop",
                   "bins", "frames", "stride", "n_layers", "cutoff", "window", "refractory",
                   "layers_off", "logistic_off", "layer_bytes", "input_norm", "reserved")
-_LAYER_FIELDS = ("kind", "kernel", "stride", "reserved", "in_ch", "out_ch", "input_zp",
+_LAYER_FIELDS = ("kind", "kernel", "stride", "weight_bits", "in_ch", "out_ch", "input_zp",
                  "output_zp", "act_min", "act_max", "w_off", "w_size", "b_off", "b_size",
                  "m_off", "m_size", "s_off", "s_size")
 
@@ -117,6 +119,30 @@ def logistic_table(scale: float, zero_point: int) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
+# Packed int4 weights (es_nn.h): element e is the low nibble of byte e // 2 when e is even,
+# the high nibble when odd, two's complement in [-8, 7].
+
+
+def pack_int4(values) -> bytes:
+    """Pack int values in [-8, 7] two per byte (low nibble first); ValueError outside."""
+    v = np.asarray(values).reshape(-1).astype(np.int64)
+    if v.size and (v.min() < -8 or v.max() > 7):
+        raise ValueError(f"int4 weights must lie in [-8, 7], got [{v.min()}, {v.max()}]")
+    u = (v & 15).astype(np.uint8)
+    if len(u) % 2:
+        u = np.append(u, np.uint8(0))
+    return bytes(u[0::2] | (u[1::2] << 4))
+
+
+def unpack_int4(raw: bytes, n: int) -> np.ndarray:
+    """The first ``n`` int4 elements of ``raw`` widened to int8 (es_nn_unpack_int4)."""
+    b = np.frombuffer(bytes(raw), np.uint8)
+    u = np.empty(2 * len(b), np.uint8)
+    u[0::2], u[1::2] = b & 15, b >> 4
+    return ((u[:n].astype(np.int16) ^ 8) - 8).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------
 # Packing.
 
 
@@ -154,7 +180,7 @@ def _layer_records(layers: list[dict], data_off: int) -> tuple[bytearray, bytear
     def put(arr: np.ndarray | None, dtype) -> tuple[int, int]:
         if arr is None:
             return 0, 0
-        raw = np.ascontiguousarray(arr, dtype=dtype).tobytes()
+        raw = pack_int4(arr) if dtype == INT4 else np.ascontiguousarray(arr, dtype=dtype).tobytes()
         off = data_off + len(data)
         data.extend(raw)
         data.extend(b"\0" * (-len(data) % 4))
@@ -166,11 +192,15 @@ def _layer_records(layers: list[dict], data_off: int) -> tuple[bytearray, bytear
             kind = LAYER_TYPES[layer["type"]]
         except KeyError:
             raise ValueError(f"layer {i}: unknown type {layer.get('type')!r}") from None
-        w = put(np.asarray(layer["weights"]).reshape(-1), np.int8)
+        bits = int(layer.get("weight_bits", 8))
+        if bits not in (8, INT4):
+            raise ValueError(f"layer {i}: weight_bits must be 8 or 4, got {bits}")
+        w = put(np.asarray(layer["weights"]).reshape(-1), INT4 if bits == INT4 else np.int8)
         b = put(None if layer.get("bias") is None else np.asarray(layer["bias"]), "<i4")
         m = put(np.asarray(layer["multiplier"]), "<i4")
         s = put(np.asarray(layer["shift"]), "<i4")
-        records += _LAYER.pack(kind, layer["kernel"], layer["stride"], 0, layer["in_ch"],
+        records += _LAYER.pack(kind, layer["kernel"], layer["stride"],
+                               0 if bits == 8 else bits, layer["in_ch"],
                                layer["out_ch"], layer["input_zp"], layer["output_zp"],
                                layer["act_min"], layer["act_max"], *w, *b, *m, *s)
     return records, data
@@ -185,12 +215,15 @@ def pack(
     refractory: int,
     input_norm: int = 0,
 ) -> bytes:
-    """Pack layer dicts into a blob (format version 1, or 2 when ``input_norm`` is set).
+    """Pack layer dicts into a blob (format version 1; 2 when ``input_norm`` is set; 3 when a
+    layer has ``weight_bits`` 4).
 
     Each layer dict: ``type`` ("conv", "depthwise", "fc"), ``kernel``, ``stride``,
     ``in_ch``, ``out_ch``, ``input_zp``, ``output_zp``, ``act_min``, ``act_max``,
     ``weights`` (int8; conv [out][kernel][in], depthwise [kernel][ch], fc [out][in], any
-    shape with that many elements in that order), ``bias`` (int32 [out] or None),
+    shape with that many elements in that order), optional ``weight_bits`` (8, default, or
+    4: the weights, values in [-8, 7], are stored packed int4),
+    ``bias`` (int32 [out] or None),
     ``multiplier`` and ``shift`` (int32 [out]). ``cutoff``: default probability cutoff in
     (0, 1]; ``window``: outputs averaged, 1..32; ``refractory``: outputs ignored after a
     detection, 0..65535. ``input_norm``: 0 (the model takes the frontend's log-mel), 1
@@ -203,11 +236,13 @@ def pack(
     _check_pack_args(len(layers), logistic, cutoff, window, refractory, input_norm)
     data_off = HEADER_BYTES + LAYER_BYTES * len(layers)
     records, data = _layer_records(layers, data_off)
+    int4 = any(int(layer.get("weight_bits", 8)) == INT4 for layer in layers)
+    version = VERSION_INT4 if int4 else VERSION_NORM if input_norm else 1
     logistic_off = data_off + len(data)
     total = logistic_off + 256
     stride = int(np.prod([layer["stride"] for layer in layers]))
     header = _HEADER.pack(
-        MAGIC, VERSION_NORM if input_norm else 1, HEADER_BYTES, 0, total,
+        MAGIC, version, HEADER_BYTES, 0, total,
         SAMPLE_RATE_HZ, WINDOW_SAMPLES, HOP_SAMPLES, MEL_BINS,
         input_frames(layers), stride, len(layers),
         _round_half_away(cutoff * 255), window, refractory,
@@ -235,7 +270,8 @@ def _parse_header(blob: bytes) -> dict:
         raise ValueError("bad magic")
     if not 1 <= version <= VERSION:
         raise ValueError(f"unsupported format version {version}")
-    if input_norm > MAX_INPUT_NORM or bool(input_norm) != (version >= VERSION_NORM):
+    if input_norm > MAX_INPUT_NORM or (
+            version < VERSION_INT4 and bool(input_norm) != (version >= VERSION_NORM)):
         raise ValueError(f"input_norm {input_norm} invalid for format version {version}")
     if total > len(blob) or total < h["header_bytes"]:
         raise ValueError(f"blob truncated or bad total size ({total} bytes, have {len(blob)})")
@@ -267,7 +303,16 @@ def _parse_layer(blob: bytes, h: dict, i: int) -> tuple[dict, int]:
 
     layer = {key: r[key] for key in ("kernel", "stride", "in_ch", "out_ch", "input_zp",
                                      "output_zp", "act_min", "act_max")}
-    layer = {"type": LAYER_NAMES[r["kind"]], **layer, "weights": arr("weights", np.int8),
+    bits = r["weight_bits"] or 8 if h["version"] >= VERSION_INT4 else 8
+    if bits == INT4:
+        off, size = r["w_off"], r["w_size"]
+        if off + size > h["total"] or off % 4:
+            raise ValueError(f"layer {i}: weights out of bounds")
+        weights = unpack_int4(blob[off:off + size],
+                              min(r["kernel"] * r["in_ch"] * r["out_ch"], 2 * size))
+    else:
+        weights = arr("weights", np.int8)
+    layer = {"type": LAYER_NAMES[r["kind"]], **layer, "weight_bits": bits, "weights": weights,
              "bias": arr("bias", "<i4") if r["b_size"] else None,
              "multiplier": arr("multiplier", "<i4"), "shift": arr("shift", "<i4")}
     return layer, r["w_size"] + r["b_size"] + r["m_size"] + r["s_size"]
