@@ -26,6 +26,7 @@ class es_nn_params_t(ctypes.Structure):
         ("out_ch", ctypes.c_uint16),
         ("kernel", ctypes.c_uint8),
         ("stride", ctypes.c_uint8),
+        ("weight_bits", ctypes.c_uint8),  # 0/8 int8, 4 packed int4
         ("input_offset", ctypes.c_int32),
         ("output_offset", ctypes.c_int32),
         ("act_min", ctypes.c_int32),
@@ -126,12 +127,16 @@ def run_kernel(lib, kind: str, layer: dict, x: np.ndarray, out_shape, misalign: 
         output_offset=layer["output_zp"],
         act_min=layer["act_min"],
         act_max=layer["act_max"],
+        weight_bits=int(layer.get("weight_bits", 8)),
     )
     mult = Placed(np.asarray(layer["multiplier"], np.int32), 0)
     shift = Placed(np.asarray(layer["shift"], np.int32), 0)
     q = es_nn_quant_t(mult.ptr, shift.ptr)
     inp = Placed(x, misalign)
-    filt = Placed(np.asarray(layer["weights"], np.int8), (misalign + 2) % 4)
+    w = np.asarray(layer["weights"], np.int8)
+    if int(layer.get("weight_bits", 8)) == blob.INT4:
+        w = np.frombuffer(blob.pack_int4(w), np.int8)
+    filt = Placed(w, (misalign + 2) % 4)
     bias = None if layer["bias"] is None else Placed(np.asarray(layer["bias"], np.int32), 0)
     out = Placed(np.zeros(out_shape, np.int8), (misalign + 1) % 4)
     fn = {

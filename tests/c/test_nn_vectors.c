@@ -12,6 +12,9 @@
 //     out_ch, kernel, stride, input_offset, output_offset, act_min, act_max, has_bias,
 //     weight_bytes, out_len; multiplier[out_ch], shift[out_ch], bias[out_ch] if has_bias;
 //     weights, input (in_len * in_ch), expected output (out_len * out_ch).
+//   tag 3, int4 kernel case: as tag 1 with packed int4 weights (weight_bytes = ceil(n / 2);
+//     es_nn.h ES_NN_INT4), placed to end at the filter buffer's end so that a read past
+//     them is caught.
 //   tag 2, model case: blob_bytes, hops, outputs; blob; features (hops * ES_MEL_BINS);
 //     expected output hops int32[outputs]; expected logits int8[outputs].
 //   tag 0: end.
@@ -70,7 +73,7 @@ static int guard_ok(const uint8_t *g) {
     return 1;
 }
 
-static int run_kernel_case(reader_t *r, int index) {
+static int run_kernel_case(reader_t *r, int index, uint8_t weight_bits) {
     int32_t h[13];
     for (int i = 0; i < 13; i++) {
         h[i] = rd32(r);
@@ -79,7 +82,7 @@ static int run_kernel_case(reader_t *r, int index) {
     es_nn_params_t p = {
         .in_len = (uint16_t)h[1], .in_ch = (uint16_t)h[2], .out_ch = (uint16_t)h[3],
         .kernel = (uint8_t)h[4], .stride = (uint8_t)h[5], .input_offset = h[6],
-        .output_offset = h[7], .act_min = h[8], .act_max = h[9],
+        .output_offset = h[7], .act_min = h[8], .act_max = h[9], .weight_bits = weight_bits,
     };
     const size_t out_bytes = (size_t)h[12] * p.out_ch;
     const size_t in_bytes = (size_t)p.in_len * p.in_ch;
@@ -96,7 +99,9 @@ static int run_kernel_case(reader_t *r, int index) {
     es_nn_quant_t q = {.multiplier = mult, .shift = shift};
     for (unsigned mis = 0; mis < 4; mis++) {
         uint8_t *in = in_buf + GUARD + mis;
-        uint8_t *filt = filt_buf + GUARD + ((mis + 2u) & 3u);
+        uint8_t *filt = weight_bits == ES_NN_INT4
+            ? filt_buf + sizeof(filt_buf) - (size_t)h[11] - ((mis + 2u) & 3u)
+            : filt_buf + GUARD + ((mis + 2u) & 3u);
         uint8_t *out = out_buf + GUARD + ((mis + 1u) & 3u);
         memcpy(in, input, in_bytes);
         memcpy(filt, weights, (size_t)h[11]);
@@ -208,8 +213,9 @@ int main(int argc, char **argv) {
         if (tag == 0) {
             break;
         }
-        int fail = tag == 1 ? run_kernel_case(&r, kernels++)
-                            : run_model_case(&r, models++, &outputs);
+        int fail = tag == 1 ? run_kernel_case(&r, kernels++, 8u)
+                   : tag == 3 ? run_kernel_case(&r, kernels++, ES_NN_INT4)
+                   : run_model_case(&r, models++, &outputs);
         if (fail) {
             return 1;
         }
