@@ -149,10 +149,21 @@ def save_stage(stage: Path, best: dict, summary: dict, val_hours: float) -> None
                         **{f"neg_{k}": p.astype(np.float32) for k, p in enumerate(neg_probs)})
 
 
-def publish(tflite: bytes, summary: dict, out_dir, cfg: dict) -> None:
+FLOAT_CHECKPOINT = "float.keras"  # the float network beside a package (earshot quantize)
+
+
+def publish(tflite: bytes, summary: dict, out_dir, cfg: dict, float_model=None) -> None:
     """:func:`package` into ``out_dir``, then its model card: started from :func:`new_card`
-    for a new wake word, its numbers block rewritten in any case."""
+    for a new wake word, its numbers block rewritten in any case. ``float_model`` (a Keras
+    model, or the path of a saved one) is kept beside the package as FLOAT_CHECKPOINT, the
+    starting point of ``earshot quantize``."""
     man = package(tflite, summary, out_dir, cfg["wake_word"])
+    if float_model is not None:
+        dest = Path(out_dir) / FLOAT_CHECKPOINT
+        if isinstance(float_model, (str, Path)):
+            dest.write_bytes(Path(float_model).read_bytes())
+        else:
+            float_model.save(dest)
     man = add_validation(out_dir, man, summary)
     card = Path(out_dir) / "README.md"
     if not card.is_file():

@@ -186,7 +186,7 @@ def train(cfg: dict, out_dir, log=print, cache_dir=None, stage_dir=None,
                                   teacher_info)
     packaging.save_stage(packaging.stage_path(stage_dir, cfg["wake_word"]), best, summary,
                          val.hours)
-    packaging.publish(best["tflite"], summary, out_dir, cfg)
+    packaging.publish(best["tflite"], summary, out_dir, cfg, float_model=best["model"])
     log(f"wrote {out_dir} in {time.monotonic() - t_start:.0f} s")
     return summary
 
@@ -238,5 +238,6 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
     log(f"chosen on validation: train_seed {best['train_seed']} of {seeds}")
     (best_stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     packaging.publish((best_stage / "model.tflite").read_bytes(), summary, out_dir,
-                      {**cfg, "train_seed": best["train_seed"]})
+                      {**cfg, "train_seed": best["train_seed"]},
+                      float_model=best_stage / "model.keras")
     return summary
