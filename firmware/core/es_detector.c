@@ -47,6 +47,7 @@
 
 #include "earshot.h"
 #include "es_internal.h"
+#include "es_model.h"
 
 struct es_detector_t {
     const es_model_t *model;
@@ -190,7 +191,7 @@ static unsigned es_detector_push(es_detector_t *d, const int8_t *row) {
     if (!es_engine_push(d->engine, row, &logit)) {
         return 0;
     }
-    d->prob = es_model_probability(d->model, logit);
+    d->prob = d->model->logistic[(int32_t)logit + 128];  // es_model_probability, inline
     unsigned flags = ES_FLAG_OUTPUT;
     if (es_posterior_push(&d->post, d->prob)) {
         flags |= ES_FLAG_DETECT;

@@ -94,23 +94,20 @@ int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit) {
         s->wait = l->stride;
         // pos is now the slot of the oldest row: the window of the last `kernel` rows
         // starts there. The output row goes into the next layer's slot (or e->out).
+        // (in_len, kernel and stride go to es_nn_rows as arguments: one output row.)
         const es_nn_params_t p = {
-            .in_len = l->kernel,
             .in_ch = l->in_ch,
             .out_ch = l->out_ch,
-            .kernel = l->kernel,
-            .stride = 1,
             .input_offset = l->input_offset,
             .output_offset = l->output_offset,
             .act_min = l->act_min,
             .act_max = l->act_max,
-            .weight_bits = l->weight_bits,
         };
         const es_nn_quant_t q = {.multiplier = l->multiplier, .shift = l->shift};
         int8_t *out = i + 1u < n ? s[1].ring + (size_t)s[1].pos * l->out_ch : e->out;
         // A fully connected layer is a kernel-1 convolution over its one input row.
-        es_nn_layer(&p, &q, l->type == ES_LAYER_DEPTHWISE, s->ring + (size_t)s->pos * row,
-            l->weights, l->bias, out);
+        es_nn_rows(&p, &q, l->kernel, l->kernel, 1, l->type == ES_LAYER_DEPTHWISE,
+            s->ring + (size_t)s->pos * row, l->weights, l->bias, out);
     }
     if (logit != NULL) {
         *logit = e->out[0];
