@@ -6,9 +6,11 @@
 // - es_model_probability for all 256 logits;
 // - an engine fed FUZZ_MAX_HOPS feature rows (a pattern from the trailer): at most one
 //   output per hop;
-// - a detector (defaults from the blob, VAD on) and one with a configuration taken from the
-//   trailer's first bytes (cutoff, window, refractory, VAD on/off; es_detector_init may
-//   refuse it), each run over a speech-like signal in two calls: the stats add up.
+// - a detector (defaults from the blob, VAD and first stage on) and one with a configuration
+//   taken from the trailer's first bytes (cutoff, window, refractory, VAD and first stage
+//   on/off; es_detector_init may refuse it), each run over a speech-like signal in two calls:
+//   the stats add up, rows trail hops by at most ES_GATE_PREROLL_HOPS, es_detector_rows gives
+//   the kept rows and refuses the others.
 // Buffers end at the end of their allocation, so any access past the size the core asked
 // for is caught by ASan; signed overflow and bad shifts by UBSan (no recovery).
 #include "fuzz_blob.h"
@@ -58,6 +60,17 @@ static void fuzz_detector(const es_model_t *m, const es_detector_config_t *cfg,
         es_detector_get_stats(d, &st);
         FUZZ_CHECK(st.hops == FUZZ_MAX_HOPS && st.detections == det, "detector stats");
         FUZZ_CHECK(st.model_hops <= st.hops && st.vad_open_hops <= st.hops, "detector hops");
+        FUZZ_CHECK(st.rows <= st.hops && st.hops - st.rows <= ES_GATE_PREROLL_HOPS &&
+            st.gate_open_hops <= st.hops && st.frontend_hops <= st.rows, "detector rows");
+        static int8_t rows[FUZZ_MAX_HOPS * ES_MEL_BINS];
+        FUZZ_CHECK(es_detector_rows(d, st.rows - 1u, 1, rows) == 1, "the last row is kept");
+        FUZZ_CHECK(es_detector_rows(d, st.rows, 1, rows) == 0, "a row not finalised yet");
+        FUZZ_CHECK(es_detector_rows(d, 0, st.rows, rows) == 0, "more rows than are kept");
+        size_t kept = 0;
+        while (kept < st.rows && es_detector_rows(d, st.rows - kept - 1u, kept + 1u, rows)) {
+            kept++;
+        }
+        FUZZ_CHECK(kept > 0 && kept < st.rows, "the kept rows: the last ones, not all");
         size_t n_detect = 0;
         for (size_t h = 0; h < FUZZ_MAX_HOPS; h++) {
             n_detect += (flags[h] & ES_FLAG_DETECT) ? 1u : 0u;
@@ -94,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             cfg.window = trailer[1];
             cfg.refractory = (uint16_t)(trailer[2] | (trailer[3] << 8));
             cfg.vad_enabled = trailer[4] & 1u;
+            cfg.gate_enabled = (trailer[4] >> 1) & 1u;
             fuzz_detector(m, &cfg, x);
         }
     }
