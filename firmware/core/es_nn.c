@@ -64,6 +64,21 @@ static int8_t es_nn_output(const es_nn_params_t *p, const es_nn_quant_t *q, size
     return (int8_t)acc;
 }
 
+// Filter element e (es_nn.h layout): int8, or the packed int4 nibble widened to int32.
+static int32_t es_nn_weight(const int8_t *filter, size_t e, int int4) {
+    if (!int4) {
+        return filter[e];
+    }
+    const uint32_t b = ((const uint8_t *)filter)[e >> 1];
+    return (int32_t)(((e & 1u) != 0 ? b >> 4 : b & 15u) ^ 8u) - 8;
+}
+
+void es_nn_unpack_int4(const uint8_t *packed, size_t n, int8_t *out) {
+    for (size_t e = 0; e < n; e++) {
+        out[e] = (int8_t)es_nn_weight((const int8_t *)packed, e, 1);
+    }
+}
+
 #if !ES_NN_OPT
 
 // ---------------------------------------------------------------------------------------
@@ -73,11 +88,11 @@ static int8_t es_nn_output(const es_nn_params_t *p, const es_nn_quant_t *q, size
 static void es_nn_conv_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t kernel,
     const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output) {
     const size_t taps = kernel * p->in_ch;  // the window is contiguous: kernel rows
+    const int int4 = p->weight_bits == ES_NN_INT4;
     for (size_t c = 0; c < p->out_ch; c++) {
-        const int8_t *f = filter + c * taps;
         int32_t acc = 0;
         for (size_t i = 0; i < taps; i++) {
-            acc += (int32_t)f[i] * ((int32_t)input[i] + p->input_offset);
+            acc += es_nn_weight(filter, c * taps + i, int4) * ((int32_t)input[i] + p->input_offset);
         }
         if (bias != NULL) {
             acc += bias[c];
@@ -116,7 +131,8 @@ void es_nn_depthwise(const es_nn_params_t *p, const es_nn_quant_t *q, const int8
         for (size_t c = 0; c < ch; c++) {
             int32_t acc = 0;
             for (size_t k = 0; k < p->kernel; k++) {
-                acc += (int32_t)filter[k * ch + c] * ((int32_t)window[k * ch + c] + p->input_offset);
+                acc += es_nn_weight(filter, k * ch + c, p->weight_bits == ES_NN_INT4)
+                    * ((int32_t)window[k * ch + c] + p->input_offset);
             }
             if (bias != NULL) {
                 acc += bias[c];
@@ -157,29 +173,42 @@ void es_nn_rows(const es_nn_params_t *p, const es_nn_quant_t *q, size_t in_len,
 static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t taps,
     size_t step, size_t f_chan, size_t x_chan, const int8_t *input, const int8_t *filter,
     const int32_t *bias, int8_t *output) {
+    const int int4 = p->weight_bits == ES_NN_INT4;
     for (size_t c = 0; c < p->out_ch; c++) {
-        const int8_t *f = filter + c * f_chan;
+        size_t e = c * f_chan;  // filter element of tap j
         const int8_t *x = input + c * x_chan;
         int32_t acc = bias != NULL ? bias[c] : 0;
         int32_t fsum = 0;
         size_t j = 0;
+        if (int4 && step == 1 && (e & 1u) == 0) {
+            // Packed int4, contiguous taps from a whole byte: two taps per filter byte.
+            const uint8_t *fb = (const uint8_t *)filter + (e >> 1);
+            for (; j + 2 <= taps; j += 2, fb++) {
+                const int32_t lo = (int32_t)((*fb & 15u) ^ 8u) - 8;
+                const int32_t hi = (int32_t)((uint32_t)(*fb >> 4) ^ 8u) - 8;
+                acc += lo * x[j] + hi * x[j + 1];
+                fsum += lo + hi;
+            }
+        }
         #if !defined(__OPTIMIZE_SIZE__)
-        // Speed-optimised builds: contiguous taps four per step. Size-optimised (-Os, the
-        // device) builds keep only the loop below, which also does every tap alone.
-        if (step == 1) {
+        // Speed-optimised builds: contiguous int8 taps four per step. Size-optimised (-Os,
+        // the device) builds keep only the loop below, which also does every tap alone.
+        else if (!int4 && step == 1) {
+            const int8_t *f = filter + e;
             for (; j + 4 <= taps; j += 4) {
                 acc += (int32_t)f[j] * x[j] + (int32_t)f[j + 1] * x[j + 1] +
                     (int32_t)f[j + 2] * x[j + 2] + (int32_t)f[j + 3] * x[j + 3];
                 fsum += (int32_t)f[j] + f[j + 1] + f[j + 2] + f[j + 3];
             }
-            f += j;
-            x += j;
         }
         #endif
+        e += j;  // j > 0 only when step == 1
+        x += j;
         for (; j < taps; j++) {
-            acc += (int32_t)*f * *x;
-            fsum += *f;
-            f += step;
+            const int32_t w = es_nn_weight(filter, e, int4);
+            acc += w * *x;
+            fsum += w;
+            e += step;
             x += step;
         }
         output[c] = es_nn_output(p, q, c, acc + p->input_offset * fsum);

@@ -59,11 +59,18 @@ typedef struct {
     uint16_t out_ch;        // channels per output row (depthwise: == in_ch)
     uint8_t kernel;         // taps over time, >= 1 (pointwise / fully connected: 1)
     uint8_t stride;         // rows between two output rows, >= 1
+    uint8_t weight_bits;    // filter storage: 0 or 8 int8; 4 packed int4 (ES_NN_INT4)
     int32_t input_offset;   // minus the input zero point
     int32_t output_offset;  // the output zero point
     int32_t act_min;        // output clamp, -128 <= act_min <= act_max <= 127
     int32_t act_max;
 } es_nn_params_t;
+
+// Packed int4 filters (weight_bits 4): filter element e (the int8 layout's flat index) is
+// the low nibble of byte e / 2 when e is even, the high nibble when odd, two's complement
+// in [-8, 7]; ceil(n / 2) bytes for n elements. Every kernel takes them; the arithmetic is
+// the int8 kernel's on the widened values (es_nn_unpack_int4 is that widening).
+#define ES_NN_INT4 (4)
 
 // Per-output-channel requantization: out_ch entries each, as TFLite's QuantizeMultiplier
 // (frexp) of input_scale * filter_scale[c] / output_scale: multiplier in [2^30, 2^31) or 0,
@@ -80,6 +87,10 @@ size_t es_nn_out_len(size_t in_len, size_t kernel, size_t stride);
 // TFLite's MultiplyByQuantizedMultiplier(x, multiplier, shift) (rounding per
 // ES_NN_SINGLE_ROUNDING). multiplier >= 0, -31 <= shift <= 30.
 int32_t es_nn_requantize(int32_t x, int32_t multiplier, int32_t shift);
+
+// The dequantize-to-int8 path: widen n packed int4 filter elements (layout above) into
+// out[0..n-1]. Code without an int4 variant runs the int8 kernel on the result.
+void es_nn_unpack_int4(const uint8_t *packed, size_t n, int8_t *out);
 
 // Standard convolution over time (TFLite CONV_2D, kernel (kernel, 1), stride (stride, 1)).
 // input [in_len][in_ch], filter [out_ch][kernel][in_ch] (TFLite OHWI with W = 1),
