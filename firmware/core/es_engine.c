@@ -102,6 +102,7 @@ int es_engine_push(es_engine_t *e, const int8_t *features, int8_t *logit) {
             .output_offset = l->output_offset,
             .act_min = l->act_min,
             .act_max = l->act_max,
+            .weight_bits = l->weight_bits,
         };
         const es_nn_quant_t q = {.multiplier = l->multiplier, .shift = l->shift};
         int8_t *out = i + 1u < n ? s[1].ring + (size_t)s[1].pos * l->out_ch : e->out;
