@@ -178,7 +178,8 @@ def structural_blobs() -> list[bytes]:
     """Blobs whose arrays are all consistent but whose layer table breaks one rule of the
     chain (es_model.c): layer 0 not taking ES_MEL_BINS, a fully connected first layer, a
     chain whose channels differ, a fully connected layer before the last, two logits, a
-    stride product and a receptive field beyond 65535. Random mutations rarely reach these
+    stride product and a receptive field beyond 65535; and two malformed int4 layers (an
+    unknown weight width, an unpacked size). Random mutations rarely reach these
     checks (each needs several fields changed together), so the corpus starts from them."""
     from earshot.model import blob
 
@@ -197,6 +198,9 @@ def structural_blobs() -> list[bytes]:
         return blob.HEADER_BYTES + layer * blob.LAYER_BYTES + 2
 
     conv, fc = (lambda *a: _layer("conv", *a)), (lambda *a: _layer("fc", *a))
+    int4 = pack([conv(3, 1, 40, 4), dict(conv(1, 1, 4, 4), weight_bits=blob.INT4),
+                 fc(1, 1, 4, 1)])
+    int4_rec = blob.HEADER_BYTES + blob.LAYER_BYTES
     wide = pack([conv(255, 255, 40, 1), conv(255, 255, 1, 1), conv(1, 1, 1, 1)])
     deep = pack([conv(255, 1, 40, 1), conv(255, 1, 1, 1), conv(255, 1, 1, 1)])
     return [
@@ -210,6 +214,10 @@ def structural_blobs() -> list[bytes]:
         # (254 * 255 + 255 - 1) * 255 + 255 hops > 65535.
         patched(deep, (stride_at(0), b"\xff"), (stride_at(1), b"\xff"),
                 (28, (255 * 255).to_bytes(2, "little"))),
+        # A packed int4 layer (format 3) with a weight width the format does not have, and
+        # one whose weight array has the int8 size (16 bytes) instead of the packed 8.
+        patched(int4, (int4_rec + 3, b"\x05")),
+        patched(int4, (int4_rec + 20, (16).to_bytes(4, "little"))),
     ]
 
 
@@ -224,6 +232,16 @@ def seeds(target: str) -> list[bytes]:
         layers[-1]["bias"] = None
         made.append(blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9,
                               window=5, refractory=10))
+        # A mixed int8 / packed int4 model (format 3): it runs, adaptation refuses it.
+        import numpy as np
+
+        layers = blob.random_layers(seed=4)
+        for layer in layers:
+            if layer["type"] != "depthwise":
+                layer["weights"] = np.clip(np.asarray(layer["weights"]) // 16, -8, 7)
+                layer["weight_bits"] = blob.INT4
+        made.append(blob.pack(layers, logistic=blob.logistic_table(1 / 16, 0), cutoff=0.9,
+                              window=5, refractory=10, input_norm=1))
         return model_blobs() + made + structural_blobs()
     if target == "py_telemetry":
         stream = _telemetry_stream()

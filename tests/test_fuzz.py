@@ -84,7 +84,7 @@ def test_seeds_are_accepted_inputs():
         with pytest.raises(ValueError, match="bad model blob: (layer|last|receptive)") as exc:
             Model(blob)
         reasons.add(str(exc.value))
-    assert len(reasons) == len(structural) == 7
+    assert len(reasons) == len(structural) == 9
     for data in fuzz_targets.seeds("py_telemetry")[:2]:
         dec = telemetry.Decoder()
         assert len(dec.feed(data[1:])) == 13 and dec.corrupt == 0 and dec.dropped == 0

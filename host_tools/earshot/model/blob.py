@@ -304,6 +304,8 @@ def _parse_layer(blob: bytes, h: dict, i: int) -> tuple[dict, int]:
     layer = {key: r[key] for key in ("kernel", "stride", "in_ch", "out_ch", "input_zp",
                                      "output_zp", "act_min", "act_max")}
     bits = r["weight_bits"] or 8 if h["version"] >= VERSION_INT4 else 8
+    if bits not in (8, INT4):
+        raise ValueError(f"layer {i}: weight_bits not 8 or 4")
     if bits == INT4:
         off, size = r["w_off"], r["w_size"]
         if off + size > h["total"] or off % 4:
