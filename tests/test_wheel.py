@@ -139,3 +139,22 @@ def test_without_a_compiler_the_first_use_says_what_to_install(tmp_path, data):
                           capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1
     assert "needs make and a C compiler" in proc.stderr and "build-essential" in proc.stderr
+
+
+def test_installed_earshot_deploys_to_the_virtual_board(installed, tmp_path):
+    """The installed CLI deploys the modules, the wheel's prebuilt x64 module and the default
+    model to the virtual board (run from this venv, which has the MicroPython unix port)."""
+    from earshot.board.vboard import VirtualBoard
+
+    if not (DIST / "x64_6.3" / "_earshot.mpy").is_file():
+        pytest.skip("no make dist output before the wheel was built")
+    bindir, env = installed
+    flash = tmp_path / "flash"
+    with VirtualBoard(flash) as board:
+        proc = _run([str(bindir / "earshot"), "deploy", "--port", board.port], cwd=tmp_path,
+                    env=env)  # fmt: skip
+    assert "copied" in proc.stdout
+    prebuilt = DIST / "x64_6.3" / "_earshot.mpy"
+    assert (flash / "_earshot.mpy").read_bytes() == prebuilt.read_bytes()
+    assert (flash / "model.bin").read_bytes() == (ROOT / "models/alexa/model.bin").read_bytes()
+    assert (flash / "es_loop.py").is_file() and (flash / "main.py").is_file()
