@@ -141,6 +141,7 @@ def test_without_a_compiler_the_first_use_says_what_to_install(tmp_path, data):
     assert "needs make and a C compiler" in proc.stderr and "build-essential" in proc.stderr
 
 
+@pytest.mark.slow  # with the wheel's fixtures, the module takes over a minute on 2 cores
 def test_installed_earshot_deploys_to_the_virtual_board(installed, tmp_path):
     """The installed CLI deploys the modules, the wheel's prebuilt x64 module and the default
     model to the virtual board (run from this venv, which has the MicroPython unix port)."""
