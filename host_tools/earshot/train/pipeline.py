@@ -225,8 +225,9 @@ def train_seeds(cfg: dict, out_dir, seeds, log=print, cache_dir=None, stage_dir=
         run_cfg = copy.deepcopy(cfg)
         run_cfg["train_seed"] = k
         run_stage = stage / f"seed-{k}"
-        runs.append((train(run_cfg, run_stage / "package", log, cache_dir, run_stage,
-                           synth_dir), run_stage))
+        extra = {} if synth_dir is None else {"synth_dir": synth_dir}
+        runs.append((train(run_cfg, run_stage / "package", log, cache_dir, run_stage, **extra),
+                     run_stage))
     best, best_stage = max(runs, key=lambda r: calibrate.validation_rank(r[0]))
     summary = dict(best)
     summary["seed_selection"] = [
