@@ -15,7 +15,7 @@ from earshot import __version__
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
     "demo", "score", "board", "train", "export", "firmware", "flash", "deploy", "monitor", "plot",
-    "repl", "adapt", "data", "eval",
+    "repl", "adapt", "data", "eval", "quantize",
 ]  # fmt: skip
 
 

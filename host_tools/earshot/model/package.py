@@ -48,6 +48,9 @@ MEL_BINS = 40  # ES_MEL_BINS
 MIN_EARSHOT_VERSION = "0.1.0"
 MIN_EARSHOT_VERSION_NORM = "0.2.0"  # first release with es_norm and blob format 2
 MIN_EARSHOT_VERSION_GATE = "0.3.0"  # first release with ES_NORM_MINSTAT_GATE
+# First release reading blob format 3 (packed int4 weights). The int4 blob format lands
+# in the 0.3 development line; bump with the release that ships it.
+MIN_EARSHOT_VERSION_INT4 = "0.3.0"
 MANIFEST = "manifest.json"
 BLOB_NAME = "model.bin"
 TFLITE_NAME = "model.tflite"
@@ -252,8 +255,11 @@ def check_agrees(man: dict, info: dict, path) -> None:
 
 
 def min_version(info: dict) -> str:
-    """The oldest earshot that runs a blob with header ``info`` (its input_norm)."""
+    """The oldest earshot that runs a blob with header ``info`` (its input_norm and format
+    version)."""
     norm = info.get("input_norm", 0)
+    if info.get("format_version", 1) >= 3:
+        return MIN_EARSHOT_VERSION_INT4
     if norm >= 2:
         return MIN_EARSHOT_VERSION_GATE
     return MIN_EARSHOT_VERSION_NORM if norm else MIN_EARSHOT_VERSION
