@@ -2,6 +2,7 @@
 probabilities are 0..1, ``--port`` defaults to auto (or ``$EARSHOT_PORT``), ``-o/--out`` names
 every file a verb writes, and no internal program reaches the user."""
 
+import json
 import os
 import pty
 import threading
@@ -177,3 +178,25 @@ def test_verbs_that_need_the_manifest_take_the_blob_inside_a_package(tmp_path):
         options.package_dir(alone)
     with pytest.raises(ValueError, match="not found"):
         options.package_dir(tmp_path / "none.bin")
+
+
+def test_eval_takes_a_blob_alone_but_not_for_folds(tmp_path, capsys, data):
+    import shutil
+
+    pos, neg = tmp_path / "pos", tmp_path / "neg"
+    pos.mkdir()
+    neg.mkdir()
+    shutil.copy(data / "wake-word-benchmark" / "alexa" / "0.flac", pos)
+    shutil.copy(sorted((data / "wake-word-benchmark" / "computer").iterdir())[0], neg)
+    alone = tmp_path / "alone.bin"
+    alone.write_bytes((MODELS / "alexa" / "model.bin").read_bytes())
+    results = []
+    for model in (MODELS / "alexa", alone):
+        argv = ["eval", "--positives", str(pos), "--negatives", str(neg), "--no-mww", "--json",
+                "--model", str(model)]  # fmt: skip
+        assert cli.main(argv) == 0
+        results.append(json.loads(capsys.readouterr().out)["engines"])
+    assert results[0]["Earshot"]["recall"] == results[1]["Earshot"]["recall"] == 1.0
+    assert cli.main(["eval", "--folds", "test", "--negatives", str(neg), "--no-mww",
+                     "--model", str(alone)]) == 2  # fmt: skip
+    assert "blob alone" in capsys.readouterr().err

@@ -91,23 +91,37 @@ def run(args) -> int:
 
     err = Console(stderr=True, soft_wrap=True)
     try:
-        model = options.package_dir(args.model or MODELS / "alexa")
-        res = evaluate.evaluate(
-            args.positives,
-            args.negatives,
-            model,
-            snr_db=args.snr,
-            det=bool(args.det),
-            mww=not args.no_mww,
-            log=lambda m: err.print(m, highlight=False, markup=False),
-            folds=args.folds,
-        )
+        with options.as_package(args.model or MODELS / "alexa") as (model, alone):
+            if alone and args.folds:
+                raise ValueError(f"{args.model}: a blob alone names no wake word or folds; "
+                                 "use --positives, or give its package folder")  # fmt: skip
+            res = _evaluate(args, model, err)
         if args.det:
             evaluate.plot_det(res, args.det)
             err.print(f"DET curve written to {args.det}", highlight=False)
     except (ValueError, FileNotFoundError, OSError, DataMissing) as exc:
         err.print(f"earshot eval: {exc}", highlight=False, markup=False, style="red")
         return 2
+    return _report(args, res)
+
+
+def _evaluate(args, model, err) -> dict:
+    from earshot import evaluate
+
+    return evaluate.evaluate(
+        args.positives,
+        args.negatives,
+        model,
+        snr_db=args.snr,
+        det=bool(args.det),
+        mww=not args.no_mww,
+        log=lambda m: err.print(m, highlight=False, markup=False),
+        folds=args.folds,
+    )
+
+
+def _report(args, res: dict) -> int:
+    """Print the results: JSON with --json, else a line per engine."""
     if args.json:
         json.dump(res, sys.stdout, indent=2)
         print()

@@ -9,6 +9,8 @@
 """
 
 import argparse
+import contextlib
+import tempfile
 from pathlib import Path
 
 MODEL_HELP = "model package folder or blob file (default: models/alexa)"
@@ -55,6 +57,25 @@ def probability(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1]")
     return value
+
+
+@contextlib.contextmanager
+def as_package(path):
+    """A package folder for ``path`` while the block runs: the folder itself, the package
+    around a blob inside one, or, for a blob alone, a temporary package written around it
+    (:func:`earshot.model.package.write`: the manifest from the blob header, wake word
+    ``"unknown"``, no .tflite, no training record). Yields (folder, True when temporary).
+    Raises ValueError for a bad model."""
+    from earshot.model import package
+
+    man, blob, _ = package.load_blob(path)
+    if man is not None:
+        yield (Path(path) if Path(path).is_dir() else Path(path).parent), False
+        return
+    with tempfile.TemporaryDirectory(prefix="earshot-model-") as tmp:
+        folder = Path(tmp) / "model"
+        package.write(folder, "unknown", blob, b"")
+        yield folder, True
 
 
 def package_dir(path) -> Path:
