@@ -95,7 +95,7 @@ def run(args) -> int:
     from earshot.paths import MODELS, DataMissing
     from earshot.train.synth import SynthError
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # a log line stays one line off a terminal
     t0 = time.monotonic()
 
     def log(m):
