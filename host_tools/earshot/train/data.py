@@ -220,8 +220,8 @@ def negative_sources(cfg: dict, log) -> tuple[list[str], bool]:
     speech that is installed (``debian``, :data:`earshot.train.dataset.DEBIAN_SPEECH`) and the
     corpora of ``earshot data fetch`` (``corpora``), logged.
     Returns (sources, whether ``debian`` may lack packages). Raises DataMissing when
-    ``real_positives`` needs the shared recordings, ValueError when no negative speech is
-    left at all (no real source and no ``synth_passages``): both before any rendering."""
+    ``real_positives`` needs the shared recordings, or when no negative speech is left at all
+    (no real source and no ``synth_passages``): both before any rendering."""
     from earshot.paths import DataMissing, data_dir
 
     sources = list(cfg["real_negatives"]["sources"])
