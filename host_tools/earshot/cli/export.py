@@ -1,6 +1,5 @@
 """``earshot export``: write a model package's int8 .tflite or Earshot blob to a file."""
 
-import argparse
 import shutil
 
 from earshot.cli import options
@@ -14,9 +13,9 @@ def register(sub):
         "TFLite flatbuffer (runs in TFLite / TFLite Micro), --format blob the Earshot blob. "
         "The package is checked first (manifest against blob, as deploy and score do). "
         "Exit 1: a bad package (stderr names the file); 2: usage.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--format", choices=("tflite", "blob"), default="tflite")
+    p.add_argument("--format", choices=("tflite", "blob"), default="tflite",
+                   help="int8 .tflite (default) or the Earshot blob")  # fmt: skip
     options.add_model(p, "model package folder, or its blob (default: models/alexa); "
                       "--format blob also takes a blob alone")
     options.add_out(p, "output file", required=True)
