@@ -180,20 +180,10 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
         int32_t acc = bias != NULL ? bias[c] : 0;
         int32_t fsum = 0;
         size_t j = 0;
-        if (int4 && step == 1 && (e & 1u) == 0) {
-            // Packed int4, contiguous taps from a whole byte: two taps per filter byte.
-            const uint8_t *fb = (const uint8_t *)filter + (e >> 1);
-            for (; j + 2 <= taps; j += 2, fb++) {
-                const int32_t lo = (int32_t)((*fb & 15u) ^ 8u) - 8;
-                const int32_t hi = (int32_t)((uint32_t)(*fb >> 4) ^ 8u) - 8;
-                acc += lo * x[j] + hi * x[j + 1];
-                fsum += lo + hi;
-            }
-        }
         #if !defined(__OPTIMIZE_SIZE__)
         // Speed-optimised builds: contiguous int8 taps four per step. Size-optimised (-Os,
         // the device) builds keep only the loop below, which also does every tap alone.
-        else if (!int4 && step == 1) {
+        if (!int4 && step == 1) {
             const int8_t *f = filter + e;
             for (; j + 4 <= taps; j += 4) {
                 acc += (int32_t)f[j] * x[j] + (int32_t)f[j + 1] * x[j + 1] +
@@ -215,6 +205,55 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
     }
 }
 
+// One output row of packed int4 weights over contiguous taps (conv, pointwise, FC), an even
+// number of them: every channel's weights start on a byte. Each byte's two weights are read
+// as u = w + 8 in 0..15 (one xor), and sum w * x = sum u * x - 8 * sum x, with sum x taken
+// once per row (the window is the same for every channel); likewise sum w = sum u - 8 * taps.
+// Speed builds do two channels per pass (each input tap loaded once for both).
+static void es_nn_row4(const es_nn_params_t *p, const es_nn_quant_t *q, size_t taps,
+    const int8_t *x, const uint8_t *filter, const int32_t *bias, int8_t *output) {
+    const size_t bytes = taps / 2u;
+    int32_t xsum = 0;
+    for (size_t j = 0; j < taps; j++) {
+        xsum += x[j];
+    }
+    const int32_t fix = -8 * xsum - 8 * (int32_t)taps * p->input_offset;
+    size_t c = 0;
+    #if !defined(__OPTIMIZE_SIZE__)
+    for (; c + 2u <= p->out_ch; c += 2u) {
+        const uint8_t *f0 = filter + c * bytes;
+        const uint8_t *f1 = f0 + bytes;
+        int32_t a0 = 0, a1 = 0, s0 = 0, s1 = 0;
+        for (size_t k = 0; k < bytes; k++) {
+            const int32_t x0 = x[2u * k], x1 = x[2u * k + 1u];
+            const uint32_t t0 = f0[k] ^ 0x88u, t1 = f1[k] ^ 0x88u;
+            const int32_t u00 = (int32_t)(t0 & 15u), u01 = (int32_t)(t0 >> 4);
+            const int32_t u10 = (int32_t)(t1 & 15u), u11 = (int32_t)(t1 >> 4);
+            a0 += u00 * x0 + u01 * x1;
+            a1 += u10 * x0 + u11 * x1;
+            s0 += u00 + u01;
+            s1 += u10 + u11;
+        }
+        output[c] = es_nn_output(p, q, c, (bias != NULL ? bias[c] : 0) + a0 + fix
+            + p->input_offset * s0);
+        output[c + 1u] = es_nn_output(p, q, c + 1u, (bias != NULL ? bias[c + 1u] : 0) + a1
+            + fix + p->input_offset * s1);
+    }
+    #endif
+    for (; c < p->out_ch; c++) {
+        const uint8_t *f = filter + c * bytes;
+        int32_t a = 0, s = 0;
+        for (size_t k = 0; k < bytes; k++) {
+            const uint32_t t = f[k] ^ 0x88u;
+            const int32_t lo = (int32_t)(t & 15u), hi = (int32_t)(t >> 4);
+            a += lo * x[2u * k] + hi * x[2u * k + 1u];
+            s += lo + hi;
+        }
+        output[c] = es_nn_output(p, q, c, (bias != NULL ? bias[c] : 0) + a + fix
+            + p->input_offset * s);
+    }
+}
+
 // Output rows t = 0, 1, ... while the window [t * stride, t * stride + kernel) fits in
 // in_len rows. Depthwise when `depthwise`, else a convolution with filter [out][kernel][in].
 void es_nn_rows(const es_nn_params_t *p, const es_nn_quant_t *q, size_t in_len,
@@ -225,7 +264,11 @@ void es_nn_rows(const es_nn_params_t *p, const es_nn_quant_t *q, size_t in_len,
     const size_t step = depthwise ? ch : 1;
     const size_t f_chan = depthwise ? 1 : taps;
     for (size_t end = kernel; end <= in_len && kernel != 0 && stride != 0; end += stride) {
-        es_nn_row(p, q, taps, step, f_chan, depthwise ? 1 : 0, input, filter, bias, output);
+        if (p->weight_bits == ES_NN_INT4 && !depthwise && (taps & 1u) == 0) {
+            es_nn_row4(p, q, taps, input, (const uint8_t *)filter, bias, output);
+        } else {
+            es_nn_row(p, q, taps, step, f_chan, depthwise ? 1 : 0, input, filter, bias, output);
+        }
         input += stride * ch;
         output += p->out_ch;
     }
