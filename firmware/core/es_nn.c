@@ -180,7 +180,19 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
         int32_t acc = bias != NULL ? bias[c] : 0;
         int32_t fsum = 0;
         size_t j = 0;
-        #if !defined(__OPTIMIZE_SIZE__)
+        #if defined(__OPTIMIZE_SIZE__)
+        // Size-optimised builds (-Os, the device): contiguous packed int4 taps two per filter
+        // byte (speed builds take es_nn_row4 for these).
+        if (int4 && step == 1 && (e & 1u) == 0) {
+            const uint8_t *fb = (const uint8_t *)filter + (e >> 1);
+            for (; j + 2 <= taps; j += 2, fb++) {
+                const uint32_t t = *fb ^ 0x88u;  // u = w + 8 per nibble
+                const int32_t lo = (int32_t)(t & 15u) - 8, hi = (int32_t)(t >> 4) - 8;
+                acc += lo * x[j] + hi * x[j + 1];
+                fsum += lo + hi;
+            }
+        }
+        #else
         // Speed-optimised builds: contiguous int8 taps four per step. Size-optimised (-Os,
         // the device) builds keep only the loop below, which also does every tap alone.
         if (!int4 && step == 1) {
@@ -209,7 +221,9 @@ static void es_nn_row(const es_nn_params_t *p, const es_nn_quant_t *q, size_t ta
 // number of them: every channel's weights start on a byte. Each byte's two weights are read
 // as u = w + 8 in 0..15 (one xor), and sum w * x = sum u * x - 8 * sum x, with sum x taken
 // once per row (the window is the same for every channel); likewise sum w = sum u - 8 * taps.
-// Speed builds do two channels per pass (each input tap loaded once for both).
+// Speed builds only (two channels per pass, each input tap loaded once for both): size
+// builds (-Os, the device's hot path) read every int4 tap through es_nn_weight instead.
+#if !defined(__OPTIMIZE_SIZE__)
 static void es_nn_row4(const es_nn_params_t *p, const es_nn_quant_t *q, size_t taps,
     const int8_t *x, const uint8_t *filter, const int32_t *bias, int8_t *output) {
     const size_t bytes = taps / 2u;
@@ -219,7 +233,6 @@ static void es_nn_row4(const es_nn_params_t *p, const es_nn_quant_t *q, size_t t
     }
     const int32_t fix = -8 * xsum - 8 * (int32_t)taps * p->input_offset;
     size_t c = 0;
-    #if !defined(__OPTIMIZE_SIZE__)
     for (; c + 2u <= p->out_ch; c += 2u) {
         const uint8_t *f0 = filter + c * bytes;
         const uint8_t *f1 = f0 + bytes;
@@ -239,7 +252,6 @@ static void es_nn_row4(const es_nn_params_t *p, const es_nn_quant_t *q, size_t t
         output[c + 1u] = es_nn_output(p, q, c + 1u, (bias != NULL ? bias[c + 1u] : 0) + a1
             + fix + p->input_offset * s1);
     }
-    #endif
     for (; c < p->out_ch; c++) {
         const uint8_t *f = filter + c * bytes;
         int32_t a = 0, s = 0;
@@ -253,6 +265,7 @@ static void es_nn_row4(const es_nn_params_t *p, const es_nn_quant_t *q, size_t t
             + p->input_offset * s);
     }
 }
+#endif
 
 // Output rows t = 0, 1, ... while the window [t * stride, t * stride + kernel) fits in
 // in_len rows. Depthwise when `depthwise`, else a convolution with filter [out][kernel][in].
@@ -264,9 +277,12 @@ void es_nn_rows(const es_nn_params_t *p, const es_nn_quant_t *q, size_t in_len,
     const size_t step = depthwise ? ch : 1;
     const size_t f_chan = depthwise ? 1 : taps;
     for (size_t end = kernel; end <= in_len && kernel != 0 && stride != 0; end += stride) {
+        #if !defined(__OPTIMIZE_SIZE__)
         if (p->weight_bits == ES_NN_INT4 && !depthwise && (taps & 1u) == 0) {
             es_nn_row4(p, q, taps, input, (const uint8_t *)filter, bias, output);
-        } else {
+        } else
+        #endif
+        {
             es_nn_row(p, q, taps, step, f_chan, depthwise ? 1 : 0, input, filter, bias, output);
         }
         input += stride * ch;
