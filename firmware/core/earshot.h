@@ -253,14 +253,17 @@ int es_posterior_push(es_posterior_t *s, uint8_t prob);
 // First stage (es_vad.c, es_gate_update): per hop, the level of the first difference of the
 // samples (a +6 dB/octave high-pass: mains hum and DC count for little) against an
 // adaptive floor. While it is closed (the scene is ambient) the frontend, VAD, normalisation
-// and engine do not run live: the hop's samples go into a pre-roll ring of
-// ES_GATE_PREROLL_HOPS hops (2 bytes per sample), and the hop that leaves the ring gets a
-// feature row that is exact every ES_GATE_DECIMATE-th time (the frontend runs on it) and a
-// copy of the last exact row otherwise; that row updates the VAD floors and the
-// normalisation minima and enters the model's pre-roll, the model stays off. When the
-// first stage opens, the frontend catches up on the ring (exact rows, in order) and then
-// runs live: a wake word whose onset falls less than ES_GATE_PREROLL_HOPS hops before the
-// first stage opens is seen exactly as without the gate.
+// and engine do not run live: the hop's samples go into a raw pre-roll of
+// ES_GATE_PREROLL_HOPS hops (2 bytes per sample), and the hop that leaves it gets a feature
+// row: exact every ES_GATE_DECIMATE-th time (the frontend runs on it), otherwise a copy of
+// the last exact row, lowered per bin by what the normalisation's minimum would otherwise
+// miss (es_detector.c); that row updates the VAD floors and the normalisation minima and
+// enters the model's pre-roll, the model stays off. When the first stage opens, the frontend
+// catches up on the raw pre-roll (exact rows, in order) and then runs live, until the first
+// stage's hangover ends or, sooner, the VAD is closed while no hop is above the first stage's
+// onset (es_detector.c, "Handshake"): a wake word whose onset falls less than
+// ES_GATE_PREROLL_HOPS hops before the first stage opens is seen exactly as without the gate,
+// apart from the rows older than the pre-roll in the model's window.
 #define ES_GATE_PREROLL_HOPS (6)  // raw pre-roll, hops (60 ms; 1,920 bytes of int16)
 #define ES_GATE_DECIMATE (8)      // the frontend runs on every 8th hop while closed
 

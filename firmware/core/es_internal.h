@@ -79,7 +79,9 @@ typedef struct {
     uint8_t reserved;
 } es_gate_t;
 
-// Back to the state after init (floor unset, closed). g not NULL.
+#define ES_GATE_HANGOVER (50)  // hops open after the last onset hop (es_vad.c says why)
+
+// Back to the state after init (floor unset, open for ES_GATE_HANGOVER hops). g not NULL.
 void es_gate_reset(es_gate_t *g);
 // One hop of ES_HOP_SAMPLES int16 samples; returns 1 if the first stage is open after it.
 // g and samples not NULL.

@@ -190,7 +190,6 @@ void es_vad_get_state(const es_vad_t *v, es_vad_state_t *state) {
 // - ES_GATE_MIN_E 512 (a mean |x[n] - x[n-1]| of 3.2 LSB, about 80 dB below full scale):
 //   digital silence followed by a faint hiss does not open the stage.
 #define ES_GATE_CONFIRM (2)
-#define ES_GATE_HANGOVER (50)
 #define ES_GATE_UP_SHIFT (7)
 #define ES_GATE_MIN_E (512u)
 
@@ -201,14 +200,21 @@ void es_gate_reset(es_gate_t *g) {
 }
 
 int es_gate_update(es_gate_t *g, const int16_t *samples) {
-    uint32_t e = 0;
-    int32_t prev = g->last;
-    for (unsigned n = 0; n < ES_HOP_SAMPLES; n++) {
-        const int32_t d = samples[n] - prev;
+    // |x[0] - x[-1]|, then the differences inside the hop: the same sum, written without a
+    // value carried from one step to the next, which lets compilers vectorise the loop.
+    const int32_t d0 = samples[0] - g->last;
+    uint32_t e = (uint32_t)(d0 < 0 ? -d0 : d0);
+    const int16_t *x = samples + 1;
+    const unsigned body = (ES_HOP_SAMPLES - 1u) & ~7u;  // a multiple of 8 first (vectorised)
+    for (unsigned n = 0; n < body; n++) {
+        const int32_t d = x[n] - samples[n];
         e += (uint32_t)(d < 0 ? -d : d);
-        prev = samples[n];
     }
-    g->last = (int16_t)prev;
+    for (unsigned n = body; n < ES_HOP_SAMPLES - 1u; n++) {
+        const int32_t d = x[n] - samples[n];
+        e += (uint32_t)(d < 0 ? -d : d);
+    }
+    g->last = samples[ES_HOP_SAMPLES - 1];
     e = e > ES_GATE_MIN_E ? e : ES_GATE_MIN_E;
     if (!g->primed) {
         g->floor = e;
