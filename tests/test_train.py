@@ -312,6 +312,7 @@ def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypat
 
     stage_tmp, base = smoke
     tflite = (stage_tmp / "stage" / "model.tflite").read_bytes()
+    keras = (stage_tmp / "stage" / "model.keras").read_bytes()
     # seed 8 has the best recall, but its false accepts stay over the budget at the 0.99 cap
     numbers = {4: (0.80, 0, 0.99), 5: (0.91, 1, 0.95), 6: (0.91, 0, 0.97), 7: (0.91, 0, 0.99),
                8: (0.95, 2, 0.99)}
@@ -322,6 +323,7 @@ def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypat
         calls.append((k, cfg["seed"]))
         Path(stage_dir).mkdir(parents=True)
         (Path(stage_dir) / "model.tflite").write_bytes(tflite)
+        (Path(stage_dir) / "model.keras").write_bytes(keras)  # as save_stage keeps it
         rec, fa, cut = numbers[k]
         return {**base, "train_seed": k, "validation_recall": rec,
                 "validation_false_accepts": fa, "cutoff": cut, "validation_within_budget": k != 8}
@@ -339,6 +341,7 @@ def test_train_seeds_keeps_the_best_run_on_validation(smoke, tmp_path, monkeypat
     assert [r["train_seed"] for r in sel] == [4, 5, 6, 7, 8]
     assert [r["validation_within_budget"] for r in sel] == [True] * 4 + [False]
     assert (tmp_path / "stage" / "seed-6" / "summary.json").is_file()
+    assert (tmp_path / "pkg" / "float.keras").read_bytes() == keras  # earshot quantize's start
     with pytest.raises(ValueError, match="at least one seed"):
         train.train_seeds(cfg, tmp_path / "none", [], log=lambda m: None)
 
