@@ -1,7 +1,9 @@
 """Input-level bench: development-split recall with every positive scaled to one peak level,
 Earshot (the committed model, or ``--model DIR``) and microWakeWord's alexa side by side.
 
-Each positive (padded with 1 s of silence on both sides, as ``bench/accuracy.py``) is scaled
+Each positive of the speaker folds the model may be reported on (``--folds``, as
+``bench/accuracy.py``: by default those it neither trained nor validated on; all of them for a
+model that never read real positives), padded with 1 s of silence on both sides, is scaled
 so that its largest sample sits at PEAK_DBFS dBFS (``as recorded``: unscaled), then, with
 ``--snr DB``, mixed with seeded white noise (``earshot.evaluate.add_noise``, seed NOISE_SEED
 drawn afresh per level) at that SNR below the scaled clip's RMS. A fresh detector per clip;
@@ -40,9 +42,10 @@ def scale_to_peak(x: np.ndarray, peak_dbfs: float | None) -> np.ndarray:
     return np.clip(np.round(y), -32768, 32767).astype(np.int16)
 
 
-def run(model_dir=None, snrs=(None,), levels=PEAK_DBFS, log=print) -> list[dict]:
-    engines, pos = dev_side_by_side(
-        model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa")
+def run(model_dir=None, snrs=(None,), levels=PEAK_DBFS, log=print, folds="test") -> list[dict]:
+    engines, pos, info = dev_side_by_side(
+        model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa", folds)
+    log(f"positives: {len(pos)} clips of speaker folds {info['selected']} of {info['folds']}")
     rows = []
     for eng in engines:
         for snr in snrs:
@@ -51,7 +54,8 @@ def run(model_dir=None, snrs=(None,), levels=PEAK_DBFS, log=print) -> list[dict]
                 hits = sum(len(eng.detect(add_noise(scale_to_peak(x, level), snr, rng))) > 0
                            for _, x in pos)
                 row = {"engine": eng.name, "settings": eng.settings(), "snr_db": snr,
-                       "peak_dbfs": level, "detected": int(hits), "positives": len(pos)}
+                       "peak_dbfs": level, "detected": int(hits), "positives": len(pos),
+                       "folds": info["selected"]}
                 rows.append(row)
                 log(f"{eng.name} ({eng.settings()}), "
                     f"{'clean' if snr is None else f'{snr:g} dB SNR'}, peak "
@@ -65,9 +69,12 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="Earshot model directory (default: models/alexa)")
     ap.add_argument("--snr", type=float, action="append", default=[],
                     help="also run with seeded white noise at this SNR in dB (repeatable)")
+    ap.add_argument("--folds", default="test",
+                    help="speaker folds of the positives: test (never trained or validated "
+                    "on, default), all, or indices such as 3,4; used folds are refused")
     ap.add_argument("--json", type=Path, help="write the rows to this file")
     args = ap.parse_args(argv)
-    rows = run(args.model, [None] + args.snr)
+    rows = run(args.model, [None] + args.snr, folds=args.folds)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

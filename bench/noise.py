@@ -10,10 +10,12 @@ with alpha 1, 2, -1, -2: ``earshot.train.synth.colored_noise``); ``low`` (white 
 ``high`` (white above 4 kHz), each through an 8th-order Butterworth filter run forwards and
 backwards (``scipy.signal.sosfiltfilt``). A clip's noise comes from
 ``numpy.random.default_rng([NOISE_SEED, clip index])``, so every colour and engine gets the
-same draws. A fresh detector per clip; a clip counts when the engine fires on it. Positives
-only: false accepts are ``bench/accuracy.py``'s job. Prints one line per (engine, colour)
-with the clean count first; ``--json FILE`` writes them too. About 1 minute per engine and
-colour on one core.
+same draws. Positives: the speaker folds the model may be reported on (``--folds``, as
+``bench/accuracy.py``: by default those it neither trained nor validated on; all of them for a
+model that never read real positives). A fresh detector per clip; a clip counts when the
+engine fires on it. Positives only: false accepts are ``bench/accuracy.py``'s job. Prints
+one line per (engine, colour) with the clean count first; ``--json FILE`` writes them too.
+About 1 minute per engine and colour on one core.
 
 ``--channel telephone`` first passes every padded clip through a telephone channel: down to
 8 kHz and back up to 16 kHz (``scipy.signal.resample_poly``, the polyphase filter
@@ -92,9 +94,10 @@ def channel(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def run(model_dir=None, snr_db=10.0, colours=tuple(COLOURS), log=print,
-        channel_name: str = "none") -> list[dict]:
-    engines, pos = dev_side_by_side(
-        model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa")
+        channel_name: str = "none", folds="test") -> list[dict]:
+    engines, pos, info = dev_side_by_side(
+        model_dir or Path(__file__).resolve().parents[1] / "models" / "alexa", folds)
+    log(f"positives: {len(pos)} clips of speaker folds {info['selected']} of {info['folds']}")
     pos = [(name, channel(x, channel_name)) for name, x in pos]
     rows = []
     for eng in engines:
@@ -108,7 +111,8 @@ def run(model_dir=None, snr_db=10.0, colours=tuple(COLOURS), log=print,
             rows.append({"engine": eng.name, "settings": eng.settings(),
                          "channel": channel_name,
                          "noise": colour or "clean", "snr_db": None if colour is None else snr_db,
-                         "detected": int(hits), "positives": len(pos)})
+                         "detected": int(hits), "positives": len(pos),
+                         "folds": info["selected"]})
             where = "clean" if colour is None else f"{colour} noise at {snr_db:g} dB SNR"
             if channel_name != "none":
                 where += f", {channel_name} channel"
@@ -124,9 +128,13 @@ def main(argv=None) -> int:
                     help="only this colour (repeatable; default: all)")
     ap.add_argument("--channel", choices=sorted(CHANNELS), default="none",
                     help="pass the clips through this channel before the noise (default none)")
+    ap.add_argument("--folds", default="test",
+                    help="speaker folds of the positives: test (never trained or validated "
+                    "on, default), all, or indices such as 3,4; used folds are refused")
     ap.add_argument("--json", type=Path, help="write the rows to this file")
     args = ap.parse_args(argv)
-    rows = run(args.model, args.snr, tuple(args.colour or COLOURS), channel_name=args.channel)
+    rows = run(args.model, args.snr, tuple(args.colour or COLOURS), channel_name=args.channel,
+               folds=args.folds)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -127,3 +127,23 @@ def test_bench_table_names_the_folds_and_the_intervals():
     assert "95.8 % (23/24; 79.8-99.3)" in text and "1 (0.26; 0.01-1.47)" in text
     res["folds"]["recorded"] = False
     assert "records no fold use" in accuracy.table(res)
+
+
+def test_positives_only_benches_read_only_the_unused_folds(fake_data, tmp_path):
+    """bench/noise.py and bench/level.py (evaluate.dev_side_by_side) keep the clips of the
+    folds a model neither trained nor validated on, in dev_positives' order, refuse a used
+    fold, and keep every clip for a model that never read real positives."""
+    model = tmp_path / "model"
+    shutil.copytree(MODELS / "alexa", model)
+    man = json.loads((model / "manifest.json").read_text())
+    man["training"].pop("real_positives", None)
+    (model / "manifest.json").write_text(json.dumps(man))
+    _, pos, info = evaluate.dev_side_by_side(model)
+    assert len(pos) == 119 and info["selected"] == [0, 1, 2, 3, 4]  # 33.flac is damaged
+    man["training"]["real_positives"] = _manifest([0, 1, 2], [3])["training"]["real_positives"]
+    (model / "manifest.json").write_text(json.dumps(man))
+    _, pos, info = evaluate.dev_side_by_side(model)
+    assert [int(Path(name).stem) for name, _ in pos] == list(range(96, 120))
+    assert info["selected"] == [4]
+    with pytest.raises(evaluate.UsedFolds):
+        evaluate.dev_side_by_side(model, "3")

@@ -336,16 +336,20 @@ def check_not_trained_on(manifest: dict, paths) -> None:
 # --- evaluation -------------------------------------------------------------------------------
 
 
-def dev_side_by_side(model_dir) -> tuple[list, list]:
+def dev_side_by_side(model_dir, folds="test") -> tuple[list, list, dict]:
     """The positives-only benches' setup (``bench/level.py``, ``bench/noise.py``): the two
-    engines, ``[Earshot(model_dir), MicroWakeWord()]``, and the development positives
-    (``dataset.dev_positives``) padded and clean, as :func:`load_positives` gives them (list
-    of (file name, int16 (n,) at 16 kHz)). Raises what those raise (a missing data folder,
-    a bad model)."""
+    engines, ``[Earshot(model_dir), MicroWakeWord()]``, the development positives
+    (``dataset.dev_positives``, in that order) of the speaker ``folds`` the model may be
+    reported on (:func:`fold_positives`: "test" keeps only folds it neither trained nor
+    validated on; a model that never read real positives keeps all of them) padded and clean,
+    as :func:`load_positives` gives them (list of (file name, int16 (n,) at 16 kHz)), and the
+    fold info. Raises what those raise (a missing data folder, a bad model, UsedFolds)."""
     engines = [Earshot(model_dir), MicroWakeWord()]
-    pos, _ = load_positives(dataset.dev_positives(dataset.data_dir()), None,
-                            np.random.default_rng(NOISE_SEED), log=lambda m: None)
-    return engines, pos
+    chosen, info = fold_positives(engines[0].manifest, folds)
+    keep = {p.resolve() for p in chosen}
+    paths = [p for p in dataset.dev_positives(dataset.data_dir()) if p.resolve() in keep]
+    pos, _ = load_positives(paths, None, np.random.default_rng(NOISE_SEED), log=lambda m: None)
+    return engines, pos, info
 
 
 def audio_files(folder) -> list[Path]:
