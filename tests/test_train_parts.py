@@ -499,3 +499,27 @@ def test_strided_depthwise_trains_on_any_x86_cpu():
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0 and "trained" in res.stdout, res.stderr[-2000:]
+
+
+def test_band_limited_broadband_noise_is_off_by_default_and_puts_power_in_its_band():
+    """broadband_bands p 0 draws nothing more (same noise as before the key existed); p 1
+    puts nearly all the noise's power below the low-pass corner or above the high-pass one."""
+    from earshot.train import augmentation as aug
+
+    x = (np.sin(np.arange(16000) / 7) * 2000).astype(np.int16)
+    plain = aug.add_broadband_noise(x, 10.0, np.random.default_rng(5))
+    off = aug.add_broadband_noise(x, 10.0, np.random.default_rng(5), dict(aug.BANDS))
+    assert np.array_equal(plain, off)
+    f = np.fft.rfftfreq(16000, 1 / 16000)
+    lows = highs = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        bands = {"p": 1.0, "low_hz": (1000.0, 1000.0), "high_hz": (5000.0, 5000.0)}
+        n = aug.band_limit(rng.standard_normal(16000), rng, bands)
+        assert abs(np.sqrt(np.mean(n**2)) - 1) < 1e-9
+        s = np.abs(np.fft.rfft(n)) ** 2
+        if s[f < 1300].sum() / s.sum() > 0.97:
+            lows += 1
+        elif s[f > 4000].sum() / s.sum() > 0.97:
+            highs += 1
+    assert lows + highs == 12 and lows and highs

@@ -326,13 +326,39 @@ def check_peak_dbfs(peak_dbfs) -> tuple[float, float]:
 
 
 
-def add_broadband_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+#: Band-limited broadband noise (config ``broadband_bands``): off (p 0). Low-pass corners and
+#: high-pass corners (Hz) are drawn uniformly from these ranges; fans, air vents and running
+#: water put much of their power above a few kHz, machinery and traffic below.
+BANDS = {"p": 0.0, "low_hz": (800.0, 3000.0), "high_hz": (2000.0, 5500.0)}
+
+
+def band_limit(noise: np.ndarray, rng: np.random.Generator, bands: dict) -> np.ndarray:
+    """``noise`` (float (n,)) through a 6th-order Butterworth low-pass (p 0.5, corner uniform
+    in ``bands["low_hz"]``) or high-pass (corner uniform in ``bands["high_hz"]``), one pass
+    (``scipy.signal.sosfilt``), back to unit RMS. Returns float (n,)."""
+    from scipy.signal import butter, sosfilt
+
+    if rng.random() < 0.5:
+        sos = butter(6, rng.uniform(*bands["low_hz"]), "lowpass", fs=16000, output="sos")
+    else:
+        sos = butter(6, rng.uniform(*bands["high_hz"]), "highpass", fs=16000, output="sos")
+    y = sosfilt(sos, noise)
+    return y / (np.sqrt(np.mean(y**2)) + 1e-12)
+
+
+def add_broadband_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator,
+                        bands: dict | None = None) -> np.ndarray:
     """int16 ``x`` plus white (p 0.5) or coloured (1/f^alpha, alpha 0..1) Gaussian noise at
     ``snr_db`` below the RMS of ``x`` itself, as ``earshot.evaluate.add_noise`` measures SNR
-    (silences included). Returns int16 (n,)."""
+    (silences included), where the noise's own RMS counts. With ``bands`` (config
+    ``broadband_bands``, see BANDS) and ``bands["p"]`` > 0, that share of the noise is
+    band-limited first (:func:`band_limit`); with p 0 no further draw is made, so the noise is
+    the same as without ``bands``. Returns int16 (n,)."""
     xf = x.astype(np.float64)
     rms = np.sqrt(np.mean(xf**2)) + 1e-9
     alpha = 0.0 if rng.random() < 0.5 else rng.uniform(0.0, 1.0)
     noise = colored_noise(len(x), alpha, rng).astype(np.float64)
+    if bands is not None and bands["p"] > 0 and rng.random() < bands["p"]:
+        noise = band_limit(noise, rng, bands)
     noisy = xf + noise * rms / 10 ** (snr_db / 20)
     return np.clip(np.round(noisy), -32768, 32767).astype(np.int16)

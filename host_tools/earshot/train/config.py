@@ -79,6 +79,12 @@ DEFAULT_CONFIG = {
     # real_negatives.noisy_copy_snr_db in configs/alexa.json, so both classes see that noise.
     "broadband_fraction": 0.0,
     "broadband_snr_db": [0.0, 20.0],
+    # Share ``p`` of that broadband noise (positives, synthetic negatives and the noisy negative
+    # streams) band-limited first: a 6th-order Butterworth low-pass with its corner uniform in
+    # ``low_hz`` or a high-pass with its corner uniform in ``high_hz`` (augmentation.band_limit);
+    # p 0 (default) draws nothing more, so the data are as before.
+    "broadband_bands": {"p": augmentation.BANDS["p"], "low_hz": list(augmentation.BANDS["low_hz"]),
+                        "high_hz": list(augmentation.BANDS["high_hz"])},
     "real_negatives": {
         "sources": ["wwb", "precise", "wuw"],
         "max_clips": None,

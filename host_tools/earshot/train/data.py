@@ -325,7 +325,8 @@ def negative_streams(cfg: dict, real: list, passages: list, ctx: Context):
     if rc["noisy_copy_snr_db"] is not None and real:  # speech in broadband noise, every clip
         for k in range(int(rc["noisy_copies"])):
             nrng = np.random.default_rng([seed, 14] if k == 0 else [seed, 14, k])
-            streams.append(noisy_stream(real, rc["noisy_copy_snr_db"], nrng))
+            streams.append(noisy_stream(real, rc["noisy_copy_snr_db"], nrng,
+                                        bands=cfg["broadband_bands"]))
     hours, pass_hours = (_hours(len(streams[0])) if real else 0.0), 0.0
     if passages:
         prng = np.random.default_rng([seed, 16])
@@ -335,7 +336,8 @@ def negative_streams(cfg: dict, real: list, passages: list, ctx: Context):
         pass_hours = _hours(len(streams[-1]))
         snr = rc["noisy_copy_snr_db"] or cfg["broadband_snr_db"]
         for k in range(int(cfg["synth_passages"]["noisy_copies"])):
-            streams.append(noisy_stream(passages, snr, np.random.default_rng([seed, 17, k])))
+            streams.append(noisy_stream(passages, snr, np.random.default_rng([seed, 17, k]),
+                                        bands=cfg["broadband_bands"]))
     return streams, hours, pass_hours
 
 

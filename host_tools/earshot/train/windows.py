@@ -106,7 +106,8 @@ def positive_windows(cache: dict, idx, cfg: dict, frames: int, ctx: Context, see
                                                 **ctx.aug)
             clean = aug
             if rng.random() < cfg["broadband_fraction"]:
-                aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
+                aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng,
+                                          cfg["broadband_bands"])
             feats = inputs(aug, cfg)
             clean_feats = feats if clean is aug or twins is None else inputs(clean, cfg)
             e = end_row(aug_end)
@@ -137,7 +138,8 @@ def synth_negative_windows(cache: dict, cfg: dict, frames: int, ctx: Context, se
             raw = np.concatenate([pre, clip, np.zeros(4800, np.int16)])
             aug, _ = augmentation.augment(raw, len(raw), rng, speech=ctx.clips, **ctx.aug)
             if rng.random() < cfg["broadband_fraction"]:
-                aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng)
+                aug = add_broadband_noise(aug, rng.uniform(*cfg["broadband_snr_db"]), rng,
+                                          cfg["broadband_bands"])
             feats = inputs(aug, cfg)
             lo, hi = end_row(len(pre)) + 20, len(feats) - 1
             if hi <= lo:
@@ -156,12 +158,14 @@ def stream(clips: list[np.ndarray], rng: np.random.Generator, gap: int = 4800) -
 
 
 def noisy_stream(clips: list[np.ndarray], snr_db, rng: np.random.Generator,
-                 gap: int = 4800) -> np.ndarray:
+                 gap: int = 4800, bands: dict | None = None) -> np.ndarray:
     """Like :func:`stream`, each clip with its trailing gap mixed with broadband noise
-    (:func:`add_broadband_noise`) at an SNR drawn uniformly from ``snr_db`` (lo, hi) dB."""
+    (:func:`add_broadband_noise`, band-limited as ``bands`` says) at an SNR drawn uniformly
+    from ``snr_db`` (lo, hi) dB."""
     silence = np.zeros(gap, np.int16)
     out = [add_broadband_noise(np.concatenate([clips[k], silence]),
-                               rng.uniform(*snr_db), rng) for k in rng.permutation(len(clips))]
+                               rng.uniform(*snr_db), rng, bands)
+           for k in rng.permutation(len(clips))]
     return np.concatenate(out) if out else np.zeros(0, np.int16)
 
 
