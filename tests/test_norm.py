@@ -173,8 +173,8 @@ def _patched(b: bytes, **fields) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "fields", [{"norm": 1}, {"version": 2}, {"version": 2, "norm": 3}, {"version": 3}],
-    ids=["v1-with-norm", "v2-without-norm", "unknown-norm", "v3"],
+    "fields", [{"norm": 1}, {"version": 2}, {"version": 2, "norm": 3}, {"version": 4}],
+    ids=["v1-with-norm", "v2-without-norm", "unknown-norm", "v4-unknown"],
 )
 def test_inconsistent_header_is_refused_by_both_parsers(fields):
     bad = _patched(blob.random_model(seed=4), **fields)
