@@ -167,7 +167,8 @@ def table(r: dict) -> str:
     ]
     lines = ["| measure | all int8 | mixed int8/int4 |", "|---|---|---|"]
     for name, key, fmt in rows:
-        lines.append(f"| {name} | {fmt.format(r['int8_' + key])} | {fmt.format(r['mixed_' + key])} |")
+        a, b = fmt.format(r["int8_" + key]), fmt.format(r["mixed_" + key])
+        lines.append(f"| {name} | {a} | {b} |")
     for a in r["accuracy"]:
         snr = "clean" if a["snr_db"] is None else f"{a['snr_db']:g} dB SNR"
         for k in ("int8", "mixed"):

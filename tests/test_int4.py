@@ -43,7 +43,8 @@ def so(request, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("shape", SHAPES, ids=[f"L{a}c{b}o{c}k{d}s{e}" for a, b, c, d, e in SHAPES])
+@pytest.mark.parametrize("shape", SHAPES,
+                         ids=[f"L{a}c{b}o{c}k{d}s{e}" for a, b, c, d, e in SHAPES])
 def test_int4_kernel_matches_reference(so, kind, shape):
     layer, x = _int4_case(kind, shape)
     expect = ref_layer(layer, x)
@@ -98,7 +99,8 @@ def test_mixed_model_streams_bit_exact_and_round_trips():
     model = Model(raw)
     assert model.info["format_version"] == 3
     frames, stride = model.info["input_frames"], model.info["output_stride"]
-    feats = np.random.default_rng(3).integers(-128, 128, (frames + 10 * stride, 40)).astype(np.int8)
+    rng = np.random.default_rng(3)
+    feats = rng.integers(-128, 128, (frames + 10 * stride, 40)).astype(np.int8)
     hops, logits = Engine(model).run(feats)
     expect = [ref_network(layers, feats[n - frames + 1 : n + 1])[0, 0] for n in hops]
     np.testing.assert_array_equal(logits, np.array(expect, np.int8))

@@ -59,7 +59,8 @@ def test_mixed_blob_equals_tflm_on_its_tflite(alexa):
     flat, raw, _ = _mixed(alexa)
     model = Model(raw)
     frames, stride = model.info["input_frames"], model.info["output_stride"]
-    feats = np.random.default_rng(5).integers(-128, 128, (frames + 20 * stride, 40)).astype(np.int8)
+    rng = np.random.default_rng(5)
+    feats = rng.integers(-128, 128, (frames + 20 * stride, 40)).astype(np.int8)
     hops, logits = Engine(model).run(feats)
     interp = runtime.Interpreter.from_bytes(flat)
     want = []

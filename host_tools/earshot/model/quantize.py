@@ -323,8 +323,10 @@ Made by `earshot quantize --bits {q['bits']} --qat-epochs {q['qat_epochs']}` fro
 |---|---|
 | blob | {man['blob_bytes']:,} B{smaller}, format {3 if 4 in q['weight_bits'] else 2} |
 | weight bits per layer | {widths} |
-| validation accuracy (balanced, at the cutoff; {q['validation_windows']} windows) | {q['validation_accuracy']:.4f} |
-| detector defaults | the source's: cutoff {man['cutoff']:.3f}, window {man['window']}, refractory {man['refractory']} |
+| validation accuracy (balanced, at the cutoff; {q['validation_windows']} windows) | \
+{q['validation_accuracy']:.4f} |
+| detector defaults | the source's: cutoff {man['cutoff']:.3f}, window {man['window']}, \
+refractory {man['refractory']} |
 
 `model.tflite` is int8: TFLite has no packed int4 weights for CONV_2D, DEPTHWISE_CONV_2D or
 FULLY_CONNECTED, so the 4-bit layers are stored there as int8 holding values in [-7, 7] with
