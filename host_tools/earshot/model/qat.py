@@ -58,8 +58,9 @@ def _forward(tf, layers, bits, variables, x):
 def fine_tune(layers: list[FloatLayer], bits: list[int], x: np.ndarray, y: np.ndarray,
               epochs: int, *, lr: float = 1e-4, batch: int = 256, seed: int = 0,
               threads: int = 2, log=print) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fine-tune ``layers`` at ``bits`` on int8 windows ``x`` with labels ``y`` for
-    ``epochs`` epochs (Adam, ``lr``; the two classes weighted equally). Returns the float
+    """Fine-tune ``layers`` at ``bits`` on int8 windows ``x`` towards targets ``y`` (0..1:
+    labels, or the int8 model's own probabilities, which keeps its calibration at the
+    package's cutoff) for ``epochs`` epochs (Adam, ``lr``, cross-entropy). Returns the float
     (w, b) of every layer, in :class:`FloatLayer` layout. ``epochs`` 0 returns them as they
     are."""
     if epochs <= 0:
@@ -69,9 +70,7 @@ def fine_tune(layers: list[FloatLayer], bits: list[int], x: np.ndarray, y: np.nd
     variables = [(tf.Variable(lay.w), tf.Variable(lay.b)) for lay in layers]
     trainable = [v for pair in variables for v in pair]
     opt = tf.keras.optimizers.Adam(lr)
-    n_pos = max(1, int(y.sum()))
-    n_neg = max(1, len(y) - n_pos)
-    weight = np.where(y == 1, len(y) / (2 * n_pos), len(y) / (2 * n_neg)).astype(np.float32)
+    weight = np.ones(len(y), np.float32)
 
     @tf.function(reduce_retracing=True)
     def step(xb, yb, wb):
