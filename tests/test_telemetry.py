@@ -268,3 +268,50 @@ except ValueError as e:
     assert lines[0] == "640 1 0"
     assert lines[1] == "2000"
     assert lines[2].startswith("ValueError") and "2 channel(s)" in lines[2]
+
+
+def test_loop_calls_on_wake_per_detection_and_survives_its_errors(micropython, tmp_path):
+    """es_loop's maker hook: on_wake(hop, score) once per DETECT frame, with the same hop and
+    score; an exception in it is printed and the loop goes on; a non-callable is refused."""
+    import numpy as np
+
+    x = np.zeros(438 * 160, np.int16)
+    for hop in (5, 250, 437):
+        x[hop * 160 + 1] = 0x7F00
+    raw = tmp_path / "mic.raw"
+    raw.write_bytes(x.astype("<i2").tobytes())
+    out = _run_mp(micropython, FAKE_DETECTOR + f"""
+import es_audio
+heard = []
+def on_wake(hop, score):
+    heard.append((hop, score))
+    if hop == 250:
+        raise RuntimeError('maker bug')
+loop = es_loop.Loop(FakeDetector(), es_telemetry.Telemetry(), block_hops=10, stats_every=100,
+                    on_wake=on_wake)
+print(loop.run(es_audio.FileSource({str(raw)!r}), 0, (200, 3, 20, 1)))
+print('HEARD', heard, loop.wake_errors)
+try:
+    es_loop.Loop(FakeDetector(), es_telemetry.Telemetry(), on_wake=1)
+except TypeError as e:
+    print('ERR', e)
+""", tmp_path)
+    dec, frames = _decode_all(out)
+    dets = [(f["hop"], f["score"]) for f in frames if f.kind == T.DETECT]
+    assert [h for h, _ in dets] == [5, 250, 437]
+    text = dec.take_text()
+    assert f"HEARD {dets} 1".replace(" ", "") in text.replace(" ", "")
+    assert "RuntimeError: maker bug" in text
+    assert "(438, 3)" in text
+    assert "ERR on_wake must be callable" in text
+
+
+def test_examples_compile_and_use_the_hook():
+    """Each examples/ script is valid Python and starts the loop with on_wake."""
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+    assert {p.name for p in examples} >= {"print_on_wake.py", "led_on_wake.py",
+                                          "mqtt_on_wake.py"}
+    for p in examples:
+        src = p.read_text()
+        compile(src, str(p), "exec")
+        assert "es_loop.start(on_wake=on_wake)" in src, p.name

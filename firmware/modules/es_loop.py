@@ -31,6 +31,7 @@
 # (a list of recordings as separate streams, for tests and the demo).
 
 import gc
+import sys
 import time
 
 from es_const import FLAG_DETECT, HOP_SAMPLES
@@ -47,10 +48,18 @@ class Loop:
     over audio sources, reporting on `telemetry` (an es_telemetry.Telemetry)."""
 
     def __init__(self, detector, telemetry, block_hops=10, stats_every=100, adapter=None,
-                 on_adapted=None):
+                 on_adapted=None, on_wake=None):
         if block_hops < 1 or stats_every < 1:
             raise ValueError("block_hops and stats_every must be >= 1")
+        if on_wake is not None and not callable(on_wake):
+            raise TypeError("on_wake must be callable(hop, score) or None")
         self.detector = detector
+        # The maker's hook: on_wake(hop, score) after each detection's DETECT frame; hop counts
+        # 10 ms hops from the stream's start, score the smoothed posterior 0..255 (cutoff
+        # scale). It runs inside the loop: keep it short (set a pin, queue a message); an
+        # exception it raises is printed and the loop goes on listening.
+        self.on_wake = on_wake
+        self.wake_errors = 0  # exceptions raised by on_wake (printed, not raised)
         self.adapter = adapter  # es_adapt.Adapter or None
         self.on_adapted = on_adapted  # callable(blob) -> new detector or None
         self.adapt_us_max = 0  # longest adapter observe + step of one iteration (us)
@@ -102,6 +111,8 @@ class Loop:
                     for i in range(n_hops):
                         if flags[i] & FLAG_DETECT:
                             tel.detect(hop + i, probs[i])
+                            if self.on_wake is not None:
+                                self._wake(hop + i, probs[i])
                     detections += n
                 if self.adapter is not None:
                     new = self._adapt(samples, probs, flags)
@@ -122,6 +133,13 @@ class Loop:
                 self._stats(hop, since, last, detections, us_sum, us_max)
             tel.end(stream, hop, detections)
         return hop, detections
+
+    def _wake(self, hop, score):
+        try:
+            self.on_wake(hop, score)
+        except Exception as exc:  # noqa: BLE001 - a maker's bug must not stop the listening
+            self.wake_errors += 1
+            sys.print_exception(exc)
 
     def _adapt(self, samples, probs, flags):
         # One adapter slice after a detector block; returns a new detector or None.
@@ -245,9 +263,10 @@ def _adaptation(cfg, model, adapted):
     return adapter, on_adapted
 
 
-def start(cfg=None, telemetry=None):
+def start(cfg=None, telemetry=None, on_wake=None):
     """Run the detector on the configured source (es_config.load() when cfg is None) until
-    the source ends or Ctrl-C. Returns (hops, detections), or None when no model parses
+    the source ends or Ctrl-C; on_wake(hop, score) is called on each detection (Loop).
+    Returns (hops, detections), or None when no model parses
     (load_model): then it says so (say(): console and a TEXT frame) instead of raising, so
     main.py returns to the REPL and a new `earshot deploy` can fix the board."""
     import es_audio
@@ -263,13 +282,14 @@ def start(cfg=None, telemetry=None):
     adapter, on_adapted = _adaptation(cfg, model, adapted)
     source = es_audio.make_source(cfg)
     try:
-        loop = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted)
+        loop = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted,
+                    on_wake)
         return loop.run(source, 0, params)
     finally:
         source.close()
 
 
-def run_files(paths, cfg=None, telemetry=None):
+def run_files(paths, cfg=None, telemetry=None, on_wake=None):
     """Run the detector over each file in `paths` as its own stream (stream id = index,
     detector reset in between), as fast as possible. `cfg` overrides es_config.DEFAULTS.
     Returns a list of (hops, detections) per file; with config adapt enabled, the Loop's
@@ -282,7 +302,8 @@ def run_files(paths, cfg=None, telemetry=None):
     det, params, model, adapted = _detector(cfg)
     adapter, on_adapted = _adaptation(cfg, model, adapted)
     tel = telemetry or Telemetry()
-    loop = LAST = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted)
+    loop = LAST = Loop(det, tel, cfg["block_hops"], cfg["stats_every"], adapter, on_adapted,
+                       on_wake)
     out = []
     for i, path in enumerate(paths):
         source = es_audio.FileSource(path, realtime=False)
