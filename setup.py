@@ -2,6 +2,7 @@
 
 pyproject.toml holds the metadata; this file only extends ``build_py`` to copy the C core
 and binding sources, the on-device modules, the default models, the board definitions, the
+shipped training configs (``earshot train --preset``), the on-device examples, the
 Makefile that builds the host library, ``package.json`` and the prebuilt ``.mpy`` files of
 ``make dist`` (when built) into ``earshot/_share/`` of the build, where
 :mod:`earshot.paths` finds them once installed. An editable install copies nothing: it runs
@@ -20,7 +21,7 @@ SHARE = [
     "Makefile", "LICENSE", "package.json",
     "firmware/core/*.c", "firmware/core/*.h", "firmware/core/*.mk",
     "firmware/binding/*", "firmware/modules/*.py",
-    "models/*/*", "boards/*", "boards/*/*",
+    "models/*/*", "boards/*", "boards/*/*", "configs/*.json", "examples/*",
     "build/dist/*/_earshot.mpy",
 ]  # fmt: skip
 
